@@ -1,0 +1,163 @@
+"""Training throughput: seed 000's torch.nn Transformer vs seqfunc's functional model.
+
+Both networks have seed 000's reference shape (d_model 64, 4 heads, 2 + 2 layers,
+feed-forward 64, dropout 0.01, sinusoidal positions), train with Adam (lr 1e-3) on the same
+formula batches of 125, in one process. Prints examples/s for the reference, seqfunc eager and
+seqfunc compiled, and the ratios; the last line is one JSON object.
+
+    python benchmarks/formula_throughput.py [--steps 200] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+from torch import nn
+
+from seqfunc import optim, rng
+from seqfunc.data.formula import FormulaDataset
+from seqfunc.models import Seq2SeqTransformer
+from seqfunc.tasks import task_for
+from seqfunc.train import init_state, make_step
+
+D_MODEL, HEADS, LAYERS, D_FF, DROPOUT, BATCH = 64, 4, 2, 64, 0.01, 125
+
+
+class PositionalEncoding(nn.Module):
+    """Seed 000 5.5 (d2l's), verbatim in behaviour."""
+
+    def __init__(self, num_hiddens, max_len=1000):
+        super().__init__()
+        self.P = torch.zeros((1, max_len, num_hiddens))
+        X = torch.arange(max_len, dtype=torch.float32).reshape(-1, 1) / torch.pow(
+            10000, torch.arange(0, num_hiddens, 2, dtype=torch.float32) / num_hiddens
+        )
+        self.P[:, :, 0::2] = torch.sin(X)
+        self.P[:, :, 1::2] = torch.cos(X)
+
+    def forward(self, X):
+        return X + self.P[:, : X.shape[1], :].to(X.device)
+
+
+class ReferenceTransformer(nn.Module):
+    """Seed 000's ``TransformerNetwork`` (5.3d), with positional encoding."""
+
+    def __init__(self, dim_vocab, padding_token):
+        super().__init__()
+        self.padding_token = padding_token
+        self.embedding = nn.Embedding(dim_vocab, D_MODEL)
+        self.dropout = nn.Dropout(DROPOUT)
+        self.transformer = nn.Transformer(
+            D_MODEL, HEADS, LAYERS, LAYERS, D_FF, DROPOUT, batch_first=True
+        )
+        self.predict = nn.Linear(D_MODEL, dim_vocab)
+        self.pos_encoding = PositionalEncoding(D_MODEL)
+
+    def forward(self, src, tgt):
+        pad_src = src == self.padding_token
+        pad_tgt = tgt == self.padding_token
+        causal = torch.tril(torch.ones(tgt.shape[1], tgt.shape[1])) == 0
+        x = self.dropout(self.pos_encoding(self.embedding(src)))
+        y = self.pos_encoding(self.embedding(tgt))
+        out = self.transformer(
+            x, y, tgt_mask=causal, src_key_padding_mask=pad_src,
+            tgt_key_padding_mask=pad_tgt, memory_key_padding_mask=pad_src,
+        )
+        return self.predict(out)
+
+
+def time_reference(batches, dataset, warmup):
+    torch.manual_seed(0)
+    net = ReferenceTransformer(len(dataset.target_vocab), dataset.pad_id)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=dataset.pad_id)
+    net.train()
+
+    def step(b):
+        logits = net(b["src"], b["tgt_in"])
+        loss = loss_fn(logits.transpose(1, 2), b["tgt_out"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for b in batches[:warmup]:
+        step(b)
+    start = time.perf_counter()
+    for b in batches[warmup:]:
+        loss = step(b)
+    float(loss)
+    return (len(batches) - warmup) * BATCH / (time.perf_counter() - start)
+
+
+def time_seqfunc(batches, dataset, warmup, compile):
+    model = Seq2SeqTransformer(
+        Seq2SeqTransformer.config_for(
+            dataset, d_model=D_MODEL, heads=HEADS, encoder_layers=LAYERS,
+            decoder_layers=LAYERS, d_ff=D_FF, dropout=DROPOUT,
+        )
+    )
+    optimizer = optim.adam(1e-3)
+    state = init_state(model.init(rng.key(0)), optimizer)
+    step = make_step(task_for(dataset).loss_fn(model), optimizer, compile=compile)
+    key = rng.key(1)
+    start = time.perf_counter()
+    state, metrics = step(state, batches[0], rng.fold_in(key, 0))
+    float(metrics["loss"])
+    first_call = time.perf_counter() - start
+    for i, b in enumerate(batches[1:warmup], start=1):
+        state, metrics = step(state, b, rng.fold_in(key, i))
+    start = time.perf_counter()
+    for i, b in enumerate(batches[warmup:], start=warmup):
+        state, metrics = step(state, b, rng.fold_in(key, i))
+    float(metrics["loss"])
+    return (len(batches) - warmup) * BATCH / (time.perf_counter() - start), first_call
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per contender")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    dataset = FormulaDataset()
+    need = args.steps + args.warmup
+    batches, epoch = [], 0
+    while len(batches) < need:
+        batches += list(dataset.batches("train", BATCH, epoch=epoch))
+        epoch += 1
+    batches = batches[:need]
+
+    ref = time_reference(batches, dataset, args.warmup)
+    eager, _ = time_seqfunc(batches, dataset, args.warmup, compile=False)
+    compiled, compile_seconds = time_seqfunc(batches, dataset, args.warmup, compile=True)
+
+    rows = [
+        ("torch.nn.Transformer (seed 000)", ref, 1.0),
+        ("seqfunc eager", eager, eager / ref),
+        ("seqfunc compiled", compiled, compiled / ref),
+    ]
+    print(f"threads={torch.get_num_threads()} batch={BATCH} timed steps={args.steps}")
+    print(f"{'contender':<34}{'examples/s':>12}{'ratio':>8}")
+    for name, value, ratio in rows:
+        print(f"{name:<34}{value:>12.0f}{ratio:>8.2f}")
+    print(f"compile (first compiled call): {compile_seconds:.1f} s")
+    print(json.dumps({
+        "ref_examples_per_s": round(ref, 1),
+        "eager_examples_per_s": round(eager, 1),
+        "compiled_examples_per_s": round(compiled, 1),
+        "ratio_eager": round(eager / ref, 3),
+        "ratio_compiled": round(compiled / ref, 3),
+        "compile_seconds": round(compile_seconds, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

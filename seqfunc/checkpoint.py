@@ -1,0 +1,108 @@
+"""Saving and loading runs. Tensors go to safetensors (loading runs no code), the rest to JSON;
+every file is written atomically (temp file + rename), so a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
+
+PARAMS_FILE = "params.safetensors"
+OPT_STATE_FILE = "opt_state.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (same folder, so the rename is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    atomic_write(path, write)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+def _contiguous_cpu(tree: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in tree.items()}
+
+
+def save_params(path: str | os.PathLike, params: dict) -> None:
+    """Params as safetensors, keyed by dotted path (``encoder.layers.0.attn.qkv.weight``)."""
+    flat = _contiguous_cpu(flatten_dict(params))
+    atomic_write(path, lambda tmp: save_file(flat, tmp))
+
+
+def load_params(path: str | os.PathLike, template: dict, *, device=None) -> dict:
+    """Load into the structure of ``template`` (e.g. ``model.init(key)``); names and shapes
+    must match exactly, and a mismatch names the keys."""
+    try:
+        flat = load_file(str(path), device=str(device or "cpu"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    expected = flatten_dict(template)
+    missing, unexpected = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: parameters do not match the model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    for name, value in expected.items():
+        if tuple(flat[name].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{path}: {name} has shape {tuple(flat[name].shape)}, the model expects "
+                f"{tuple(value.shape)}"
+            )
+    leaves, spec = tree_flatten(template)
+    if any(a is not b for a, b in zip(leaves, expected.values())):  # orders must agree
+        raise CheckpointError("internal: pytree and dotted-name flattening orders differ")
+    return tree_unflatten([flat[name] for name in expected], spec)
+
+
+def save_tree(path: str | os.PathLike, tree: Any) -> None:
+    """Any pytree of tensors (e.g. optimizer state), leaves numbered in flattening order."""
+    leaves, _ = tree_flatten(tree)
+    flat = _contiguous_cpu({str(i): leaf for i, leaf in enumerate(leaves)})
+    atomic_write(path, lambda tmp: save_file(flat, tmp))
+
+
+def load_tree(path: str | os.PathLike, template: Any, *, device=None) -> Any:
+    flat = load_file(str(path), device=str(device or "cpu"))
+    leaves, spec = tree_flatten(template)
+    if len(flat) != len(leaves):
+        raise CheckpointError(f"{path}: {len(flat)} tensors, expected {len(leaves)}")
+    return tree_unflatten([flat[str(i)] for i in range(len(leaves))], spec)

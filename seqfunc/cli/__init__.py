@@ -1,0 +1,51 @@
+"""The ``seqfunc`` command. Each subcommand lives in its own module of this package and
+provides ``add_parser(subparsers)``; the parser it adds sets ``func(args) -> exit code``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from seqfunc.checkpoint import CheckpointError
+from seqfunc.config import ConfigError
+from seqfunc.registry import RegistryError
+
+#: Subcommand modules, in the order ``seqfunc --help`` lists them.
+COMMANDS = ["train", "predict"]
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2, no traceback."""
+
+
+#: Exceptions that mean "the input is wrong", not "seqfunc is broken".
+USER_ERRORS = (UsageError, ConfigError, RegistryError, CheckpointError, FileNotFoundError,
+               UnicodeDecodeError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqfunc", description="Sequence models as pure functions, trained with torch.func."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"seqfunc.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seqfunc {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

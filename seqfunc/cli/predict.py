@@ -1,0 +1,40 @@
+"""``seqfunc predict RUN TEXT``: decode one input with a trained seq2seq run."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="predict the output for one input with a trained run")
+    p.add_argument("run", help="run folder written by seqfunc train")
+    p.add_argument("text", help='the input, e.g. "123+123"')
+    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from seqfunc.cli import UsageError
+    from seqfunc.decode import beam_search
+    from seqfunc.run import load_run
+
+    if args.beam < 1:
+        raise UsageError(f"--beam must be >= 1, got {args.beam}")
+    loaded = load_run(args.run, device=args.device)
+    dataset, model = loaded.dataset, loaded.model
+    if dataset.task != "seq2seq":
+        raise UsageError(f"{args.run} is a {dataset.task!r} run; predict needs a seq2seq run")
+    try:
+        ids = dataset.encode_source(args.text)
+    except ValueError as exc:
+        raise UsageError(f"input {args.text!r}: {exc}") from None
+    src = torch.tensor([ids], device=args.device)
+    out = beam_search(
+        model, loaded.params, src, bos_id=dataset.bos_id, eos_id=dataset.eos_id,
+        pad_id=dataset.pad_id, max_len=dataset.max_target_len, beam=args.beam,
+    )
+    print(dataset.decode_target(out[0].tolist()))
+    return 0

@@ -1,0 +1,114 @@
+"""``seqfunc train [DATASET] [--model MODEL] [options]``: train and evaluate, save a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import attrs
+
+from seqfunc.cli.options import parse_assignment
+from seqfunc.config import from_dict
+
+# Shortcut flags for model options; "layers" fans out to whichever layer counts a model has.
+MODEL_SHORTCUTS = {"d_model": "d_model", "heads": "heads", "d_ff": "d_ff", "dropout": "dropout"}
+LAYER_FIELDS = ("layers", "encoder_layers", "decoder_layers", "num_layers")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model on a dataset (default: the formula calculator)",
+        description="Train a registered model on a registered dataset and save a run folder "
+        "(config.json, metrics.jsonl, curves.png, params.safetensors).",
+    )
+    p.add_argument("dataset", nargs="?", default=None, help="dataset name (default: formula)")
+    p.add_argument("--model", default=None, help="model name (default: the dataset's default)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NAME-TIME)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="a config.json of an earlier run to start from")
+    g = p.add_argument_group("training")
+    g.add_argument("--steps", type=int)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="peak learning rate")
+    g.add_argument("--optimizer", choices=("adam", "adamw", "radam", "sgd"))
+    g.add_argument("--schedule", choices=("constant", "warmup_cosine", "step"))
+    g.add_argument("--warmup-steps", type=int)
+    g.add_argument("--clip-norm", type=float)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="cpu, cuda, cuda:1, mps ...")
+    g.add_argument("--compile", dest="compile", action="store_true", default=None,
+                   help="compile the train step (default: on for CUDA, off for CPU)")
+    g.add_argument("--no-compile", dest="compile", action="store_false")
+    g.add_argument("--eval-every", type=int)
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m = p.add_argument_group("model size")
+    m.add_argument("--d-model", type=int)
+    m.add_argument("--heads", type=int)
+    m.add_argument("--layers", type=int, help="layers (encoder and decoder each)")
+    m.add_argument("--d-ff", type=int)
+    m.add_argument("--dropout", type=float)
+    p.add_argument("-m", "--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any model config field, e.g. -m norm_first=true")
+    p.add_argument("-d", "--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any dataset config field, e.g. -d complexity=4")
+    p.set_defaults(func=run)
+
+
+def resolve_config(args: argparse.Namespace):
+    """TrainConfig = defaults < the dataset's recommended recipe < --config file < flags."""
+    from seqfunc import registry
+    from seqfunc.checkpoint import read_json
+    from seqfunc.fit import TrainConfig
+
+    fields: dict = {}
+    if args.config:
+        fields.update(read_json(args.config).get("train", {}))
+    dataset = args.dataset or fields.get("dataset") or TrainConfig().dataset
+    recipe = dict(getattr(registry.get_dataset(dataset), "train_defaults", {}))
+    if not args.config or fields.get("dataset") != dataset:
+        fields = {**recipe, **{k: v for k, v in fields.items() if k not in ("dataset", "model")}}
+    fields["dataset"] = dataset
+    fields["model"] = args.model or fields.get("model") or TrainConfig().model
+    flag_fields = {
+        "steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size,
+        "lr": args.lr, "optimizer": args.optimizer, "schedule": args.schedule,
+        "warmup_steps": args.warmup_steps, "clip_norm": args.clip_norm, "seed": args.seed,
+        "device": args.device, "compile": args.compile, "eval_every": args.eval_every,
+    }
+    fields.update({k: v for k, v in flag_fields.items() if v is not None})
+    if args.steps is not None and args.epochs is None:
+        fields["epochs"] = None
+    if args.epochs is not None and args.steps is None:
+        fields["steps"] = None
+
+    model_options = dict(fields.get("model_options", {}))
+    model_cls = registry.get_model(fields["model"])
+    model_fields = {a.name for a in attrs.fields(model_cls.Config)}
+    for flag, name in MODEL_SHORTCUTS.items():
+        if getattr(args, flag) is not None:
+            model_options[name] = getattr(args, flag)
+    if args.layers is not None:
+        for name in LAYER_FIELDS:
+            if name in model_fields:
+                model_options[name] = args.layers
+    model_options.update(parse_assignment(a) for a in args.model_option)
+    data_options = dict(fields.get("dataset_options", {}))
+    data_options.update(parse_assignment(a) for a in args.data_option)
+    fields["model_options"], fields["dataset_options"] = model_options, data_options
+    return from_dict(TrainConfig, fields, where="train options")
+
+
+def run(args: argparse.Namespace) -> int:
+    from seqfunc.fit import fit
+
+    cfg = resolve_config(args)
+    out = args.out or Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    start = time.perf_counter()
+    final = fit(cfg, out, progress=not args.no_progress)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nrun folder: {out}  ({minutes:.1f} min)")
+    summary = {k: v for k, v in final.items() if isinstance(v, float)}
+    print("validation: " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+    return 0

@@ -1,0 +1,22 @@
+"""Padding and trimming of token id sequences."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def pad_or_trim(tokens: Sequence[int], length: int, pad_id: int) -> list[int]:
+    """Cut ``tokens`` to ``length`` or append ``pad_id`` up to it (seed 000 5.1c). Pure."""
+    tokens = list(tokens[:length])
+    return tokens + [pad_id] * (length - len(tokens))
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], length: int, pad_id: int) -> np.ndarray:
+    """``(len(sequences), length)`` int64 array, each row padded or trimmed."""
+    out = np.full((len(sequences), length), pad_id, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        seq = seq[:length]
+        out[row, : len(seq)] = seq
+    return out

@@ -1,0 +1,35 @@
+"""Pure layers as init/apply pairs: ``init_x(key, ...) -> params``, ``x(params, ...)``."""
+
+from seqfunc.nn.attention import (
+    attention_weights,
+    dot_product_attention,
+    init_multi_head_attention,
+    multi_head_attention,
+)
+from seqfunc.nn.dropout import dropout
+from seqfunc.nn.embedding import embedding, init_embedding
+from seqfunc.nn.feedforward import feed_forward, init_feed_forward
+from seqfunc.nn.linear import init_linear, linear
+from seqfunc.nn.masks import causal_mask, combine_masks, padding_mask
+from seqfunc.nn.norm import init_layer_norm, layer_norm
+from seqfunc.nn.positional import add_sinusoidal, sinusoidal_encoding
+from seqfunc.nn.transformer import (
+    BlockOptions,
+    decoder,
+    decoder_layer,
+    encoder,
+    encoder_layer,
+    init_decoder,
+    init_decoder_layer,
+    init_encoder,
+    init_encoder_layer,
+)
+
+__all__ = [
+    "attention_weights", "dot_product_attention", "init_multi_head_attention",
+    "multi_head_attention", "dropout", "embedding", "init_embedding", "feed_forward",
+    "init_feed_forward", "init_linear", "linear", "causal_mask", "combine_masks",
+    "padding_mask", "init_layer_norm", "layer_norm", "add_sinusoidal", "sinusoidal_encoding",
+    "BlockOptions", "decoder", "decoder_layer", "encoder", "encoder_layer", "init_decoder",
+    "init_decoder_layer", "init_encoder", "init_encoder_layer",
+]

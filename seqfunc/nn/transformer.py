@@ -1,0 +1,143 @@
+"""Transformer encoder and decoder layers and stacks (post-norm by default, as
+``torch.nn.Transformer``; ``norm_first=True`` gives pre-norm)."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from seqfunc import rng
+from seqfunc.nn.attention import init_multi_head_attention, multi_head_attention
+from seqfunc.nn.dropout import dropout
+from seqfunc.nn.feedforward import feed_forward, init_feed_forward
+from seqfunc.nn.norm import init_layer_norm, layer_norm
+
+
+@attrs.frozen
+class BlockOptions:
+    """Hyper-parameters every layer of a stack shares (static: not part of the params)."""
+
+    heads: int
+    dropout: float = 0.0
+    norm_first: bool = False
+    activation: str = "relu"
+
+
+def init_encoder_layer(key: rng.KeyArray, d_model: int, d_ff: int) -> dict:
+    k1, k2 = rng.split(key)
+    return {
+        "attn": init_multi_head_attention(k1, d_model),
+        "attn_norm": init_layer_norm(d_model),
+        "ff": init_feed_forward(k2, d_model, d_ff),
+        "ff_norm": init_layer_norm(d_model),
+    }
+
+
+def init_decoder_layer(key: rng.KeyArray, d_model: int, d_ff: int) -> dict:
+    k1, k2, k3 = rng.split(key, 3)
+    return {
+        "self_attn": init_multi_head_attention(k1, d_model),
+        "self_attn_norm": init_layer_norm(d_model),
+        "cross_attn": init_multi_head_attention(k2, d_model, cross=True),
+        "cross_attn_norm": init_layer_norm(d_model),
+        "ff": init_feed_forward(k3, d_model, d_ff),
+        "ff_norm": init_layer_norm(d_model),
+    }
+
+
+def _residual(x, norm_params, sublayer, opts: BlockOptions, key, train):
+    """``x + dropout(sublayer(x))`` with the norm before (pre-norm) or after (post-norm)."""
+    if opts.norm_first:
+        return x + dropout(sublayer(layer_norm(norm_params, x)), opts.dropout, key=key, train=train)
+    return layer_norm(norm_params, x + dropout(sublayer(x), opts.dropout, key=key, train=train))
+
+
+def _layer_keys(key, n):
+    return [None] * n if key is None else list(rng.split(key, n))
+
+
+def encoder_layer(
+    params: dict,
+    x: torch.Tensor,
+    *,
+    opts: BlockOptions,
+    mask: torch.Tensor | None = None,
+    key: rng.KeyArray | None = None,
+    train: bool = False,
+) -> torch.Tensor:
+    """``x``: ``(b, t, d)``; ``mask`` broadcastable to ``(b, h, t, t)`` -> ``(b, t, d)``."""
+    k_attn, k_ff_inner, k_ff = _layer_keys(key, 3)
+    attend = lambda h: multi_head_attention(params["attn"], h, heads=opts.heads, mask=mask)
+    x = _residual(x, params["attn_norm"], attend, opts, k_attn, train)
+    ff = lambda h: feed_forward(
+        params["ff"], h, activation=opts.activation, dropout_rate=opts.dropout,
+        key=k_ff_inner, train=train,
+    )
+    return _residual(x, params["ff_norm"], ff, opts, k_ff, train)
+
+
+def decoder_layer(
+    params: dict,
+    x: torch.Tensor,
+    memory: torch.Tensor,
+    *,
+    opts: BlockOptions,
+    self_mask: torch.Tensor | None = None,
+    memory_mask: torch.Tensor | None = None,
+    key: rng.KeyArray | None = None,
+    train: bool = False,
+) -> torch.Tensor:
+    """``x``: ``(b, t, d)`` targets; ``memory``: ``(b, s, d)`` encoder output -> ``(b, t, d)``."""
+    k_self, k_cross, k_ff_inner, k_ff = _layer_keys(key, 4)
+    self_attend = lambda h: multi_head_attention(
+        params["self_attn"], h, heads=opts.heads, mask=self_mask
+    )
+    x = _residual(x, params["self_attn_norm"], self_attend, opts, k_self, train)
+    cross_attend = lambda h: multi_head_attention(
+        params["cross_attn"], h, memory, heads=opts.heads, mask=memory_mask
+    )
+    x = _residual(x, params["cross_attn_norm"], cross_attend, opts, k_cross, train)
+    ff = lambda h: feed_forward(
+        params["ff"], h, activation=opts.activation, dropout_rate=opts.dropout,
+        key=k_ff_inner, train=train,
+    )
+    return _residual(x, params["ff_norm"], ff, opts, k_ff, train)
+
+
+def init_encoder(key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int) -> dict:
+    """``{"layers": [layer, ...], "norm": final layer norm}`` (as ``torch.nn.Transformer``)."""
+    keys = rng.split(key, num_layers) if num_layers else []
+    return {
+        "layers": [init_encoder_layer(k, d_model, d_ff) for k in keys],
+        "norm": init_layer_norm(d_model),
+    }
+
+
+def init_decoder(key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int) -> dict:
+    keys = rng.split(key, num_layers) if num_layers else []
+    return {
+        "layers": [init_decoder_layer(k, d_model, d_ff) for k in keys],
+        "norm": init_layer_norm(d_model),
+    }
+
+
+def encoder(params, x, *, opts: BlockOptions, mask=None, key=None, train=False) -> torch.Tensor:
+    """A stack of encoder layers and the final norm: ``(b, t, d) -> (b, t, d)``."""
+    keys = _layer_keys(key, len(params["layers"]))
+    for layer_params, layer_key in zip(params["layers"], keys):
+        x = encoder_layer(layer_params, x, opts=opts, mask=mask, key=layer_key, train=train)
+    return layer_norm(params["norm"], x)
+
+
+def decoder(
+    params, x, memory, *, opts: BlockOptions, self_mask=None, memory_mask=None, key=None,
+    train=False,
+) -> torch.Tensor:
+    """A stack of decoder layers and the final norm: ``(b, t, d) -> (b, t, d)``."""
+    keys = _layer_keys(key, len(params["layers"]))
+    for layer_params, layer_key in zip(params["layers"], keys):
+        x = decoder_layer(
+            layer_params, x, memory, opts=opts, self_mask=self_mask, memory_mask=memory_mask,
+            key=layer_key, train=train,
+        )
+    return layer_norm(params["norm"], x)

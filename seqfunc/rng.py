@@ -1,0 +1,108 @@
+"""Stateless, explicit random keys (JAX style) from integer tensor arithmetic.
+
+A key is an ``int64`` tensor of shape ``(2,)`` holding two 32-bit words. Random draws are a
+counter-based hash of (key, element index), so they
+
+* are a pure function of the key: same key, same numbers, on any device;
+* work under ``torch.func.vmap`` (a batch of keys gives independent draws per member);
+* compile with ``torch.compile`` (only integer elementwise ops, no generator state).
+
+Nothing here touches torch's global RNG.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+__all__ = ["key", "split", "fold_in", "random_bits", "uniform", "normal", "bernoulli", "KeyArray"]
+
+KeyArray = torch.Tensor
+_MASK32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit avalanche hash ("lowbias32") on int64 tensors holding values < 2**32."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK32
+    return x ^ (x >> 16)
+
+
+def _hash(key: KeyArray, counter: torch.Tensor) -> torch.Tensor:
+    """32 random bits per entry of ``counter`` for this key.
+
+    One avalanche round over (counter offset by one key word, scrambled by the other): the
+    fewest elementwise ops that still decorrelate neighbouring counters and keys, since this
+    runs over every activation that dropout touches.
+    """
+    return _mix32((((counter + key[..., 1]) * _GOLDEN) & _MASK32) ^ key[..., 0])
+
+
+def key(seed: int, device: torch.device | str | None = None) -> KeyArray:
+    """A new key from an integer seed: ``(2,)`` int64."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"key(seed): seed must be an int, got {type(seed).__name__}")
+    lo, hi = seed & _MASK32, (seed >> 32) & _MASK32
+    words = torch.tensor([lo, hi], dtype=torch.int64, device=device)
+    counter = torch.tensor([0, 1], dtype=torch.int64, device=device)
+    return _mix32(_mix32(words ^ (counter * _GOLDEN & _MASK32)) + counter)
+
+
+def split(key: KeyArray, num: int = 2) -> KeyArray:
+    """``num`` independent keys derived from ``key``: shape ``(num, 2)``.
+
+    Unpack with ``k1, k2 = split(key)``.
+    """
+    counter = torch.arange(2 * num, dtype=torch.int64, device=key.device) + 0x5BD1E995
+    return _hash(key, counter).reshape(num, 2)
+
+
+def fold_in(key: KeyArray, data: int) -> KeyArray:
+    """A key derived from ``key`` and an integer (a layer index, a step, an epoch)."""
+    data = int(data) & _MASK32
+    counter = torch.tensor([2 * data, 2 * data + 1], dtype=torch.int64, device=key.device)
+    return _hash(_mix32(key ^ 0x2545F491), counter)
+
+
+def random_bits(key: KeyArray, shape: Sequence[int]) -> torch.Tensor:
+    """Uniform 32-bit integers in ``[0, 2**32)`` as int64, of the given shape."""
+    numel = math.prod(shape)
+    counter = torch.arange(numel, dtype=torch.int64, device=key.device)
+    return _hash(key, counter).reshape(tuple(shape))
+
+
+def uniform(
+    key: KeyArray,
+    shape: Sequence[int],
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Uniform floats in ``[low, high)`` (24 bits of resolution)."""
+    unit = (random_bits(key, shape) >> 8).to(dtype) * (2.0**-24)
+    return low + (high - low) * unit
+
+
+def normal(
+    key: KeyArray, shape: Sequence[int], *, std: float = 1.0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Standard normal draws (Box-Muller), scaled by ``std``."""
+    k1, k2 = split(key)
+    u1 = uniform(k1, shape, dtype=torch.float32)
+    u2 = uniform(k2, shape, dtype=torch.float32)
+    radius = torch.sqrt(-2.0 * torch.log1p(-u1))  # 1 - u1 is in (0, 1]: log is finite
+    return (std * radius * torch.cos(2.0 * math.pi * u2)).to(dtype)
+
+
+def bernoulli(key: KeyArray, p: float, shape: Sequence[int]) -> torch.Tensor:
+    """Boolean tensor, True with probability ``p`` (exact to 2**-32)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
+    threshold = int(round(p * 2**32))
+    return random_bits(key, shape) < threshold

@@ -1,0 +1,43 @@
+"""A saved run folder, loaded back: config, dataset, model and parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from seqfunc import registry, rng
+from seqfunc.checkpoint import CheckpointError, load_params, read_json
+from seqfunc.config import from_dict
+
+
+@attrs.frozen
+class Run:
+    path: Path
+    config: dict
+    dataset: Any
+    model: Any
+    params: dict
+
+
+def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
+    """Rebuild the dataset and model of a run folder written by :func:`seqfunc.fit.fit` and
+    load its parameters (safetensors: no code runs on load)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such run folder")
+    config = read_json(path / "config.json")
+    try:
+        dataset_cls = registry.get_dataset(config["dataset"]["name"])
+        model_cls = registry.get_model(config["model"]["name"])
+        dataset_config = config["dataset"]["config"]
+        model_config = config["model"]["config"]
+    except KeyError as exc:
+        raise CheckpointError(f"{path / 'config.json'}: missing field {exc}") from None
+    dataset = dataset_cls(from_dict(dataset_cls.Config, dataset_config, where=f"{path}/config.json dataset"))
+    model = model_cls(from_dict(model_cls.Config, model_config, where=f"{path}/config.json model"))
+    template = model.init(rng.key(0))
+    params = load_params(path / "params.safetensors", template, device=device)
+    return Run(path, config, dataset, model, params)

@@ -1,0 +1,70 @@
+"""The generic stepper: one train step for any model and task, optionally compiled.
+
+    step = make_step(loss_fn, optimizer)                 # loss_fn(params, batch, key)
+    state = init_state(params, optimizer)
+    state, metrics = step(state, batch, key)
+
+``step`` is a pure function ``(state, batch, key) -> (state, metrics)`` built on
+``torch.func.grad_and_value``; ``compile=True`` wraps the *whole* step (forward, backward,
+clipping, optimizer update) in one ``torch.compile`` graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import torch
+from torch.func import grad_and_value
+
+from seqfunc import optim
+from seqfunc.tree import tree_leaves
+
+PyTree = Any
+LossFn = Callable[[PyTree, dict, torch.Tensor], tuple[torch.Tensor, dict]]
+
+
+class TrainState(NamedTuple):
+    params: PyTree
+    opt_state: PyTree
+    step: torch.Tensor  # 0-d int64: a tensor so that compiled code does not specialise on it
+
+
+def init_state(params: PyTree, optimizer: optim.GradientTransformation) -> TrainState:
+    device = next(x.device for x in tree_leaves(params) if isinstance(x, torch.Tensor))
+    return TrainState(params, optimizer.init(params), torch.zeros((), dtype=torch.int64, device=device))
+
+
+def resolve_compile(compile: bool | None, device: torch.device | str) -> bool:
+    """``None`` means the default: compile on CUDA, not on the CPU."""
+    if compile is None:
+        return torch.device(device).type == "cuda"
+    return bool(compile)
+
+
+def make_step(
+    loss_fn: LossFn,
+    optimizer: optim.GradientTransformation,
+    *,
+    compile: bool | None = False,
+    device: torch.device | str = "cpu",
+) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
+    """Build ``step(state, batch, key) -> (state, metrics)``.
+
+    ``loss_fn(params, batch, key) -> (loss, aux_metrics)``. The metrics returned are 0-d
+    tensors (``loss``, ``grad_norm`` and the aux ones); reading them (``.item()``) is left to
+    the caller, so nothing synchronises inside the step. ``compile=None`` picks the device
+    default (see :func:`resolve_compile`). Keep batch shapes fixed so a compiled step
+    compiles once.
+    """
+    value_and_grad = grad_and_value(loss_fn, has_aux=True)
+
+    def step(state: TrainState, batch: dict, key: torch.Tensor):
+        grads, (loss, aux) = value_and_grad(state.params, batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optim.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "grad_norm": optim.global_norm(grads), **aux}
+        return TrainState(params, opt_state, state.step + 1), metrics
+
+    if resolve_compile(compile, device):
+        return torch.compile(step, dynamic=False)
+    return step

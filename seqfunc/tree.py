@@ -1,0 +1,92 @@
+"""Pytree helpers: parameters are nested dicts (and lists/tuples) of tensors.
+
+Built on ``torch.utils._pytree`` so that everything here also understands the containers
+torch.func and torch.compile understand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch.utils import _pytree as pytree
+
+PyTree = Any
+
+__all__ = [
+    "tree_map",
+    "tree_leaves",
+    "tree_flatten",
+    "tree_unflatten",
+    "tree_count",
+    "tree_stack",
+    "tree_unstack",
+    "flatten_dict",
+    "unflatten_dict",
+]
+
+
+def tree_map(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+    """Apply ``fn`` leaf-wise over one or more trees of the same structure."""
+    return pytree.tree_map(fn, tree, *rest)
+
+
+def tree_leaves(tree: PyTree) -> list[Any]:
+    return pytree.tree_leaves(tree)
+
+
+def tree_flatten(tree: PyTree):
+    return pytree.tree_flatten(tree)
+
+
+def tree_unflatten(leaves: list[Any], spec) -> PyTree:
+    return pytree.tree_unflatten(leaves, spec)
+
+
+def tree_count(tree: PyTree) -> int:
+    """Number of scalar entries over all tensor leaves (a parameter count)."""
+    return sum(leaf.numel() for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor))
+
+
+def tree_stack(trees: list[PyTree]) -> PyTree:
+    """Stack trees of identical structure along a new leading axis (for ``vmap``).
+
+    ``[{w: (a, b)}] * n -> {w: (n, a, b)}``
+    """
+    if not trees:
+        raise ValueError("tree_stack needs at least one tree")
+    return tree_map(lambda *leaves: torch.stack(leaves), *trees)
+
+
+def tree_unstack(tree: PyTree) -> list[PyTree]:
+    """Inverse of :func:`tree_stack`: ``{w: (n, a, b)} -> [{w: (a, b)}] * n``."""
+    leaves, spec = tree_flatten(tree)
+    if not leaves:
+        return []
+    n = leaves[0].shape[0]
+    return [tree_unflatten([leaf[i] for leaf in leaves], spec) for i in range(n)]
+
+
+def flatten_dict(tree: dict, prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """``{"a": {"b": t}} -> {"a.b": t}``; list/tuple children are keyed by index."""
+    flat: dict[str, Any] = {}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+    for name, child in items:
+        key = f"{prefix}{sep}{name}" if prefix else str(name)
+        if isinstance(child, (dict, list, tuple)):
+            flat.update(flatten_dict(child, key, sep))
+        else:
+            flat[key] = child
+    return flat
+
+
+def unflatten_dict(flat: dict[str, Any], sep: str = ".") -> dict:
+    """Inverse of :func:`flatten_dict` for dict-only trees (numeric keys stay strings)."""
+    tree: dict = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, last = key.split(sep)
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return tree
