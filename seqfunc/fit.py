@@ -134,7 +134,10 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
     dataset, model, task = build(cfg)
-    steps_per_epoch = dataset.num_examples("train") // cfg.batch_size
+    steps_per_epoch = (  # datasets with bucketed batches say how many they make
+        dataset.num_batches("train", cfg.batch_size) if hasattr(dataset, "num_batches")
+        else dataset.num_examples("train") // cfg.batch_size
+    )
     if steps_per_epoch == 0:
         raise ConfigError(
             f"batch_size={cfg.batch_size} is larger than the training split "

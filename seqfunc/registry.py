@@ -7,6 +7,9 @@ to import is reported with its distribution, version and error without affecting
 
 A name that two distributions register is ambiguous: ask for ``dist:name``. Set
 ``SEQFUNC_DISABLE_PLUGIN_AUTOLOAD=1`` to see only seqfunc's own entries.
+
+:func:`status` is the view ``seqfunc list`` prints: every entry with its origin and whether it
+imports and follows its contract, one broken plugin never hiding the others.
 """
 
 from __future__ import annotations
@@ -93,7 +96,75 @@ def find(group: str, name: str) -> Entry:
 
 
 def get(group: str, name: str) -> Any:
-    return find(group, name).load()
+    """The loaded class of an entry, checked against its contract (:mod:`seqfunc.contracts`)."""
+    from seqfunc.contracts import contract_problems
+
+    entry = find(group, name)
+    obj = entry.load()
+    problems = contract_problems(group, obj)
+    if problems:
+        raise RegistryError(
+            f"{group[:-1]} {entry.name!r} from {entry.dist} {entry.version} ({entry.value}) "
+            f"does not follow the {group[:-1]} contract: {'; '.join(problems)}"
+        )
+    return obj
+
+
+@attrs.frozen
+class Status:
+    """One entry as ``seqfunc list`` shows it: where it comes from and whether it loads.
+
+    ``error`` is None when the entry imports and follows its contract; ``ambiguous`` is True
+    when another distribution registers the same name (then only ``dist:name`` reaches it).
+    """
+
+    entry: Entry
+    error: str | None
+    task_kinds: tuple[str, ...] = ()
+    ambiguous: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        e = self.entry
+        return {
+            "group": e.group, "name": e.name, "qualified_name": e.qualified_name,
+            "dist": e.dist, "version": e.version, "value": e.value, "ok": self.ok,
+            "error": self.error, "task_kinds": list(self.task_kinds), "ambiguous": self.ambiguous,
+        }
+
+
+def status(group: str, *, load: bool = True) -> list[Status]:
+    """Every entry of a group with its load status; never raises for a broken plugin.
+
+    ``load=False`` imports nothing (status unknown: ``error`` None, no task kinds).
+    """
+    from seqfunc.contracts import contract_problems, task_kinds_of
+
+    all_entries = entries(group)
+    counts: dict[str, int] = {}
+    for e in all_entries:
+        counts[e.name] = counts.get(e.name, 0) + 1
+    out = []
+    for e in all_entries:
+        error, kinds = None, ()
+        if load:
+            try:
+                obj = e.load()
+                problems = contract_problems(group, obj)
+                if problems:
+                    error = f"does not follow the {group[:-1]} contract: {'; '.join(problems)}"
+                else:
+                    kinds = task_kinds_of(obj)
+            except RegistryError as exc:
+                cause = exc.__cause__
+                error = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+            except Exception as exc:  # contract inspection of a hostile object
+                error = f"{type(exc).__name__}: {exc}"
+        out.append(Status(e, error, kinds, counts[e.name] > 1))
+    return out
 
 
 def get_dataset(name: str) -> type:

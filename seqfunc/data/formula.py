@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import math
 from random import Random
 from typing import ClassVar, Iterator
 
@@ -25,7 +24,7 @@ FORMULA_VOCAB = Vocab.d2l(FORMULA_SYMBOLS, reserved_tokens=["<eos>", "<pad>", "<
 def random_integer(length: int, signed: bool = True, rng: Random | None = None) -> int:
     """Uniform integer in ``[-10^length, 10^length]`` (``[0, 10^length]`` if unsigned)."""
     rng = rng or Random()
-    high = math.pow(10, length)
+    high = 10**length  # the seed's math.pow gave a float; ints draw the same numbers
     low = -high if signed else 0
     return rng.randint(low, high)
 

@@ -31,6 +31,9 @@ class Seq2SeqTransformerConfig:
     positional: bool = True
     norm_first: bool = False
     activation: str = "relu"
+    #: attention kernel: "dot" (default), "additive", "simple", "linear", "window", "chunked",
+    #: "full", or {"kind": name, **options} such as {"kind": "window", "window": 8}
+    attention: str | dict = attrs.field(default="dot", validator=nn.validate_attention)
 
     def __attrs_post_init__(self):
         if self.d_model % self.heads:
@@ -60,6 +63,8 @@ class Seq2SeqTransformer:
     name: ClassVar[str] = "transformer"
     task_kinds: ClassVar[tuple[str, ...]] = ("seq2seq",)
     Config: ClassVar[type] = Seq2SeqTransformerConfig
+    #: Without positions the output is invariant to permuting the source (``seqfunc check``).
+    position_free: ClassVar[dict] = {"positional": False}
 
     def __init__(self, config: Seq2SeqTransformerConfig):
         self.config = config
@@ -67,7 +72,7 @@ class Seq2SeqTransformer:
         # torch.compile'd function is a graph break.
         self.block_options = nn.BlockOptions(
             heads=config.heads, dropout=config.dropout, norm_first=config.norm_first,
-            activation=config.activation,
+            activation=config.activation, attention=config.attention,
         )
 
     @classmethod
@@ -85,8 +90,12 @@ class Seq2SeqTransformer:
         k_emb, k_tgt_emb, k_enc, k_dec, k_out = rng.split(key, 5)
         params = {
             "embed": nn.init_embedding(k_emb, c.vocab_size, c.d_model),
-            "encoder": nn.init_encoder(k_enc, c.encoder_layers, c.d_model, c.d_ff),
-            "decoder": nn.init_decoder(k_dec, c.decoder_layers, c.d_model, c.d_ff),
+            "encoder": nn.init_encoder(
+                k_enc, c.encoder_layers, c.d_model, c.d_ff, attention=c.attention, heads=c.heads
+            ),
+            "decoder": nn.init_decoder(
+                k_dec, c.decoder_layers, c.d_model, c.d_ff, attention=c.attention, heads=c.heads
+            ),
             "predict": nn.init_linear(k_out, c.d_model, c.tgt_vocab_size or c.vocab_size),
         }
         if c.tgt_vocab_size is not None:

@@ -5,7 +5,9 @@ from seqfunc.nn.attention import (
     dot_product_attention,
     init_multi_head_attention,
     multi_head_attention,
+    record_attention,
 )
+from seqfunc.nn.attention_kernels import KERNELS, attention_kernel, validate_attention
 from seqfunc.nn.dropout import dropout
 from seqfunc.nn.embedding import embedding, init_embedding
 from seqfunc.nn.feedforward import feed_forward, init_feed_forward
@@ -27,7 +29,8 @@ from seqfunc.nn.transformer import (
 
 __all__ = [
     "attention_weights", "dot_product_attention", "init_multi_head_attention",
-    "multi_head_attention", "dropout", "embedding", "init_embedding", "feed_forward",
+    "multi_head_attention", "record_attention", "KERNELS", "attention_kernel",
+    "validate_attention", "dropout", "embedding", "init_embedding", "feed_forward",
     "init_feed_forward", "init_linear", "linear", "causal_mask", "combine_masks",
     "padding_mask", "init_layer_norm", "layer_norm", "add_sinusoidal", "sinusoidal_encoding",
     "BlockOptions", "decoder", "decoder_layer", "encoder", "encoder_layer", "init_decoder",

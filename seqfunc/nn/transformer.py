@@ -8,6 +8,7 @@ import torch
 
 from seqfunc import rng
 from seqfunc.nn.attention import init_multi_head_attention, multi_head_attention
+from seqfunc.nn.attention_kernels import AttentionKernel, attention_kernel
 from seqfunc.nn.dropout import dropout
 from seqfunc.nn.feedforward import feed_forward, init_feed_forward
 from seqfunc.nn.norm import init_layer_norm, layer_norm
@@ -21,24 +22,33 @@ class BlockOptions:
     dropout: float = 0.0
     norm_first: bool = False
     activation: str = "relu"
+    #: attention kernel: a name, a ``{"kind": ...}`` dict or a kernel (see attention_kernels)
+    attention: AttentionKernel = attrs.field(default="dot", converter=attention_kernel)
 
 
-def init_encoder_layer(key: rng.KeyArray, d_model: int, d_ff: int) -> dict:
+def init_encoder_layer(
+    key: rng.KeyArray, d_model: int, d_ff: int, *, attention="dot", heads: int | None = None
+) -> dict:
+    """``attention``/``heads``: the kernel (and head count, for kernels with parameters)."""
     k1, k2 = rng.split(key)
     return {
-        "attn": init_multi_head_attention(k1, d_model),
+        "attn": init_multi_head_attention(k1, d_model, kernel=attention, heads=heads),
         "attn_norm": init_layer_norm(d_model),
         "ff": init_feed_forward(k2, d_model, d_ff),
         "ff_norm": init_layer_norm(d_model),
     }
 
 
-def init_decoder_layer(key: rng.KeyArray, d_model: int, d_ff: int) -> dict:
+def init_decoder_layer(
+    key: rng.KeyArray, d_model: int, d_ff: int, *, attention="dot", heads: int | None = None
+) -> dict:
     k1, k2, k3 = rng.split(key, 3)
     return {
-        "self_attn": init_multi_head_attention(k1, d_model),
+        "self_attn": init_multi_head_attention(k1, d_model, kernel=attention, heads=heads),
         "self_attn_norm": init_layer_norm(d_model),
-        "cross_attn": init_multi_head_attention(k2, d_model, cross=True),
+        "cross_attn": init_multi_head_attention(
+            k2, d_model, cross=True, kernel=attention, heads=heads
+        ),
         "cross_attn_norm": init_layer_norm(d_model),
         "ff": init_feed_forward(k3, d_model, d_ff),
         "ff_norm": init_layer_norm(d_model),
@@ -67,7 +77,9 @@ def encoder_layer(
 ) -> torch.Tensor:
     """``x``: ``(b, t, d)``; ``mask`` broadcastable to ``(b, h, t, t)`` -> ``(b, t, d)``."""
     k_attn, k_ff_inner, k_ff = _layer_keys(key, 3)
-    attend = lambda h: multi_head_attention(params["attn"], h, heads=opts.heads, mask=mask)
+    attend = lambda h: multi_head_attention(
+        params["attn"], h, heads=opts.heads, mask=mask, kernel=opts.attention
+    )
     x = _residual(x, params["attn_norm"], attend, opts, k_attn, train)
     ff = lambda h: feed_forward(
         params["ff"], h, activation=opts.activation, dropout_rate=opts.dropout,
@@ -90,11 +102,12 @@ def decoder_layer(
     """``x``: ``(b, t, d)`` targets; ``memory``: ``(b, s, d)`` encoder output -> ``(b, t, d)``."""
     k_self, k_cross, k_ff_inner, k_ff = _layer_keys(key, 4)
     self_attend = lambda h: multi_head_attention(
-        params["self_attn"], h, heads=opts.heads, mask=self_mask
+        params["self_attn"], h, heads=opts.heads, mask=self_mask, kernel=opts.attention
     )
     x = _residual(x, params["self_attn_norm"], self_attend, opts, k_self, train)
     cross_attend = lambda h: multi_head_attention(
-        params["cross_attn"], h, memory, heads=opts.heads, mask=memory_mask
+        params["cross_attn"], h, memory, heads=opts.heads, mask=memory_mask,
+        kernel=opts.attention,
     )
     x = _residual(x, params["cross_attn_norm"], cross_attend, opts, k_cross, train)
     ff = lambda h: feed_forward(
@@ -104,19 +117,29 @@ def decoder_layer(
     return _residual(x, params["ff_norm"], ff, opts, k_ff, train)
 
 
-def init_encoder(key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int) -> dict:
+def init_encoder(
+    key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int, *, attention="dot",
+    heads: int | None = None,
+) -> dict:
     """``{"layers": [layer, ...], "norm": final layer norm}`` (as ``torch.nn.Transformer``)."""
     keys = rng.split(key, num_layers) if num_layers else []
     return {
-        "layers": [init_encoder_layer(k, d_model, d_ff) for k in keys],
+        "layers": [
+            init_encoder_layer(k, d_model, d_ff, attention=attention, heads=heads) for k in keys
+        ],
         "norm": init_layer_norm(d_model),
     }
 
 
-def init_decoder(key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int) -> dict:
+def init_decoder(
+    key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int, *, attention="dot",
+    heads: int | None = None,
+) -> dict:
     keys = rng.split(key, num_layers) if num_layers else []
     return {
-        "layers": [init_decoder_layer(k, d_model, d_ff) for k in keys],
+        "layers": [
+            init_decoder_layer(k, d_model, d_ff, attention=attention, heads=heads) for k in keys
+        ],
         "norm": init_layer_norm(d_model),
     }
 

@@ -18,6 +18,8 @@ TASK_KINDS = ("seq2seq", "classification", "language_model")
 # kind -> "module:Class", imported on first use.
 _TASKS: dict[str, str] = {
     "seq2seq": "seqfunc.tasks.seq2seq:Seq2SeqTask",
+    "classification": "seqfunc.tasks.classification:ClassificationTask",
+    "language_model": "seqfunc.tasks.language_model:LanguageModelTask",
 }
 
 

@@ -1,0 +1,98 @@
+"""Length-bucketed batches of variable-length token sequences.
+
+Examples are grouped by their padded width (length rounded up to a multiple of
+``pad_multiple``, capped at ``max_len``), so a batch never mixes widths and an epoch has only
+``max_len / pad_multiple`` distinct batch shapes. With a ``token_budget`` a bucket of width
+``w`` holds ``min(batch_size, token_budget // w)`` rows: short sequences come in big batches,
+long ones in small batches, and no batch holds much more than the budget of token slots.
+
+Within a width, the order of examples is shuffled per epoch (so batches differ from epoch to
+epoch) and the order of the batches is shuffled too; both draws depend only on
+``(seed, epoch)``. Evaluation batches keep the given (length-sorted) order.
+"""
+
+from __future__ import annotations
+
+from random import Random
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from seqfunc.config import ConfigError
+
+
+def padded_width(length: int, *, max_len: int, pad_multiple: int) -> int:
+    """``length`` capped at ``max_len`` and rounded up to a multiple of ``pad_multiple``
+    (but never past ``max_len``). Always >= 1."""
+    length = max(1, min(length, max_len))
+    return min(-(-length // pad_multiple) * pad_multiple, max_len)
+
+
+def rows_per_batch(width: int, batch_size: int, token_budget: int | None) -> int:
+    """How many rows a batch of this width holds (at least one)."""
+    if token_budget is None:
+        return batch_size
+    return max(1, min(batch_size, token_budget // width))
+
+
+def bucket_batches(
+    lengths: Sequence[int],
+    *,
+    batch_size: int,
+    max_len: int,
+    pad_multiple: int = 32,
+    token_budget: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+) -> list[list[int]]:
+    """Index lists, one per batch, covering every example exactly once.
+
+    ``lengths[i]`` is the length of example ``i``; examples are expected sorted by length
+    (the datasets keep them so) but need not be.
+    """
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size={batch_size}: must be > 0")
+    if token_budget is not None and token_budget <= 0:
+        raise ConfigError(f"token_budget={token_budget}: must be > 0")
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(padded_width(n, max_len=max_len, pad_multiple=pad_multiple), []).append(i)
+    rng = Random(f"{seed}:{epoch}")
+    batches: list[list[int]] = []
+    for width in sorted(groups):
+        members = groups[width]
+        if shuffle:
+            rng.shuffle(members)
+        rows = rows_per_batch(width, batch_size, token_budget)
+        batches.extend(members[start : start + rows] for start in range(0, len(members), rows))
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+def count_batches(
+    lengths: Sequence[int], *, batch_size: int, max_len: int, pad_multiple: int = 32,
+    token_budget: int | None = None,
+) -> int:
+    """``len(bucket_batches(...))`` without building them (the same for every epoch)."""
+    widths: dict[int, int] = {}
+    for n in lengths:
+        w = padded_width(n, max_len=max_len, pad_multiple=pad_multiple)
+        widths[w] = widths.get(w, 0) + 1
+    return sum(-(-count // rows_per_batch(w, batch_size, token_budget)) for w, count in widths.items())
+
+
+def collate_classification(
+    sequences: Sequence[Sequence[int]], labels: Sequence[int], *, pad_id: int, max_len: int,
+    pad_multiple: int = 32,
+) -> dict[str, torch.Tensor]:
+    """``{"tokens": (b, w) int64, "label": (b,) int64}``; ``w`` is the padded width of the
+    longest sequence; longer sequences are truncated to ``max_len`` (their first tokens kept)."""
+    width = padded_width(max(len(s) for s in sequences), max_len=max_len, pad_multiple=pad_multiple)
+    tokens = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        seq = seq[:width]
+        tokens[row, : len(seq)] = seq
+    return {"tokens": torch.from_numpy(tokens), "label": torch.tensor(list(labels), dtype=torch.int64)}

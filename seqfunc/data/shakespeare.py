@@ -1,0 +1,46 @@
+"""Tiny Shakespeare (char-rnn), character level: first 90% train, last 10% validation (as
+nanoGPT's ``shakespeare_char``), 65 distinct characters."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from seqfunc.config import positive
+from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
+from seqfunc.data.text_files import read_utf8, resolve_path
+
+
+@attrs.frozen
+class ShakespeareConfig:
+    #: the text file; default: the shared copy ``shared/data/tinyshakespeare/input.txt``.
+    path: str | None = None
+    context: int = attrs.field(default=64, validator=positive)
+    val_fraction: float = attrs.field(default=0.1, validator=positive)
+    eval_slices: int = attrs.field(default=2000, validator=positive)
+    seed: int = 0
+
+
+class ShakespeareDataset(CharLMDataset):
+    """Random-slice batches ``{"inputs": (b, context), "targets": (b, context)}``."""
+
+    name: ClassVar[str] = "shakespeare"
+    Config: ClassVar[type] = ShakespeareConfig
+    #: The recipe of the README's 110-second run (see notes there).
+    train_defaults: ClassVar[dict] = dict(
+        model="gpt", steps=1500, batch_size=32, optimizer="adamw", lr=3e-3,
+        schedule="warmup_cosine", warmup_steps=100, lr_end=1e-4, weight_decay=0.1,
+        clip_norm=1.0, eval_every=500, eval_batch_size=500, log_every=50, examples=1,
+        model_options=dict(layers=4, heads=4, d_model=128, dropout=0.0),
+    )
+
+    def load(self):
+        path = resolve_path(
+            self.config.path, "tinyshakespeare/input.txt", option="path", dataset=self.name
+        )
+        text = read_utf8(path)
+        vocab = char_vocab(text)
+        ids = encode_text(text, vocab)
+        cut = int(len(ids) * (1 - self.config.val_fraction))
+        return vocab, {"train": ids[:cut], "val": ids[cut:]}

@@ -1,0 +1,161 @@
+"""WikiText-2, word level, the way seed 002 feeds it to its Transformer LM.
+
+* ``basic_english``: torchtext's tokenizer (lower-case, split punctuation off), re-implemented
+  here with its patterns so that torchtext is not needed;
+* every non-empty line becomes its tokens + ``<eos>``; ``<unk>`` stays a token;
+* the vocabulary is built from the training split, most frequent first (ties alphabetical),
+  ``<unk>`` first as seed 002's ``build_vocab_from_iterator(..., specials=['<unk>'])``;
+  unseen words map to ``<unk>``;
+* :func:`batchify` and :func:`get_batch` are seed 002's, time-major; :meth:`batches` turns
+  them batch-major (``{"inputs": (b, t), "targets": (b, t)}``, the language-model layout).
+
+Splits: with a full copy (``wiki.train.tokens`` present) the standard train/valid/test split.
+The shared copy has no training file: then it **trains on wiki.valid.tokens** and both ``val``
+and ``test`` are ``wiki.test.tokens`` (nothing is tuned on it during a run).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar, Iterator
+
+import attrs
+import torch
+
+from seqfunc.config import ConfigError, positive
+from seqfunc.data.text_files import read_utf8, resolve_path
+from seqfunc.data.vocab import Vocab
+
+_PATTERNS = [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"]
+_REPLACEMENTS = [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "]
+_BASIC_ENGLISH = [(re.compile(p), r) for p, r in zip(_PATTERNS, _REPLACEMENTS)]
+EOS, UNK = "<eos>", "<unk>"
+
+
+def basic_english(line: str) -> list[str]:
+    """torchtext's ``get_tokenizer('basic_english')``."""
+    line = line.lower()
+    for pattern, replacement in _BASIC_ENGLISH:
+        line = pattern.sub(replacement, line)
+    return line.split()
+
+
+def tokenize_lines(text: str, tokenizer=basic_english) -> list[str]:
+    """All tokens of a file, each non-empty line followed by ``<eos>``."""
+    tokens: list[str] = []
+    for line in text.splitlines():
+        words = tokenizer(line)
+        if words:
+            tokens.extend(words)
+            tokens.append(EOS)
+    return tokens
+
+
+def build_vocab(tokens: list[str]) -> Vocab:
+    """``<unk>`` then tokens by decreasing count, ties in alphabetical order (torchtext)."""
+    counts = Counter(t for t in tokens if t != UNK)
+    ordered = sorted(counts.items(), key=lambda kv: kv[0])
+    ordered.sort(key=lambda kv: kv[1], reverse=True)
+    return Vocab([UNK] + [t for t, _ in ordered], unk=UNK)
+
+
+def batchify(data: torch.Tensor, bsz: int) -> torch.Tensor:
+    """Seed 002: ``data (N,)`` -> ``(N // bsz, bsz)``, one column per stream, extra dropped."""
+    seq_len = data.size(0) // bsz
+    data = data[: seq_len * bsz]
+    return data.view(bsz, seq_len).t().contiguous()
+
+
+def get_batch(source: torch.Tensor, i: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seed 002: ``source (full_seq_len, bsz)`` -> ``data (seq_len, bsz)`` and the next words
+    ``target (seq_len * bsz,)`` (flattened), ``seq_len = min(bptt, len(source) - 1 - i)``."""
+    seq_len = min(bptt, len(source) - 1 - i)
+    data = source[i : i + seq_len]
+    target = source[i + 1 : i + 1 + seq_len].reshape(-1)
+    return data, target
+
+
+@attrs.frozen
+class WikiText2Config:
+    #: folder holding ``wiki.{train,valid,test}.tokens``; default: ``shared/data/wikitext-2``.
+    path: str | None = None
+    bptt: int = attrs.field(default=35, validator=positive)
+    tokenizer: str = "basic_english"  # or "whitespace" (the files are already tokenized)
+
+    def __attrs_post_init__(self):
+        if self.tokenizer not in ("basic_english", "whitespace"):
+            raise ConfigError(
+                f"WikiText2Config.tokenizer={self.tokenizer!r}: must be basic_english or whitespace"
+            )
+
+
+class WikiText2Dataset:
+    name: ClassVar[str] = "wikitext2"
+    task: ClassVar[str] = "language_model"
+    unit: ClassVar[str] = "word"
+    splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
+    Config: ClassVar[type] = WikiText2Config
+    train_defaults: ClassVar[dict] = dict(
+        model="transformer_lm", epochs=6, batch_size=20, optimizer="sgd", lr=5.0,
+        schedule="step", gamma=0.95, clip_norm=0.5, eval_batch_size=10, log_every=50,
+        examples=1,
+    )
+
+    def __init__(self, config: WikiText2Config | None = None):
+        self.config = config or WikiText2Config()
+        folder = resolve_path(self.config.path, "wikitext-2", option="path", dataset=self.name)
+        files = {s: folder / f"wiki.{s}.tokens" for s in ("train", "valid", "test")}
+        for split in ("valid", "test"):
+            if not files[split].exists():
+                raise ConfigError(f"{self.name}: {files[split]} is missing (option path={folder})")
+        self.standard_split = files["train"].exists()
+        names = (
+            {"train": "train", "val": "valid", "test": "test"} if self.standard_split
+            else {"train": "valid", "val": "test", "test": "test"}
+        )
+        self.files = {split: files[name] for split, name in names.items()}
+        tokenizer = basic_english if self.config.tokenizer == "basic_english" else str.split
+        tokens = {}
+        for split, path in self.files.items():
+            if path not in tokens.values():
+                tokens[split] = tokenize_lines(read_utf8(path), tokenizer)
+            else:
+                tokens[split] = tokens["val"]
+        self.vocab = build_vocab(tokens["train"])
+        self.data = {s: torch.tensor(self.vocab[t], dtype=torch.int64) for s, t in tokens.items()}
+
+    def num_examples(self, split: str) -> int:
+        """Tokens per stream / bptt at batch size 1: fit divides by the batch size."""
+        return (self.data[split].numel() - 1) // self.config.bptt
+
+    def batches(
+        self, split: str, batch_size: int, *, epoch: int = 0, drop_last: bool | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Seed 002's loop: ``for i in range(0, len(source) - 1, bptt): get_batch(source, i,
+        bptt)``. Training drops the last, shorter chunk (fixed shapes); evaluation keeps it."""
+        if split not in self.data:
+            raise ValueError(f"unknown split {split!r}; {self.name} has {self.splits}")
+        drop_last = split == "train" if drop_last is None else drop_last
+        source = batchify(self.data[split], batch_size)
+        bptt = self.config.bptt
+        for i in range(0, source.size(0) - 1, bptt):
+            data, target = get_batch(source, i, bptt)
+            if drop_last and data.size(0) != bptt:
+                break
+            yield {"inputs": data.t().contiguous(), "targets": target.view(data.shape).t().contiguous()}
+
+    def encode(self, text: str) -> list[int]:
+        words = basic_english(text) if self.config.tokenizer == "basic_english" else text.split()
+        unknown = self.vocab.unknown(words)
+        if unknown:
+            raise ValueError(f"word(s) {unknown[:5]} are not in the {self.name} vocabulary")
+        return self.vocab[words]
+
+    def decode(self, ids) -> str:
+        return " ".join(self.vocab.to_tokens(list(ids)))
+
+    def prompt(self, length: int, index: int = 0) -> str | None:
+        """None: word models start from a random token (seed 002's ``generate``)."""
+        return None

@@ -1,0 +1,6 @@
+"""Experiments run by ``seqfunc experiment NAME``: each a module with ``add_arguments(parser)``
+and ``run(args) -> exit code``, imported only when chosen."""
+
+#: experiment name -> module path
+EXPERIMENTS: dict[str, str] = {
+}

@@ -1,0 +1,189 @@
+"""A decoder-only causal Transformer language model (GPT; seed 004 q11, seed 003 q3).
+
+    tokens (b, t) -> embedding + positions (learned table or sinusoidal)
+                  -> N blocks [causal self-attention, feed-forward], pre- or post-norm
+                  -> (final norm if pre-norm) -> linear head (optionally tied to the embedding)
+                  -> logits (b, t, V)
+
+Initialisation as GPT-2 / nanoGPT: N(0, 0.02) weights, residual output projections scaled by
+1/sqrt(2 N), zero biases. :meth:`GPT.extend` runs new tokens against a KV cache
+(:mod:`seqfunc.nn.kv_cache`) so that generation costs one model step per new token.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import attrs
+import torch
+from einops import rearrange
+
+from seqfunc import nn, rng
+from seqfunc.config import ConfigError, non_negative, positive, probability
+from seqfunc.nn import kv_cache
+from seqfunc.nn.attention import dot_product_attention, project_heads
+
+POSITIONS = ("learned", "sinusoidal")
+
+
+@attrs.frozen
+class GPTConfig:
+    vocab_size: int = attrs.field(validator=positive)
+    #: longest sequence: the size of the learned position table (sinusoidal: no limit,
+    #: but still the training window the generator keeps without a cache)
+    context: int = attrs.field(default=256, validator=positive)
+    d_model: int = attrs.field(default=128, validator=positive)
+    heads: int = attrs.field(default=4, validator=positive)
+    layers: int = attrs.field(default=4, validator=non_negative)
+    d_ff: int | None = attrs.field(default=None, validator=positive)  # None: 4 * d_model
+    dropout: float = attrs.field(default=0.0, validator=probability)
+    positions: str = "learned"
+    norm_first: bool = True
+    tie_weights: bool = False
+    activation: str = "gelu"
+
+    def __attrs_post_init__(self):
+        if self.d_model % self.heads:
+            raise ConfigError(f"GPTConfig: d_model={self.d_model} must be divisible by heads={self.heads}")
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"GPTConfig.positions={self.positions!r}: must be one of {POSITIONS}")
+        if self.activation not in nn.feedforward.ACTIVATIONS:
+            raise ConfigError(
+                f"GPTConfig.activation={self.activation!r}: must be one of "
+                f"{sorted(nn.feedforward.ACTIVATIONS)}"
+            )
+
+
+def _normal_linear(key, d_in, d_out, std):
+    return {"weight": rng.normal(key, (d_out, d_in), std=std), "bias": torch.zeros(d_out)}
+
+
+class GPT:
+    """``apply(params, tokens (b, t)) -> logits (b, t, vocab)``; causal everywhere."""
+
+    name: ClassVar[str] = "gpt"
+    task_kinds: ClassVar[tuple[str, ...]] = ("language_model",)
+    Config: ClassVar[type] = GPTConfig
+
+    def __init__(self, config: GPTConfig):
+        self.config = config
+        self.d_ff = config.d_ff or 4 * config.d_model
+        self.head_dim = config.d_model // config.heads
+
+    @classmethod
+    def config_for(cls, dataset, **overrides) -> GPTConfig:
+        fields = dict(vocab_size=len(dataset.vocab))
+        context = getattr(dataset.config, "context", None) or getattr(dataset.config, "bptt", None)
+        if context:
+            fields["context"] = context
+        return GPTConfig(**{**fields, **overrides})
+
+    # -- parameters ------------------------------------------------------------------------
+    def init(self, key: rng.KeyArray) -> dict:
+        c = self.config
+        std, resid_std = 0.02, 0.02 / math.sqrt(2 * max(c.layers, 1))
+        k_emb, k_pos, k_head, k_layers = rng.split(key, 4)
+        layers = []
+        for k in (rng.split(k_layers, c.layers) if c.layers else []):
+            k_qkv, k_out, k_up, k_down = rng.split(k, 4)
+            layers.append({
+                "attn": {
+                    "qkv": _normal_linear(k_qkv, c.d_model, 3 * c.d_model, std),
+                    "out": _normal_linear(k_out, c.d_model, c.d_model, resid_std),
+                },
+                "attn_norm": nn.init_layer_norm(c.d_model),
+                "ff": {
+                    "up": _normal_linear(k_up, c.d_model, self.d_ff, std),
+                    "down": _normal_linear(k_down, self.d_ff, c.d_model, resid_std),
+                },
+                "ff_norm": nn.init_layer_norm(c.d_model),
+            })
+        params = {"embed": nn.init_embedding(k_emb, c.vocab_size, c.d_model, std=std), "layers": layers}
+        if c.positions == "learned":
+            params["pos"] = nn.init_embedding(k_pos, c.context, c.d_model, std=std)
+        if c.norm_first:
+            params["norm"] = nn.init_layer_norm(c.d_model)
+        if not c.tie_weights:
+            params["head"] = _normal_linear(k_head, c.d_model, c.vocab_size, std)
+        return params
+
+    # -- forward ---------------------------------------------------------------------------
+    def apply(
+        self, params: dict, tokens: torch.Tensor, *, key: rng.KeyArray | None = None,
+        train: bool = False,
+    ) -> torch.Tensor:
+        """``tokens (b, t)`` -> logits ``(b, t, vocab)``, ``t <= context`` for learned positions."""
+        t = tokens.shape[1]
+        if self.config.positions == "learned" and t > self.config.context:
+            raise ValueError(f"GPT: {t} tokens exceed the learned position table ({self.config.context})")
+        mask = nn.causal_mask(t, device=tokens.device)
+        positions = torch.arange(t, device=tokens.device)
+        logits, _ = self._forward(params, tokens, positions, mask, None, key, train)
+        return logits
+
+    def init_cache(self, params: dict, batch: int, max_len: int) -> dict:
+        """An empty KV cache for ``batch`` sequences of up to ``max_len`` tokens."""
+        if self.config.positions == "learned" and max_len > self.config.context:
+            raise ValueError(f"GPT: a cache of {max_len} exceeds the learned position table ({self.config.context})")
+        weight = params["embed"]["weight"]
+        return kv_cache.init_kv_cache(
+            layers=self.config.layers, batch=batch, heads=self.config.heads, max_len=max_len,
+            head_dim=self.head_dim, dtype=weight.dtype, device=weight.device,
+        )
+
+    def extend(self, params: dict, tokens: torch.Tensor, cache: dict) -> tuple[torch.Tensor, dict]:
+        """Run ``tokens (b, t)`` placed after the ``cache["pos"]`` tokens already cached:
+        ``(logits (b, t, vocab), cache')``. Equal to the last ``t`` rows of :meth:`apply` on
+        the whole sequence."""
+        pos, t = cache["pos"], tokens.shape[1]
+        mask = kv_cache.cached_causal_mask(pos, t, kv_cache.capacity(cache))
+        positions = pos + torch.arange(t, device=tokens.device)
+        return self._forward(params, tokens, positions, mask, cache, None, False)
+
+    def _forward(self, params, tokens, positions, mask, cache, key, train):
+        c = self.config
+        x = nn.embedding(params["embed"], tokens)
+        if c.positions == "learned":
+            x = x + nn.embedding(params["pos"], positions)
+        else:
+            x = x + nn.sinusoidal_encoding(
+                tokens.shape[1], c.d_model, offset=positions[0], dtype=x.dtype, device=x.device
+            )
+        drop = c.dropout if train else 0.0
+        keys = list(rng.split(key, 3 * c.layers + 1)) if (key is not None and drop) else [None] * (3 * c.layers + 1)
+        x = nn.dropout(x, drop, key=keys[-1], train=train)
+        new_k, new_v = [], []
+        for i, layer in enumerate(params["layers"]):
+            k_attn, k_ff_inner, k_ff = keys[3 * i : 3 * i + 3]
+
+            def attend(h, layer=layer, i=i):
+                q, k, v = project_heads(layer["attn"], h, None, c.heads)
+                if cache is not None:
+                    k = kv_cache.write(cache["k"][i], k, cache["pos"])
+                    v = kv_cache.write(cache["v"][i], v, cache["pos"])
+                    new_k.append(k)
+                    new_v.append(v)
+                out = dot_product_attention(q, k, v, mask)
+                return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
+
+            def ff(h, layer=layer, k_inner=k_ff_inner):
+                return nn.feed_forward(
+                    layer["ff"], h, activation=c.activation, dropout_rate=drop, key=k_inner,
+                    train=train,
+                )
+
+            x = self._residual(x, layer["attn_norm"], attend, drop, k_attn, train)
+            x = self._residual(x, layer["ff_norm"], ff, drop, k_ff, train)
+        if c.norm_first:
+            x = nn.layer_norm(params["norm"], x)
+        head = params.get("head") or {"weight": params["embed"]["weight"]}
+        logits = nn.linear(head, x)
+        if cache is None:
+            return logits, None
+        return logits, {"k": new_k, "v": new_v, "pos": cache["pos"] + tokens.shape[1]}
+
+    def _residual(self, x, norm, sublayer, rate, key, train):
+        if self.config.norm_first:
+            return x + nn.dropout(sublayer(nn.layer_norm(norm, x)), rate, key=key, train=train)
+        return nn.layer_norm(norm, x + nn.dropout(sublayer(x), rate, key=key, train=train))

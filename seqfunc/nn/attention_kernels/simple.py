@@ -1,0 +1,30 @@
+"""Simple self-attention (seed 004, question 4): no parameters, no scaling.
+
+The layer does not project: queries, keys and values are the inputs themselves (split into
+heads), ``y = softmax(x x^T) x``, and there is no output projection.
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from seqfunc.nn.attention_kernels.base import (
+    AttentionKernel, check_mask, masked_softmax, with_causal,
+)
+
+
+@attrs.frozen
+class Simple(AttentionKernel):
+    """``softmax(q k^T) v`` with ``q = k = v = x`` per head. Accepts any mask broadcastable to
+    ``(b, h, tq, tk)``."""
+
+    name = "simple"
+    projects = False
+
+    def weights(self, params, q, k, mask=None, *, causal=False):
+        mask = with_causal(check_mask(mask, q, k), q.shape[2], k.shape[2], causal, q.device)
+        return masked_softmax(torch.einsum("bhqd,bhkd->bhqk", q, k), mask)
+
+    def apply(self, params, q, k, v, mask=None, *, causal=False):
+        return torch.einsum("bhqk,bhkd->bhqd", self.weights(params, q, k, mask, causal=causal), v)

@@ -1,0 +1,26 @@
+"""Shared test helpers."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+#: ../shared/data next to the repository (present on the project's machines and CI).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of the shared datasets, or skip the test saying what is missing."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared dataset file not found: {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    # Small tensors: one thread is faster and removes reduction-order noise between runs.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

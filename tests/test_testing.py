@@ -1,0 +1,208 @@
+"""seqfunc.testing and `seqfunc check`: the strategies draw valid inputs, the invariants catch
+the leaky fixtures (plugins/seqfunc-leaky) with a shrunk counterexample, and every built-in
+model passes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import attrs
+import pytest
+import torch
+from hypothesis import given, settings
+
+from seqfunc import nn, registry, rng
+from seqfunc.cli import main
+from seqfunc.models import Seq2SeqTransformer
+from seqfunc.testing import (
+    FIELDS, check_causal, check_compiled, check_padding, fake_distribution, probe_dataset,
+    run_checks, strategies,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+LEAKY = REPO / "plugins" / "seqfunc-leaky"
+GRU = REPO / "plugins" / "seqfunc-gru"
+
+
+@pytest.fixture
+def leaky(tmp_path, monkeypatch):
+    """The leaky fixtures registered as if `pip install plugins/seqfunc-leaky` had run."""
+    fake_distribution(tmp_path, "seqfunc-leaky", "0.1.0", {"seqfunc.models": {
+        "leaky-causal": "seqfunc_leaky:FutureLeakTransformer",
+        "leaky-padding": "seqfunc_leaky:PaddingLeakTransformer",
+    }})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(LEAKY))
+    monkeypatch.delenv(registry.DISABLE_ENV, raising=False)
+    yield
+    sys.modules.pop("seqfunc_leaky", None)
+
+
+# -- strategies ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("task", sorted(FIELDS))
+@settings(max_examples=25, deadline=None)
+@given(data=strategies.st.data())
+def test_model_inputs_are_valid_for_every_task_kind(task, data):
+    probe = probe_dataset(task)
+    inputs = data.draw(strategies.model_inputs(probe))
+    assert list(inputs) == [f.name for f in probe.fields]
+    batch = {x.shape[0] for x in inputs.values()}
+    assert len(batch) == 1
+    for field in probe.fields:
+        x = inputs[field.name]
+        assert x.dtype == torch.long and x.dim() == 2
+        real = x != probe.pad_id
+        assert bool(real[:, 0].all()), "every row starts with a real token"
+        # padding only trails: once a row is padded it stays padded
+        assert bool((real.int().diff(dim=1) <= 0).all())
+        if field.starts_with_bos:
+            assert bool((x[:, 0] == probe.bos_id).all())
+        if not field.padded:
+            assert bool(real.all())
+
+
+# -- the invariants on hand-made cases -------------------------------------------------------------
+def _tiny(model_cls=Seq2SeqTransformer, **overrides):
+    from seqfunc.testing import check_config
+
+    model = model_cls(check_config(model_cls, "seq2seq", **overrides))
+    return model, model.init(rng.key(0))
+
+
+def test_check_functions_accept_a_correct_model_and_reject_a_leaky_one(leaky):
+    from seqfunc_leaky import FutureLeakTransformer, PaddingLeakTransformer
+
+    probe = probe_dataset("seq2seq")
+    src = torch.tensor([[4, 5, probe.pad_id]])
+    tgt_in = torch.tensor([[probe.bos_id, 6, 7]])
+    causal_case = {"inputs": {"src": src, "tgt_in": tgt_in}, "field": "tgt_in", "cut": 1,
+                   "later_tokens": [[8, 9]]}
+    padding_case = {"inputs": {"src": src, "tgt_in": tgt_in}, "field": "src", "extra_pads": 2}
+    check_causal(*_tiny(), probe, causal_case)
+    check_padding(*_tiny(), probe, padding_case)
+    with pytest.raises(AssertionError, match="positions < 1 changed"):
+        check_causal(*_tiny(FutureLeakTransformer), probe, causal_case)
+    with pytest.raises(AssertionError, match="<pad> column"):
+        check_padding(*_tiny(PaddingLeakTransformer), probe, padding_case)
+
+
+# -- seqfunc check on the leaky fixtures: fails, with a counterexample ------------------------------
+@pytest.mark.parametrize("model, invariant", [("leaky-causal", "causal"),
+                                              ("leaky-padding", "padding_invariance")])
+def test_check_fails_a_leaky_model_with_a_shrunk_counterexample(leaky, capsys, model, invariant):
+    code = main(["check", model, "--no-compile", "--only", invariant, "--only", "batch_invariance",
+                 "--examples", "10"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 1
+    summary = json.loads(lines[-1])
+    assert summary == {"model": model, "passed": ["batch_invariance"], "failed": [invariant],
+                       "skipped": summary["skipped"]}
+    fail = lines.index(next(l for l in lines if l.startswith(f"FAIL  {invariant}")))
+    counterexample = lines[fail + 1].strip()
+    assert counterexample.startswith("counterexample: src=[[")
+    # shrunk: a single example with a one-token (or <bos>-only) target
+    assert "tgt_in=[[" in counterexample and "]], [" not in counterexample
+
+
+def test_the_counterexample_is_reproducible(leaky):
+    from seqfunc_leaky import FutureLeakTransformer
+
+    first = run_checks(FutureLeakTransformer, only=["causal"], max_examples=10)["causal"]
+    again = run_checks(FutureLeakTransformer, only=["causal"], max_examples=10)["causal"]
+    assert first.status == "fail" and first.counterexample == again.counterexample
+
+
+# -- declarations: position_free, exempt, check_options -------------------------------------------
+@attrs.frozen
+class BagConfig:
+    vocab_size: int
+    pad_id: int
+    num_classes: int
+    d_model: int = 8
+
+
+class BagOfEmbeddings:
+    """Mean of the real tokens' embeddings -> linear: order-free by construction."""
+
+    name: ClassVar[str] = "bag"
+    task_kinds: ClassVar[tuple[str, ...]] = ("classification",)
+    Config: ClassVar[type] = BagConfig
+    position_free: ClassVar[dict] = {}
+    exempt: ClassVar[dict] = {"determinism": "shown elsewhere (testing the exempt hook)"}
+
+    def __init__(self, config):
+        self.config = config
+
+    @classmethod
+    def config_for(cls, dataset, **overrides):
+        return BagConfig(len(dataset.vocab), dataset.pad_id, len(dataset.classes), **overrides)
+
+    def init(self, key):
+        k_emb, k_out = rng.split(key)
+        c = self.config
+        return {"embed": nn.init_embedding(k_emb, c.vocab_size, c.d_model),
+                "out": nn.init_linear(k_out, c.d_model, c.num_classes)}
+
+    def apply(self, params, tokens, *, key=None, train=False):
+        real = (tokens != self.config.pad_id).float()[..., None]  # (b, t, 1)
+        pooled = (nn.embedding(params["embed"], tokens) * real).sum(1) / real.sum(1)
+        return nn.linear(params["out"], pooled)
+
+
+def test_declared_position_free_adds_permutation_and_exempt_skips(capsys):
+    report = run_checks(BagOfEmbeddings, compile=False, max_examples=10)
+    assert report.ok, report.summary()
+    assert "permutation_invariance" in report.passed
+    assert report["determinism"].status == "skip" and "testing the exempt hook" in report["determinism"].reason
+    assert report["causal"].reason == "a classification model has no causal input"
+
+
+def test_a_position_dependent_model_fails_permutation_when_it_claims_it():
+    class Claims(Seq2SeqTransformer):
+        position_free: ClassVar[dict] = {}  # wrong: sinusoidal positions stay on
+
+    report = run_checks(Claims, only=["permutation_invariance"], max_examples=15)
+    assert report.failed == ["permutation_invariance"]
+
+
+def test_eager_equals_compiled_on_a_tiny_model():
+    report = run_checks(BagOfEmbeddings, only=["eager_equals_compiled"], max_examples=2)
+    assert report.passed == ["eager_equals_compiled"], report.summary()
+
+
+def test_a_model_that_cannot_be_built_fails_every_check_without_crashing():
+    class Unbuildable(BagOfEmbeddings):
+        check_options: ClassVar[dict] = {"d_model": "eight"}
+
+        def init(self, key):
+            raise RuntimeError("cannot init")
+
+    report = run_checks(Unbuildable, compile=False, max_examples=2)
+    assert report.failed and all("building the check model failed" in r.error
+                                 for r in report.results if r.status == "fail")
+
+
+# -- the example model plugin passes ----------------------------------------------------------------
+def test_gru_plugin_passes(monkeypatch):
+    monkeypatch.syspath_prepend(str(GRU))
+    from seqfunc_gru import GRUSeq2Seq
+
+    report = run_checks(GRUSeq2Seq, compile=False, max_examples=8)
+    assert report.ok, report.summary()
+    assert report.skipped == ["permutation_invariance", "eager_equals_compiled"]
+
+
+# -- every built-in model passes --------------------------------------------------------------------
+BUILTIN_MODELS = [e.name for e in registry.entries("models") if e.dist == registry.OWN_DIST]
+
+
+@pytest.mark.parametrize("name", BUILTIN_MODELS)
+def test_builtin_model_passes_seqfunc_check(name, capsys):
+    code = main(["check", name, "--no-compile", "--examples", "6"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert code == 0 and summary["failed"] == [], "\n".join(lines)
+    assert summary["model"] == name and summary["passed"]
