@@ -5,7 +5,7 @@
 One causal self-attention call ``(b=1, h=1, t, d=64)`` per kernel (``causal=True``, no mask
 tensor, so no kernel is charged for a ``t x t`` mask), then ``out.sum().backward()``.
 
-* time: median wall-clock of ``--repeats`` runs after one warm-up (torch's default threads).
+* time: median wall-clock of ``--repeats`` runs after one warm-up (``--threads``, default 1).
 * peak memory: the CPU allocator's own events, recorded by torch's profiler
   (``profile_memory``): the running sum of bytes allocated minus bytes freed during forward +
   backward, its maximum. Inputs are allocated before and not counted; their gradients are.
@@ -113,11 +113,14 @@ def main(argv=None) -> int:
     p.add_argument("--heads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--fit-from", type=int, default=1024)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: steadier when other jobs share the cores)")
     p.add_argument("--max-quadratic", type=int, default=8192,
                    help="longest length for full and simple attention")
     p.add_argument("--max-additive", type=int, default=2048,
                    help="longest length for additive attention (its memory is t^2 * hidden)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     print(f"attention forward+backward, causal, b=1, h={args.heads}, d={args.d}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")

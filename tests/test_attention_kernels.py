@@ -96,6 +96,14 @@ def test_chunked_works_under_torch_func_grad():
     torch.testing.assert_close(grad, want)
 
 
+def test_chunked_gradients_under_vmap_match_a_loop():
+    q, k, v = (torch.randn(3, 1, 2, 7, 4, dtype=torch.float64) for _ in range(3))
+    f = lambda q, k, v: chunked_attention(q, k, v, causal=True, chunk=3).sum()
+    batched = torch.func.vmap(torch.func.grad(f))(q, k, v)
+    looped = torch.stack([torch.func.grad(f)(q[i], k[i], v[i]) for i in range(3)])
+    torch.testing.assert_close(batched, looped)
+
+
 # -- sliding window --------------------------------------------------------------------------
 @FAST
 @given(shapes, st.integers(0, 5), st.booleans())
@@ -125,13 +133,14 @@ def test_window_equals_softmax_attention_under_the_band_mask(s, window, form):
 
 # -- linear attention ------------------------------------------------------------------------
 @FAST
-@given(shapes, st.booleans(), st.booleans())
-def test_linear_regrouping_equals_its_similarity_form(s, padded, causal):
+@given(shapes, st.booleans(), st.booleans(), st.integers(1, 5))
+def test_linear_regrouping_equals_its_similarity_form(s, padded, causal, chunk):
     s = {**s, "tq": min(s["tq"], s["tk"])}
     q, k, v = qkv(s["seed"], s["b"], s["h"], s["tq"], s["tk"], s["d"], s["dv"])
     mask = draw_mask("padding", s) if padded else None
     sim = lambda a, b: torch.einsum("bhqd,bhkd->bhqk", elu_feature_map(a), elu_feature_map(b))
-    got = attention_kernel("linear").apply({}, q, k, v, mask, causal=causal)
+    kernel = attention_kernel({"kind": "linear", "chunk": chunk})
+    got = kernel.apply({}, q, k, v, mask, causal=causal)
     torch.testing.assert_close(got, similarity_attention(q, k, v, sim, mask, causal=causal))
 
 

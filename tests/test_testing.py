@@ -18,7 +18,7 @@ from seqfunc import nn, registry, rng
 from seqfunc.cli import main
 from seqfunc.models import Seq2SeqTransformer
 from seqfunc.testing import (
-    FIELDS, check_causal, check_compiled, check_padding, fake_distribution, probe_dataset,
+    FIELDS, check_causal, check_padding, fake_distribution, probe_dataset,
     run_checks, strategies,
 )
 
@@ -107,14 +107,6 @@ def test_check_fails_a_leaky_model_with_a_shrunk_counterexample(leaky, capsys, m
     assert "tgt_in=[[" in counterexample and "]], [" not in counterexample
 
 
-def test_the_counterexample_is_reproducible(leaky):
-    from seqfunc_leaky import FutureLeakTransformer
-
-    first = run_checks(FutureLeakTransformer, only=["causal"], max_examples=10)["causal"]
-    again = run_checks(FutureLeakTransformer, only=["causal"], max_examples=10)["causal"]
-    assert first.status == "fail" and first.counterexample == again.counterexample
-
-
 # -- declarations: position_free, exempt, check_options -------------------------------------------
 @attrs.frozen
 class BagConfig:
@@ -160,12 +152,34 @@ def test_declared_position_free_adds_permutation_and_exempt_skips(capsys):
     assert report["causal"].reason == "a classification model has no causal input"
 
 
-def test_a_position_dependent_model_fails_permutation_when_it_claims_it():
-    class Claims(Seq2SeqTransformer):
-        position_free: ClassVar[dict] = {}  # wrong: sinusoidal positions stay on
+class PositionalBag(BagOfEmbeddings):
+    """Claims position_free but mixes in positions before a nonlinearity: order matters."""
 
-    report = run_checks(Claims, only=["permutation_invariance"], max_examples=15)
-    assert report.failed == ["permutation_invariance"]
+    def apply(self, params, tokens, *, key=None, train=False):
+        real = (tokens != self.config.pad_id).float()[..., None]
+        x = torch.tanh(nn.add_sinusoidal(nn.embedding(params["embed"], tokens)))
+        return nn.linear(params["out"], (x * real).sum(1) / real.sum(1))
+
+
+class PadCountingBag(BagOfEmbeddings):
+    """Averages over every position, <pad> included: padding changes the prediction."""
+
+    def apply(self, params, tokens, *, key=None, train=False):
+        return nn.linear(params["out"], nn.embedding(params["embed"], tokens).mean(1))
+
+
+def test_a_model_claiming_position_free_wrongly_fails_permutation():
+    report = run_checks(PositionalBag, only=["permutation_invariance", "padding_invariance"],
+                        max_examples=10)
+    assert report.failed == ["permutation_invariance"] and report.passed == ["padding_invariance"]
+
+
+def test_a_classifier_counting_pads_fails_padding_reproducibly():
+    first = run_checks(PadCountingBag, only=["padding_invariance"], max_examples=10)
+    again = run_checks(PadCountingBag, only=["padding_invariance"], max_examples=10)
+    result = first["padding_invariance"]
+    assert result.status == "fail" and result.counterexample.startswith("tokens=[[")
+    assert result.counterexample == again["padding_invariance"].counterexample  # derandomized
 
 
 def test_eager_equals_compiled_on_a_tiny_model():
@@ -202,7 +216,9 @@ BUILTIN_MODELS = [e.name for e in registry.entries("models") if e.dist == regist
 @pytest.mark.parametrize("name", BUILTIN_MODELS)
 def test_builtin_model_passes_seqfunc_check(name, capsys):
     code = main(["check", name, "--no-compile", "--examples", "6"])
-    lines = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert code == 0, captured.out + captured.err
     summary = json.loads(lines[-1])
-    assert code == 0 and summary["failed"] == [], "\n".join(lines)
+    assert summary["failed"] == [], "\n".join(lines)
     assert summary["model"] == name and summary["passed"]

@@ -71,6 +71,10 @@ def resolve_config(args: argparse.Namespace):
         fields = {**recipe, **{k: v for k, v in fields.items() if k not in ("dataset", "model")}}
     fields["dataset"] = dataset
     fields["model"] = args.model or fields.get("model") or TrainConfig().model
+    if recipe.get("model", fields["model"]) != fields["model"] and (
+        fields.get("model_options") == recipe.get("model_options")
+    ):
+        fields["model_options"] = {}  # the recipe's model options are for the recipe's model
     flag_fields = {
         "steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size,
         "lr": args.lr, "optimizer": args.optimizer, "schedule": args.schedule,

@@ -41,10 +41,10 @@ class Enwik8Dataset(CharLMDataset):
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     Config: ClassVar[type] = Enwik8Config
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", steps=1500, batch_size=32, optimizer="adamw", lr=3e-3,
-        schedule="warmup_cosine", warmup_steps=100, lr_end=1e-4, weight_decay=0.1,
-        clip_norm=1.0, eval_every=500, eval_batch_size=500, examples=1,
-        model_options=dict(layers=4, heads=4, d_model=128, dropout=0.0),
+        model="gpt", steps=400, batch_size=32, optimizer="adamw", lr=3e-3,
+        schedule="warmup_cosine", warmup_steps=50, lr_end=1e-4, weight_decay=0.1,
+        clip_norm=1.0, eval_every=200, eval_batch_size=500, examples=1,
+        model_options=dict(layers=2, heads=4, d_model=128, dropout=0.0),
     )
 
     def load(self):

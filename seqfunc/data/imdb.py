@@ -80,37 +80,38 @@ def _decode(raw: bytes, where: str) -> str | Problem:
         return Problem(where, f"bytes that are not UTF-8 at offset {exc.start}")
 
 
-def _folder_member(name: str) -> tuple[str, int] | None:
-    """``(split, label)`` for a review path of the aclImdb layout, else None."""
+def _folder_member(name: str) -> tuple[str, int, int] | None:
+    """``(split, label, review id)`` for a review path of the aclImdb layout, else None."""
     match = _MEMBER.search(name.replace("\\", "/"))
     if not match:
         return None
-    return match.group(1), int(match.group(2) == "pos")
+    return match.group(1), int(match.group(2) == "pos"), int(match.group(3))
 
 
 def read_archive(path: Path) -> Iterator[tuple[str, Record | Problem]]:
-    """``(split, record)`` for every review in an aclImdb ``.tar.gz``, in archive order."""
+    """``(split, record)`` for every review in an aclImdb ``.tar.gz``, in the canonical order
+    (split, label, id) whatever the archive's order (so a folder gives the same splits)."""
+    found = []
     with tarfile.open(path, "r:*") as archive:
         for member in archive:
-            if not member.isfile():
-                continue
-            found = _folder_member(member.name)
-            if found is None:
+            place = _folder_member(member.name) if member.isfile() else None
+            if place is None:
                 continue
             where = f"{path}:{member.name}"
             text = _decode(archive.extractfile(member).read(), where)
-            yield found[0], text if isinstance(text, Problem) else Record(text, found[1], where)
+            item = text if isinstance(text, Problem) else Record(text, place[1], where)
+            found.append((place, item))
+    found.sort(key=lambda pair: pair[0])
+    return ((place[0], item) for place, item in found)
 
 
 def read_folder(path: Path) -> Iterator[tuple[str, Record | Problem]]:
     """``(split, record)`` for every review under an aclImdb folder (sorted by path)."""
     root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
-    for file in sorted(root.glob("*/*/*.txt")):
-        found = _folder_member(file.relative_to(root).as_posix())
-        if found is None:
-            continue
+    files = [(_folder_member(f.relative_to(root).as_posix()), f) for f in root.glob("*/*/*.txt")]
+    for place, file in sorted((p, f) for p, f in files if p is not None):
         text = _decode(file.read_bytes(), str(file))
-        yield found[0], text if isinstance(text, Problem) else Record(text, found[1], str(file))
+        yield place[0], text if isinstance(text, Problem) else Record(text, place[1], str(file))
 
 
 def _unwrap_bytes_literal(field: str, where: str) -> str | Problem:
@@ -220,6 +221,8 @@ class ImdbConfig:
     path: str | None = None
     final: bool = False
     val_size: int = attrs.field(default=5_000, validator=positive)
+    #: Keep only this many training reviews (a random subset; None keeps all).
+    train_size: int | None = attrs.field(default=None, validator=positive)
     vocab_size: int | None = attrs.field(default=None, validator=positive)
     max_len: int = attrs.field(default=512, validator=positive)
     pad_multiple: int = attrs.field(default=32, validator=positive)
@@ -276,6 +279,9 @@ class ImdbDataset(ClassificationData):
             held = set(Random(c.seed).sample(range(len(train)), k=c.val_size))
             val = [ex for i, ex in enumerate(train) if i in held]
             train = [ex for i, ex in enumerate(train) if i not in held]
+        if c.train_size is not None and c.train_size < len(train):
+            keep = sorted(Random(f"{c.seed}:train").sample(range(len(train)), k=c.train_size))
+            train = [train[i] for i in keep]
         self.vocab = frequency_vocab((tokens for tokens, _ in train), c.vocab_size)
         self.splits_data = {"train": self._ids(train), "val": self._ids(val)}
         if test is not None:

@@ -3,4 +3,7 @@ and ``run(args) -> exit code``, imported only when chosen."""
 
 #: experiment name -> module path
 EXPERIMENTS: dict[str, str] = {
+    "classify": "seqfunc.experiments.classify",
+    "depth": "seqfunc.experiments.depth",
+    "attention-kind": "seqfunc.experiments.attention_kind",
 }

@@ -56,6 +56,10 @@ class ClassifierConfig:
     dropout: float = attrs.field(default=0.0, validator=probability)
     norm_first: bool = False
     embed_std: float = attrs.field(default=1.0, validator=positive)
+    #: attention kernel of the ``attention``/``transformer`` mixers (seqfunc.nn.attention_kernels).
+    #: "full" writes the softmax out with einsum, which vmap batches natively (ensembles);
+    #: "dot" is torch's fused kernel, which vmap runs member by member.
+    kernel: str = "full"
 
     def __attrs_post_init__(self):
         if self.mixer in ("attention", "transformer") and self.d_model % self.heads:
@@ -78,7 +82,8 @@ class SequenceClassifier:
     def __init__(self, config: ClassifierConfig):
         self.config = config
         self.block_options = nn.BlockOptions(
-            heads=config.heads, dropout=config.dropout, norm_first=config.norm_first
+            heads=config.heads, dropout=config.dropout, norm_first=config.norm_first,
+            attention=config.kernel,
         )
 
     @classmethod
@@ -99,9 +104,11 @@ class SequenceClassifier:
         if c.positions:
             params["pos"] = nn.init_embedding(k_pos, c.max_len, c.d_model, std=c.embed_std)
         if c.mixer == "attention":
-            params["attn"] = nn.init_multi_head_attention(k_mix, c.d_model)
+            params["attn"] = nn.init_multi_head_attention(k_mix, c.d_model, kernel=c.kernel, heads=c.heads)
         elif c.mixer == "transformer":
-            params["encoder"] = nn.init_encoder(k_mix, c.blocks, c.d_model, c.d_ff or 4 * c.d_model)
+            params["encoder"] = nn.init_encoder(
+                k_mix, c.blocks, c.d_model, c.d_ff or 4 * c.d_model, attention=c.kernel, heads=c.heads
+            )
         return params
 
     def features(self, params, tokens, *, key=None, train=False) -> torch.Tensor:
@@ -118,7 +125,10 @@ class SequenceClassifier:
         if c.mixer == "simple":
             x = simple_self_attention(x, mask)
         elif c.mixer == "attention":
-            x = nn.multi_head_attention(params["attn"], x, heads=c.heads, mask=mask[:, None, None, :])
+            x = nn.multi_head_attention(
+                params["attn"], x, heads=c.heads, mask=mask[:, None, None, :],
+                kernel=self.block_options.attention,
+            )
         elif c.mixer == "transformer":
             x = nn.encoder(
                 params["encoder"], x, opts=self.block_options, mask=mask[:, None, None, :],

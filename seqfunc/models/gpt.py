@@ -20,7 +20,7 @@ import torch
 from einops import rearrange
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, non_negative, positive, probability
+from seqfunc.config import ConfigError, from_dict, non_negative, positive, probability
 from seqfunc.nn import kv_cache
 from seqfunc.nn.attention import dot_product_attention, project_heads
 
@@ -77,7 +77,7 @@ class GPT:
         context = getattr(dataset.config, "context", None) or getattr(dataset.config, "bptt", None)
         if context:
             fields["context"] = context
-        return GPTConfig(**{**fields, **overrides})
+        return from_dict(GPTConfig, {**fields, **overrides}, where="model options")
 
     # -- parameters ------------------------------------------------------------------------
     def init(self, key: rng.KeyArray) -> dict:

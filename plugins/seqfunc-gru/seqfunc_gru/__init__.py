@@ -65,7 +65,7 @@ class GRUSeq2Seq:
     task_kinds: ClassVar[tuple[str, ...]] = ("seq2seq",)
     Config: ClassVar[type] = GRUSeq2SeqConfig
     #: A tiny config for `seqfunc check gru`.
-    check_options: ClassVar[dict] = {"embed_size": 8, "hidden_size": 16, "layers": 2}
+    check_options: ClassVar[dict] = {"embed_size": 8, "hidden_size": 16, "layers": 1}
 
     def __init__(self, config: GRUSeq2SeqConfig):
         self.config = config

@@ -98,6 +98,8 @@ def chunked_backward(grad_out, q, k, v, out, lse, mask, causal, chunk, scale):
 class ChunkedAttentionFunction(torch.autograd.Function):
     """Autograd (and ``torch.func``) entry: saves ``q, k, v, out, lse`` only."""
 
+    generate_vmap_rule = True  # forward and backward are plain torch ops: vmap traces them
+
     @staticmethod
     def forward(q, k, v, mask, causal, chunk, scale):
         out, lse = chunked_forward(q, k, v, mask, causal, chunk, scale)

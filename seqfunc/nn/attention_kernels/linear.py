@@ -3,8 +3,12 @@ phi(q) . phi(k)``, ``phi(x) = elu(x) + 1``, regrouped so no ``(tq, tk)`` matrix 
 
     V'_i = phi(Q_i) (sum_j phi(K_j)^T V_j) / phi(Q_i) (sum_j phi(K_j)^T)
 
-Non-causal: the two sums are computed once, time and memory ``O(t d dv)``. Causal: they are
-prefix sums over the keys (``torch.cumsum``), memory ``O(t d dv)``.
+Non-causal: the two sums are computed once, time ``O(t d dv)``. Causal: they are prefix sums
+over the keys, computed per block of ``chunk`` positions (Katharopoulos et al.'s chunked form):
+within a block a ``(chunk, chunk)`` lower-triangular product, across blocks prefix sums of
+the per-block ``(d, dv)`` sums, so time ``O(t (chunk d + d dv))`` and memory
+``O(t chunk + (t / chunk) d dv)``, both linear in ``t``, instead of one ``(d, dv)`` state per
+position.
 
 Masks: only what the regrouping can honour. A key-padding mask (query axis of size 1,
 e.g. ``(b, 1, 1, tk)``), ``causal=True``, or a full mask that is exactly *causal AND
@@ -16,7 +20,9 @@ from __future__ import annotations
 import attrs
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
+from seqfunc.config import positive
 from seqfunc.nn.attention_kernels.base import AttentionKernel, causal_block, check_mask
 from seqfunc.nn.attention_kernels.similarity import similarity_weights
 
@@ -46,11 +52,39 @@ def split_causal_padding(
     )
 
 
+def causal_prefix_attention(
+    fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Numerator ``(b, h, t, dv)`` and denominator ``(b, h, t)`` of causal linear attention
+    for ``t`` queries over the same ``t`` positions of features ``fq``, ``fk`` ``(b, h, t, d)``."""
+    t = fq.shape[2]
+    pad = -t % chunk
+    if pad:  # zero features at the end: they add nothing, and their outputs are dropped
+        fq, fk, v = (F.pad(x, (0, 0, 0, pad)) for x in (fq, fk, v))
+    blocks = "b h (n c) d -> b h n c d"
+    fq, fk, v = (rearrange(x, blocks, c=chunk) for x in (fq, fk, v))
+    # Across blocks: the sums over every earlier block (exclusive prefix sums).
+    kv = torch.einsum("bhncd,bhncm->bhndm", fk, v)
+    z = fk.sum(dim=3)
+    kv_before, z_before = torch.cumsum(kv, 2) - kv, torch.cumsum(z, 2) - z
+    num = torch.einsum("bhncd,bhndm->bhncm", fq, kv_before)
+    den = torch.einsum("bhncd,bhnd->bhnc", fq, z_before)
+    # Within a block: the causal (chunk, chunk) similarities.
+    tril = torch.ones(chunk, chunk, dtype=torch.bool, device=fq.device).tril()
+    a = torch.einsum("bhncd,bhnkd->bhnck", fq, fk) * tril
+    num = num + torch.einsum("bhnck,bhnkm->bhncm", a, v)
+    den = den + a.sum(dim=-1)
+    num = rearrange(num, "b h n c m -> b h (n c) m")[:, :, :t]
+    return num, rearrange(den, "b h n c -> b h (n c)")[:, :, :t]
+
+
 @attrs.frozen
 class Linear(AttentionKernel):
-    """Linear attention with the ``elu + 1`` feature map (time and memory linear in length)."""
+    """Linear attention with the ``elu + 1`` feature map (time and memory linear in length);
+    ``chunk``: the block size of the causal computation."""
 
     name = "linear"
+    chunk: int = attrs.field(default=64, validator=positive)
 
     def weights(self, params, q, k, mask=None, *, causal=False):
         mask = check_mask(mask, q, k)
@@ -73,10 +107,10 @@ class Linear(AttentionKernel):
         else:
             if tq > tk:
                 raise ValueError(f"causal linear attention needs tq <= tk, got {tq} > {tk}")
-            # Query i sees keys j <= i + tk - tq: the prefix sums at those positions.
-            kv = torch.cumsum(torch.einsum("bhkd,bhkm->bhkdm", fk, v), dim=2)[:, :, tk - tq:]
-            z = torch.cumsum(fk, dim=2)[:, :, tk - tq:]
-            num = torch.einsum("bhqd,bhqdm->bhqm", fq, kv)
-            den = torch.einsum("bhqd,bhqd->bhq", fq, z)
+            # Query i sees keys j <= i + tk - tq: the queries are the last tq positions.
+            if tq < tk:
+                fq = F.pad(fq, (0, 0, tk - tq, 0))
+            num, den = causal_prefix_attention(fq, fk, v, self.chunk)
+            num, den = num[:, :, tk - tq:], den[:, :, tk - tq:]
         # den is 0 only where no key is allowed; num is 0 there too.
         return num / torch.where(den > 0, den, torch.ones_like(den))[..., None]

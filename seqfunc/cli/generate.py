@@ -1,0 +1,61 @@
+"""``seqfunc generate RUN [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]``: sample
+text from a trained language-model run."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "generate", help="sample text from a trained language model",
+        description="Continue a prompt (or a random first token) with a trained language-model "
+        "run. Temperature 0 is greedy (argmax); a KV cache makes each new token one model step.",
+    )
+    p.add_argument("run", help="run folder written by seqfunc train")
+    p.add_argument("--prompt", default=None,
+                   help="text to continue (default: a random first token, as seed 002)")
+    p.add_argument("--tokens", type=int, default=200, help="new tokens to sample (default 200)")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = argmax (default 1.0)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-cache", action="store_true", help="recompute the prefix every step")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from seqfunc import rng
+    from seqfunc.cli import UsageError
+    from seqfunc.generate import check_sampling, generate
+    from seqfunc.run import load_run
+
+    try:
+        check_sampling(args.temperature, args.top_k)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("temperature", "--temperature", 1).replace("top_k", "--top-k", 1)) from None
+    if args.tokens < 1:
+        raise UsageError(f"--tokens must be >= 1, got {args.tokens}")
+    loaded = load_run(args.run, device=args.device)
+    dataset, model = loaded.dataset, loaded.model
+    if dataset.task != "language_model":
+        raise UsageError(f"{args.run} is a {dataset.task!r} run; generate needs a language-model run")
+    key = rng.key(args.seed)
+    if args.prompt:
+        try:
+            ids = dataset.encode(args.prompt)
+        except ValueError as exc:
+            raise UsageError(f"--prompt {args.prompt!r}: {exc}") from None
+        if not ids:
+            raise UsageError(f"--prompt {args.prompt!r}: no tokens after tokenization")
+    else:
+        ids = [int(rng.random_bits(rng.fold_in(key, 10**6), (1,))[0] % len(dataset.vocab))]
+    prompt = torch.tensor([ids], device=args.device)
+    out = generate(
+        model, loaded.params, prompt, args.tokens, key=key, temperature=args.temperature,
+        top_k=args.top_k, use_cache=not args.no_cache,
+    )
+    print(dataset.decode(out[0].tolist()))
+    return 0

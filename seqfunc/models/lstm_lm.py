@@ -1,0 +1,75 @@
+"""An LSTM language model: embedding -> dropout -> LSTM stack -> dropout -> linear (optionally
+tied to the embedding). The recurrent state is its cache: generation feeds one token per step."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+import torch
+
+from seqfunc import nn, rng
+from seqfunc.config import ConfigError, from_dict, positive, probability
+from seqfunc.nn import recurrent
+
+
+@attrs.frozen
+class LSTMLMConfig:
+    vocab_size: int = attrs.field(validator=positive)
+    d_embed: int = attrs.field(default=128, validator=positive)
+    hidden: int = attrs.field(default=256, validator=positive)
+    layers: int = attrs.field(default=2, validator=positive)
+    dropout: float = attrs.field(default=0.0, validator=probability)
+    tie_weights: bool = False
+
+    def __attrs_post_init__(self):
+        if self.tie_weights and self.d_embed != self.hidden:
+            raise ConfigError(
+                f"LSTMLMConfig.tie_weights=True needs d_embed == hidden (got {self.d_embed}, {self.hidden})"
+            )
+
+
+class LSTMLM:
+    name: ClassVar[str] = "lstm_lm"
+    task_kinds: ClassVar[tuple[str, ...]] = ("language_model",)
+    Config: ClassVar[type] = LSTMLMConfig
+
+    def __init__(self, config: LSTMLMConfig):
+        self.config = config
+
+    @classmethod
+    def config_for(cls, dataset, **overrides) -> LSTMLMConfig:
+        return from_dict(LSTMLMConfig, {"vocab_size": len(dataset.vocab), **overrides}, where="model options")
+
+    def init(self, key: rng.KeyArray) -> dict:
+        c = self.config
+        k_emb, k_rnn, k_head = rng.split(key, 3)
+        params = {
+            "embed": nn.init_embedding(k_emb, c.vocab_size, c.d_embed, std=0.1),
+            "lstm": recurrent.init_lstm(k_rnn, c.d_embed, c.hidden, c.layers),
+        }
+        if not c.tie_weights:
+            params["head"] = nn.init_linear(k_head, c.hidden, c.vocab_size)
+        return params
+
+    def _run(self, params, tokens, state, key, train):
+        c = self.config
+        k_in, k_rnn, k_out = rng.split(key, 3) if key is not None else (None, None, None)
+        rate = c.dropout if train else 0.0
+        x = nn.dropout(nn.embedding(params["embed"], tokens), rate, key=k_in, train=train)
+        x, state = recurrent.lstm(params["lstm"], x, state, dropout_rate=rate, key=k_rnn, train=train)
+        x = nn.dropout(x, rate, key=k_out, train=train)
+        head = params.get("head") or {"weight": params["embed"]["weight"]}
+        return nn.linear(head, x), state
+
+    def apply(self, params, tokens: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
+        """``tokens (b, t)`` -> logits ``(b, t, vocab)`` from a zero state."""
+        return self._run(params, tokens, None, key, train)[0]
+
+    def init_cache(self, params, batch: int, max_len: int) -> dict:
+        """The recurrent state is the whole cache (no length limit): None = zeros."""
+        return {"state": None}
+
+    def extend(self, params, tokens: torch.Tensor, cache: dict):
+        logits, state = self._run(params, tokens, cache["state"], None, False)
+        return logits, {"state": state}

@@ -1,0 +1,83 @@
+"""Seed 002's ``TransformerModel`` (the PyTorch word-level language-model tutorial), as pure
+functions:
+
+    src (b, t) -> embedding * sqrt(d) -> + sinusoidal encoding -> dropout
+               -> N ``TransformerEncoderLayer`` s under a causal mask (post-norm, or pre-norm
+                  with ``norm_first``; no final norm, as ``TransformerEncoder(layers, N)``)
+               -> linear decoder -> logits (b, t, V)
+
+``init_weights``: embedding and decoder weight U(-0.1, 0.1), decoder bias 0. (Seed 002's
+``generate`` called the model with no mask, so it was not causal at generation time; here the
+causal mask is always applied.)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import attrs
+import torch
+
+from seqfunc import nn, rng
+from seqfunc.config import ConfigError, from_dict, non_negative, positive, probability
+
+INIT_RANGE = 0.1
+
+
+@attrs.frozen
+class TransformerLMConfig:
+    vocab_size: int = attrs.field(validator=positive)
+    d_model: int = attrs.field(default=200, validator=positive)  # seed: ninp in [200, 250]
+    heads: int = attrs.field(default=2, validator=positive)  # nhead in [2, 4]
+    d_ff: int = attrs.field(default=200, validator=positive)  # nhid in [200, 250]
+    layers: int = attrs.field(default=2, validator=non_negative)  # nlayers in [2, 4]
+    dropout: float = attrs.field(default=0.2, validator=probability)  # [0.0, 0.3]
+    norm_first: bool = False
+
+    def __attrs_post_init__(self):
+        if self.d_model % self.heads:
+            raise ConfigError(
+                f"TransformerLMConfig: d_model={self.d_model} must be divisible by heads={self.heads}"
+            )
+
+
+class TransformerLM:
+    name: ClassVar[str] = "transformer_lm"
+    task_kinds: ClassVar[tuple[str, ...]] = ("language_model",)
+    Config: ClassVar[type] = TransformerLMConfig
+
+    def __init__(self, config: TransformerLMConfig):
+        self.config = config
+        self.block_options = nn.BlockOptions(
+            heads=config.heads, dropout=config.dropout, norm_first=config.norm_first,
+            activation="relu",
+        )
+
+    @classmethod
+    def config_for(cls, dataset, **overrides) -> TransformerLMConfig:
+        return from_dict(TransformerLMConfig, {"vocab_size": len(dataset.vocab), **overrides}, where="model options")
+
+    def init(self, key: rng.KeyArray) -> dict:
+        c = self.config
+        k_emb, k_layers, k_dec = rng.split(key, 3)
+        layer_keys = rng.split(k_layers, c.layers) if c.layers else []
+        return {
+            "encoder": {"weight": rng.uniform(k_emb, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE)},
+            "layers": [nn.init_encoder_layer(k, c.d_model, c.d_ff) for k in layer_keys],
+            "decoder": {
+                "weight": rng.uniform(k_dec, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE),
+                "bias": torch.zeros(c.vocab_size),
+            },
+        }
+
+    def apply(self, params, src: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
+        """``src (b, t)`` -> logits ``(b, t, vocab)``."""
+        c = self.config
+        keys = list(rng.split(key, c.layers + 1)) if key is not None else [None] * (c.layers + 1)
+        x = nn.embedding(params["encoder"], src) * math.sqrt(c.d_model)
+        x = nn.dropout(nn.add_sinusoidal(x), c.dropout, key=keys[-1], train=train)
+        mask = nn.causal_mask(src.shape[1], device=src.device)
+        for layer, k in zip(params["layers"], keys):
+            x = nn.encoder_layer(layer, x, opts=self.block_options, mask=mask, key=k, train=train)
+        return nn.linear(params["decoder"], x)
