@@ -32,7 +32,9 @@ def main() -> None:
     p.add_argument("--d-model", type=int, default=32)
     p.add_argument("--blocks", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared 2-core CPU two threads per tiny op "
+                        "can be 20x slower; 0 = torch's default)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

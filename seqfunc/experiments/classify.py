@@ -7,7 +7,7 @@ member's accuracy, the recipe and the wall time).
 
     seqfunc experiment classify                                  # all cells, 3 seeds
     seqfunc experiment classify --datasets xor --models baseline-mean,full-select-pos
-    seqfunc experiment classify --datasets imdb --imdb-train-size 0 --epochs 5   # full IMDb
+    seqfunc experiment classify --datasets imdb --imdb-train-size 0 --imdb-val-size 5000 --test
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ RECIPES: dict[str, dict] = {
     "imdb": {
         "train": {"batch_size": 64, "lr": 1e-3, "schedule": "warmup_cosine", "warmup_steps": 50,
                   "clip_norm": 1.0, "eval_batch_size": 256},
-        "model_options": {"d_model": 64, "heads": 4},
+        "model_options": {"d_model": 32, "heads": 4},
         "dataset_options": {"max_len": 256, "pad_multiple": 64, "token_budget": 16384,
                             "vocab_size": 20_000},
     },
@@ -84,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="IMDb training reviews used (a random subset; 0 = all 20,000; default 5000)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="IMDb source: aclImdb folder, .tar.gz or CSV (default: the shared copy)")
+    p.add_argument("--imdb-val-size", type=int, default=1000,
+                   help="IMDb reviews held out of train for validation (default 1000; the "
+                        "seed's split is 5000)")
     p.add_argument("--imdb-option", action="append", default=[], metavar="KEY=VALUE",
                    help="IMDb dataset option (repeatable), e.g. max_len=2560, vocab_size=null")
     p.add_argument("--test", action="store_true", help="also report IMDb test accuracy")
@@ -113,6 +116,7 @@ def cell_config(dataset: str, model_label: str, args):
             data["path"] = str(args.data_dir)
         if args.imdb_train_size:
             data["train_size"] = args.imdb_train_size
+        data["val_size"] = args.imdb_val_size
         data.update(parse_assignment(a) for a in args.imdb_option)
         epochs = args.epochs or 1
     else:
@@ -162,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
             splits = ("val", "test") if args.test and "test" in getattr(loaded, "splits_data", {}) else ("val",)
             t0 = time.perf_counter()
             result = fit_ensemble(cfg, seeds, dataset=loaded, model=model, task=task_for(loaded),
-                                  eval_splits=splits)
+                                  eval_splits=splits,
+                                  log=lambda line: print(f"{label}:{line}", flush=True))
             wall = time.perf_counter() - t0
             record = {
                 "dataset": dataset_name, "model": label, "seeds": seeds,

@@ -104,8 +104,8 @@ def plot_results(title: str, rows: list[dict], path: Path) -> Path | None:
     names = [r["variant"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, key, label in zip(
-        axes, ("train_s", "val_loss", "exact_match"),
-        ("training time (s)", "validation loss", "validation exact match"),
+        axes, ("train_s", "val_loss", "token_accuracy"),
+        ("training time (s)", "validation loss", "validation token accuracy"),
     ):
         ax.bar(names, [r[key] for r in rows], color="tab:blue")
         ax.set_title(label)

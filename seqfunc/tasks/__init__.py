@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-TASK_KINDS = ("seq2seq", "classification", "language_model")
+from seqfunc.contracts import TASK_KINDS  # noqa: F401  (re-exported)
 
 # kind -> "module:Class", imported on first use.
 _TASKS: dict[str, str] = {

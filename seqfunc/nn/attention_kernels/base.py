@@ -48,12 +48,6 @@ class AttentionKernel:
         built in full, whatever the kernel's memory use in :meth:`apply`)."""
         raise NotImplementedError
 
-    def spec(self) -> dict:
-        """The JSON form this kernel is built back from by :func:`attention_kernel`."""
-        import attrs
-
-        return {"kind": self.name, **attrs.asdict(self)}
-
 
 def as_4d(mask: torch.Tensor | None) -> torch.Tensor | None:
     """Left-pad a mask's shape with 1s to 4 axes ``(b, h, tq, tk)``."""
