@@ -175,6 +175,7 @@ def fit(
     step = 0
     window: list[dict[str, torch.Tensor]] = []
     bar = tqdm(total=total_steps, disable=not progress, unit="step", dynamic_ncols=True)
+    emit = bar.write if progress else log  # lines printed above the bar, or through `log`
     last_val: dict = {}
     epoch = 0
     while step < total_steps:
@@ -193,9 +194,9 @@ def fit(
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
                 last_val = evaluate(step)
-                bar.write(_format_eval(last_val))
+                emit(_format_eval(last_val))
                 for line in _examples(task, model, state.params, dataset, cfg.examples, device):
-                    bar.write("  " + line)
+                    emit("  " + line)
             if step >= total_steps:
                 break
         epoch += 1
@@ -222,6 +223,10 @@ def _examples(task, model, params, dataset, n, device) -> list[str]:
     return task.examples(model, params, dataset, n, device=device)
 
 
+#: Metrics drawn on the accuracy panel when a task reports them.
+ACCURACY_METRICS = ("token_accuracy", "exact_match", "accuracy")
+
+
 def plot_metrics(records: list[dict], path: Path) -> Path | None:
     """Loss and accuracy against step, train and validation; None without matplotlib."""
     try:
@@ -233,19 +238,25 @@ def plot_metrics(records: list[dict], path: Path) -> Path | None:
         return None
     from seqfunc.checkpoint import atomic_write
 
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    accuracy_names = [
+        name for name in ACCURACY_METRICS if any(name in r for r in records)
+    ]
+    panels = 2 if accuracy_names else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    ax_loss = axes[0, 0]
     for split, style in (("train", "-"), ("val", "o-")):
         rows = [r for r in records if r["split"] == split]
         if not rows:
             continue
         steps = [r["step"] for r in rows]
         ax_loss.plot(steps, [r["loss"] for r in rows], style, label=f"{split} loss")
-        for name in ("token_accuracy", "exact_match", "accuracy"):
+        for name in accuracy_names:
             if name in rows[0]:
-                ax_acc.plot(steps, [r[name] for r in rows], style, label=f"{split} {name}")
+                axes[0, 1].plot(steps, [r[name] for r in rows], style, label=f"{split} {name}")
     ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
-    ax_acc.set(xlabel="step", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))
-    for ax in (ax_loss, ax_acc):
+    if accuracy_names:
+        axes[0, 1].set(xlabel="step", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))
+    for ax in axes[0]:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

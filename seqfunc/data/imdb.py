@@ -250,13 +250,14 @@ class ImdbDataset(ClassificationData):
     Config: ClassVar[type] = ImdbConfig
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     classes = CLASSES
-    #: ``seqfunc train imdb``: the mean-pool baseline that reaches ~0.89 in 5 epochs.
+    #: ``seqfunc train imdb``: the 300-d mean-pool baseline (~0.89 validation in 5 epochs).
     train_defaults: ClassVar[dict] = {
-        "model": "baseline", "epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
-        "schedule": "warmup_cosine", "warmup_steps": 100, "clip_norm": None,
+        "model": "baseline", "epochs": 5, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
+        "schedule": "warmup_cosine", "warmup_steps": 50, "clip_norm": 1.0,
         "eval_batch_size": 256, "examples": 3,
-        "dataset_options": {"max_len": 2560, "pad_multiple": 64, "token_budget": 32768},
-        "model_options": {"pool": "mean", "d_model": 300},
+        "dataset_options": {"max_len": 2560, "pad_multiple": 64, "token_budget": 65536,
+                            "vocab_size": 20_000},
+        "model_options": {"pool": "mean", "d_model": 300, "embed_std": 0.05},
     }
 
     def __init__(self, config: ImdbConfig | None = None):

@@ -52,7 +52,9 @@ RECIPES: dict[str, dict] = {
     "imdb": {
         "train": {"batch_size": 64, "lr": 1e-3, "schedule": "warmup_cosine", "warmup_steps": 50,
                   "clip_norm": 1.0, "eval_batch_size": 256},
-        "model_options": {"d_model": 32, "heads": 4},
+        # Small initial embeddings: with N(0, 1) ones Adam spends the whole budget shrinking
+        # the random part (mean-pool baseline: 0.874 -> 0.890 validation).
+        "model_options": {"d_model": 32, "heads": 4, "embed_std": 0.05},
         "dataset_options": {"max_len": 256, "pad_multiple": 64, "token_budget": 16384,
                             "vocab_size": 20_000},
     },
