@@ -8,7 +8,10 @@ import torch
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="predict the output for one input with a trained run")
+    p = subparsers.add_parser(
+        "predict", help="predict the output for one input with a trained run",
+        epilog='An input that starts with "-" goes after "--": seqfunc predict RUN -- "-12+3"',
+    )
     p.add_argument("run", help="run folder written by seqfunc train")
     p.add_argument("text", help='the input, e.g. "123+123"')
     p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")

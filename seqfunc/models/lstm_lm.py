@@ -33,6 +33,9 @@ class LSTMLM:
     name: ClassVar[str] = "lstm_lm"
     task_kinds: ClassVar[tuple[str, ...]] = ("language_model",)
     Config: ClassVar[type] = LSTMLMConfig
+    #: ``seqfunc check``: torch's fused LSTM kernel (``aten::lstm``) has no vmap batching rule,
+    #: so stacked-parameter ensembles of this model are not supported (yet).
+    exempt: ClassVar[dict] = {"vmap_equals_loop": "torch's fused aten::lstm has no vmap batching rule"}
 
     def __init__(self, config: LSTMLMConfig):
         self.config = config
