@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["ConfigError", "positive", "non_negative", "probability", "to_dict", "from_dict"]
+__all__ = ["ConfigError", "positive", "non_negative", "probability", "one_of", "to_dict", "from_dict"]
 
 T = TypeVar("T")
 
@@ -36,6 +36,12 @@ def _check(predicate, requirement: str):
 positive = _check(lambda v: isinstance(v, (int, float)) and v > 0, "> 0")
 non_negative = _check(lambda v: isinstance(v, (int, float)) and v >= 0, ">= 0")
 probability = _check(lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "in [0, 1)")
+
+
+def one_of(options):
+    """Validator: the value must be one of ``options`` (the message lists them)."""
+    options = tuple(options)
+    return _check(lambda v: v in options, f"one of {', '.join(map(str, options))}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

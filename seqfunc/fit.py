@@ -21,23 +21,13 @@ import torch
 
 from seqfunc import optim, registry, rng
 from seqfunc.checkpoint import save_params, save_tree, write_json
-from seqfunc.config import ConfigError, from_dict, non_negative, positive, to_dict
+from seqfunc.config import ConfigError, from_dict, non_negative, one_of, positive, to_dict
 from seqfunc.tasks import task_for
 from seqfunc.train import init_state, make_step, resolve_compile
 from seqfunc.tree import tree_count, tree_map
 
 OPTIMIZERS = ("adam", "adamw", "radam", "sgd")
 SCHEDULES = ("constant", "warmup_cosine", "step")
-
-
-def _one_of(options):
-    def validator(instance, attribute, value):
-        if value not in options:
-            raise ConfigError(
-                f"TrainConfig.{attribute.name}={value!r}: must be one of {', '.join(options)}"
-            )
-
-    return validator
 
 
 @attrs.frozen
@@ -51,9 +41,9 @@ class TrainConfig:
     steps: int | None = attrs.field(default=None, validator=positive)
     epochs: int | None = attrs.field(default=None, validator=positive)
     batch_size: int = attrs.field(default=128, validator=positive)
-    optimizer: str = attrs.field(default="adam", validator=_one_of(OPTIMIZERS))
+    optimizer: str = attrs.field(default="adam", validator=one_of(OPTIMIZERS))
     lr: float = attrs.field(default=1e-3, validator=positive)
-    schedule: str = attrs.field(default="warmup_cosine", validator=_one_of(SCHEDULES))
+    schedule: str = attrs.field(default="warmup_cosine", validator=one_of(SCHEDULES))
     warmup_steps: int = attrs.field(default=100, validator=non_negative)
     lr_end: float = attrs.field(default=0.0, validator=non_negative)
     step_size: int = attrs.field(default=1, validator=positive)  # schedule "step": decay period
@@ -100,10 +90,6 @@ def build(cfg: TrainConfig):
     dataset = dataset_cls(from_dict(dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"))
     model_config = model_cls.config_for(dataset, **cfg.model_options)
     return dataset, model_cls(model_config), task_for(dataset)
-
-
-def _to_float(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items()}
 
 
 class MetricsLog:

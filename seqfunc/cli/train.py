@@ -94,9 +94,13 @@ def resolve_config(args: argparse.Namespace):
         if getattr(args, flag) is not None:
             model_options[name] = getattr(args, flag)
     if args.layers is not None:
-        for name in LAYER_FIELDS:
-            if name in model_fields:
-                model_options[name] = args.layers
+        layer_fields = [name for name in LAYER_FIELDS if name in model_fields]
+        if not layer_fields:
+            from seqfunc.cli import UsageError
+
+            raise UsageError(f"--layers: model {fields['model']!r} has no layer-count field; "
+                             f"its fields: {', '.join(sorted(model_fields))}")
+        model_options.update((name, args.layers) for name in layer_fields)
     model_options.update(parse_assignment(a) for a in args.model_option)
     data_options = dict(fields.get("dataset_options", {}))
     data_options.update(parse_assignment(a) for a in args.data_option)

@@ -23,21 +23,11 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, non_negative, positive, probability
+from seqfunc.config import ConfigError, non_negative, one_of, positive, probability
 from seqfunc.nn.pooling import POOLS, pool
 from seqfunc.nn.simple_attention import simple_self_attention
 
 MIXERS = ("none", "simple", "attention", "transformer")
-
-
-def _one_of(options):
-    def validator(instance, attribute, value):
-        if value not in options:
-            raise ConfigError(
-                f"ClassifierConfig.{attribute.name}={value!r}: must be one of {', '.join(options)}"
-            )
-
-    return validator
 
 
 @attrs.frozen
@@ -45,8 +35,8 @@ class ClassifierConfig:
     vocab_size: int = attrs.field(validator=positive)
     pad_id: int = attrs.field(validator=non_negative)
     num_classes: int = attrs.field(default=2, validator=positive)
-    mixer: str = attrs.field(default="none", validator=_one_of(MIXERS))
-    pool: str = attrs.field(default="mean", validator=_one_of(POOLS))
+    mixer: str = attrs.field(default="none", validator=one_of(MIXERS))
+    pool: str = attrs.field(default="mean", validator=one_of(POOLS))
     d_model: int = attrs.field(default=300, validator=positive)
     positions: bool = False
     max_len: int = attrs.field(default=512, validator=positive)  # size of the position table
