@@ -90,7 +90,7 @@ def time_reference(batches, dataset, warmup):
     start = time.perf_counter()
     for b in batches[warmup:]:
         loss = step(b)
-    float(loss)
+    float(loss.detach())
     return (len(batches) - warmup) * BATCH / (time.perf_counter() - start)
 
 
