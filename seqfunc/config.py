@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["ConfigError", "positive", "non_negative", "probability", "one_of", "to_dict", "from_dict"]
+__all__ = ["ConfigError", "positive", "non_negative", "probability", "one_of", "check_divisible", "to_dict", "from_dict"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,16 @@ def one_of(options):
     """Validator: the value must be one of ``options`` (the message lists them)."""
     options = tuple(options)
     return _check(lambda v: v in options, f"one of {', '.join(map(str, options))}")
+
+
+def check_divisible(config: Any, field: str, by: str) -> None:
+    """Raise ConfigError unless ``config.<field>`` is a multiple of ``config.<by>``
+    (e.g. ``d_model`` by ``heads``); call it from ``__attrs_post_init__``."""
+    value, divisor = getattr(config, field), getattr(config, by)
+    if value % divisor:
+        raise ConfigError(
+            f"{type(config).__name__}: {field}={value} must be divisible by {by}={divisor}"
+        )
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -22,9 +22,12 @@ class Run:
     params: dict
 
 
-def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
+def load_run(
+    path: str | Path, *, device: str | torch.device = "cpu", task: str | None = None
+) -> Run:
     """Rebuild the dataset and model of a run folder written by :func:`seqfunc.fit.fit` and
-    load its parameters (safetensors: no code runs on load)."""
+    load its parameters (safetensors: no code runs on load). With ``task``, a run of another
+    task kind is refused with a message naming both kinds."""
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such run folder")
@@ -36,6 +39,8 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
         model_config = config["model"]["config"]
     except KeyError as exc:
         raise CheckpointError(f"{path / 'config.json'}: missing field {exc}") from None
+    if task is not None and dataset_cls.task != task:
+        raise CheckpointError(f"{path} is a {dataset_cls.task!r} run; this needs a {task!r} run")
     dataset = dataset_cls(from_dict(dataset_cls.Config, dataset_config, where=f"{path}/config.json dataset"))
     model = model_cls(from_dict(model_cls.Config, model_config, where=f"{path}/config.json model"))
     template = model.init(rng.key(0))

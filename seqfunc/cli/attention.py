@@ -106,11 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
     from seqfunc.run import load_run
 
-    loaded = load_run(args.run, device=args.device)
-    if loaded.dataset.task != "seq2seq":
-        raise UsageError(
-            f"{args.run} is a {loaded.dataset.task!r} run; attention maps need a seq2seq run"
-        )
+    loaded = load_run(args.run, device=args.device, task="seq2seq")
     src_tokens, tgt_tokens, answer, records = record_maps(loaded, args.text, args.device)
     if not records:
         raise UsageError(f"the model of {args.run} made no multi_head_attention call to draw")

@@ -38,10 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc).replace("temperature", "--temperature", 1).replace("top_k", "--top-k", 1)) from None
     if args.tokens < 1:
         raise UsageError(f"--tokens must be >= 1, got {args.tokens}")
-    loaded = load_run(args.run, device=args.device)
+    loaded = load_run(args.run, device=args.device, task="language_model")
     dataset, model = loaded.dataset, loaded.model
-    if dataset.task != "language_model":
-        raise UsageError(f"{args.run} is a {dataset.task!r} run; generate needs a language-model run")
     key = rng.key(args.seed)
     if args.prompt:
         try:

@@ -26,10 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.beam < 1:
         raise UsageError(f"--beam must be >= 1, got {args.beam}")
-    loaded = load_run(args.run, device=args.device)
+    loaded = load_run(args.run, device=args.device, task="seq2seq")
     dataset, model = loaded.dataset, loaded.model
-    if dataset.task != "seq2seq":
-        raise UsageError(f"{args.run} is a {dataset.task!r} run; predict needs a seq2seq run")
     try:
         ids = dataset.encode_source(args.text)
     except ValueError as exc:

@@ -23,7 +23,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, non_negative, one_of, positive, probability
+from seqfunc.config import ConfigError, check_divisible, non_negative, one_of, positive, probability
 from seqfunc.nn.pooling import POOLS, pool
 
 MIXERS = ("none", "simple", "attention", "transformer")
@@ -51,10 +51,8 @@ class ClassifierConfig:
     kernel: str = "full"
 
     def __attrs_post_init__(self):
-        if self.mixer in ("attention", "transformer") and self.d_model % self.heads:
-            raise ConfigError(
-                f"ClassifierConfig: d_model={self.d_model} must be divisible by heads={self.heads}"
-            )
+        if self.mixer in ("attention", "transformer"):
+            check_divisible(self, "d_model", "heads")
         if self.pad_id >= self.vocab_size:
             raise ConfigError(f"ClassifierConfig.pad_id={self.pad_id}: must be < vocab_size")
 

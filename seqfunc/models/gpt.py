@@ -20,7 +20,7 @@ import torch
 from einops import rearrange
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, from_dict, non_negative, positive, probability
+from seqfunc.config import ConfigError, check_divisible, from_dict, non_negative, positive, probability
 from seqfunc.nn import kv_cache
 from seqfunc.nn.attention import dot_product_attention, project_heads
 
@@ -44,8 +44,7 @@ class GPTConfig:
     activation: str = "gelu"
 
     def __attrs_post_init__(self):
-        if self.d_model % self.heads:
-            raise ConfigError(f"GPTConfig: d_model={self.d_model} must be divisible by heads={self.heads}")
+        check_divisible(self, "d_model", "heads")
         if self.positions not in POSITIONS:
             raise ConfigError(f"GPTConfig.positions={self.positions!r}: must be one of {POSITIONS}")
         if self.activation not in nn.feedforward.ACTIVATIONS:

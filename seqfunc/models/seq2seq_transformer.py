@@ -13,7 +13,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, non_negative, positive, probability
+from seqfunc.config import ConfigError, check_divisible, non_negative, positive, probability
 
 
 @attrs.frozen
@@ -36,11 +36,7 @@ class Seq2SeqTransformerConfig:
     attention: str | dict = attrs.field(default="dot", validator=nn.validate_attention)
 
     def __attrs_post_init__(self):
-        if self.d_model % self.heads:
-            raise ConfigError(
-                f"Seq2SeqTransformerConfig: d_model={self.d_model} must be divisible by "
-                f"heads={self.heads}"
-            )
+        check_divisible(self, "d_model", "heads")
         if self.pad_id >= max(self.vocab_size, self.tgt_vocab_size or 0):
             raise ConfigError(
                 f"Seq2SeqTransformerConfig.pad_id={self.pad_id}: must be < vocab_size"

@@ -20,7 +20,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, from_dict, non_negative, positive, probability
+from seqfunc.config import check_divisible, from_dict, non_negative, positive, probability
 
 INIT_RANGE = 0.1
 
@@ -36,10 +36,7 @@ class TransformerLMConfig:
     norm_first: bool = False
 
     def __attrs_post_init__(self):
-        if self.d_model % self.heads:
-            raise ConfigError(
-                f"TransformerLMConfig: d_model={self.d_model} must be divisible by heads={self.heads}"
-            )
+        check_divisible(self, "d_model", "heads")
 
 
 class TransformerLM:
