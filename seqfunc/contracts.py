@@ -76,7 +76,13 @@ class Dataset(Protocol):
       and ``classes`` (list of class names).
 
     Optional: ``train_defaults: ClassVar[dict]``, the :class:`seqfunc.fit.TrainConfig` fields
-    ``seqfunc train DATASET`` starts from (steps, batch_size, lr, model, ...).
+    ``seqfunc train DATASET`` starts from (steps, batch_size, lr, model, ...), and
+    ``model_recipes: ClassVar[dict[str, dict]]``, the fields that replace them for
+    ``seqfunc train DATASET --model NAME``;
+    ``num_batches(split, batch_size)`` when batches are bucketed; ``summary() -> str``, logged
+    when training starts; ``save_artifacts(folder)`` with a classmethod
+    ``from_artifacts(config, folder)``: what the dataset learned from its data (a tokenizer,
+    say) is saved into the run folder and the run is rebuilt from it, without the data.
     """
 
     name: ClassVar[str]

@@ -137,6 +137,10 @@ def fit(
         "dataset": {"name": cfg.dataset, "config": to_dict(dataset.config)},
         "model": {"name": cfg.model, "config": to_dict(model.config)},
     })
+    if hasattr(dataset, "save_artifacts"):  # e.g. trained tokenizers: the run needs them
+        dataset.save_artifacts(out)
+    if hasattr(dataset, "summary"):
+        log(dataset.summary())
     metrics_log = MetricsLog(out / "metrics.jsonl")
 
     k_init, k_train = rng.split(rng.key(cfg.seed))

@@ -41,7 +41,11 @@ def load_run(
         raise CheckpointError(f"{path / 'config.json'}: missing field {exc}") from None
     if task is not None and dataset_cls.task != task:
         raise CheckpointError(f"{path} is a {dataset_cls.task!r} run; this needs a {task!r} run")
-    dataset = dataset_cls(from_dict(dataset_cls.Config, dataset_config, where=f"{path}/config.json dataset"))
+    dataset_config = from_dict(dataset_cls.Config, dataset_config, where=f"{path}/config.json dataset")
+    if hasattr(dataset_cls, "from_artifacts"):  # what fit saved with the run (e.g. tokenizers)
+        dataset = dataset_cls.from_artifacts(dataset_config, path)
+    else:
+        dataset = dataset_cls(dataset_config)
     model = model_cls(from_dict(model_cls.Config, model_config, where=f"{path}/config.json model"))
     template = model.init(rng.key(0))
     params = load_params(path / "params.safetensors", template, device=device)

@@ -19,6 +19,7 @@ __all__ = [
     "tree_flatten",
     "tree_unflatten",
     "tree_count",
+    "param_table",
     "tree_stack",
     "tree_unstack",
     "flatten_dict",
@@ -46,6 +47,23 @@ def tree_unflatten(leaves: list[Any], spec) -> PyTree:
 def tree_count(tree: PyTree) -> int:
     """Number of scalar entries over all tensor leaves (a parameter count)."""
     return sum(leaf.numel() for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor))
+
+
+def param_table(tree: PyTree, depth: int = 1) -> dict[str, int]:
+    """Parameter count per subtree, keyed by the first ``depth`` parts of the dotted path
+    (:func:`flatten_dict` names), in tree order; the values sum to :func:`tree_count`.
+
+    ``{"embed": {"weight": (10, 4)}, "rnn": [{"w": (3, 4)}]}`` -> ``{"embed": 40, "rnn": 12}``
+    (depth 1) or ``{"embed.weight": 40, "rnn.0": 12}`` (depth 2).
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"param_table: depth={depth!r}: must be an int >= 1")
+    counts: dict[str, int] = {}
+    for name, leaf in flatten_dict(tree).items():
+        if isinstance(leaf, torch.Tensor):
+            prefix = ".".join(name.split(".")[:depth])
+            counts[prefix] = counts.get(prefix, 0) + leaf.numel()
+    return counts
 
 
 def tree_stack(trees: list[PyTree]) -> PyTree:

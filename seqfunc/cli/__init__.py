@@ -12,7 +12,7 @@ from seqfunc.config import ConfigError
 from seqfunc.registry import RegistryError
 
 #: Subcommand modules, in the order ``seqfunc --help`` lists them.
-COMMANDS = ["train", "predict", "experiment", "list", "check", "attention", "generate"]
+COMMANDS = ["train", "predict", "translate", "experiment", "list", "check", "attention", "generate"]
 
 
 class UsageError(Exception):

@@ -66,7 +66,10 @@ def resolve_config(args: argparse.Namespace):
     if args.config:
         fields.update(read_json(args.config).get("train", {}))
     dataset = args.dataset or fields.get("dataset") or TrainConfig().dataset
-    recipe = dict(getattr(registry.get_dataset(dataset), "train_defaults", {}))
+    dataset_cls = registry.get_dataset(dataset)
+    recipe = dict(getattr(dataset_cls, "train_defaults", {}))
+    if args.model in getattr(dataset_cls, "model_recipes", {}):  # a recipe for this model
+        recipe = {**recipe, **dataset_cls.model_recipes[args.model], "model": args.model}
     if not args.config or fields.get("dataset") != dataset:
         fields = {**recipe, **{k: v for k, v in fields.items() if k not in ("dataset", "model")}}
     fields["dataset"] = dataset

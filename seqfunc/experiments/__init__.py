@@ -6,4 +6,5 @@ EXPERIMENTS: dict[str, str] = {
     "classify": "seqfunc.experiments.classify",
     "depth": "seqfunc.experiments.depth",
     "attention-kind": "seqfunc.experiments.attention_kind",
+    "add2digits": "seqfunc.experiments.add2digits",
 }

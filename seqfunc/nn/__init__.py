@@ -15,6 +15,15 @@ from seqfunc.nn.linear import init_linear, linear
 from seqfunc.nn.masks import causal_mask, combine_masks, padding_mask
 from seqfunc.nn.norm import init_layer_norm, layer_norm
 from seqfunc.nn.positional import add_sinusoidal, sinusoidal_encoding
+from seqfunc.nn.recurrent import (
+    gru,
+    init_gru,
+    init_lstm,
+    init_recurrent,
+    init_rnn,
+    lstm,
+    rnn,
+)
 from seqfunc.nn.transformer import (
     BlockOptions,
     decoder,
@@ -33,6 +42,7 @@ __all__ = [
     "validate_attention", "dropout", "embedding", "init_embedding", "feed_forward",
     "init_feed_forward", "init_linear", "linear", "causal_mask", "combine_masks",
     "padding_mask", "init_layer_norm", "layer_norm", "add_sinusoidal", "sinusoidal_encoding",
+    "gru", "init_gru", "init_lstm", "init_recurrent", "init_rnn", "lstm", "rnn",
     "BlockOptions", "decoder", "decoder_layer", "encoder", "encoder_layer", "init_decoder",
     "init_decoder_layer", "init_encoder", "init_encoder_layer",
 ]
