@@ -205,3 +205,18 @@ def test_translate_eval_prints_bleu_json(pair_file, tmp_path, capsys):
     assert main(["translate", str(run_dir), "--eval", "test", "--beam", "1"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["pairs"] == 5 and record["beam"] == 1 and 0 <= record["bleu"] <= 100
+
+
+def test_train_recipe_per_model():
+    from seqfunc.cli import build_parser
+    from seqfunc.cli.train import resolve_config
+
+    parse = lambda *argv: resolve_config(build_parser().parse_args(["train", "fra-eng", *argv]))
+    transformer = parse()
+    assert transformer.model == "transformer" and transformer.model_options["d_model"] == 128
+    assert transformer.dataset_options == {"tokenizer": "bpe", "vocab_size": 4000}
+    lstm = parse("--model", "rnn-seq2seq", "--steps", "7")
+    assert lstm.model == "rnn-seq2seq" and lstm.model_options["cell"] == "lstm"
+    assert lstm.model_options["teacher_forcing"] == 0.5 and lstm.steps == 7
+    assert lstm.dataset_options == transformer.dataset_options  # the same data for both
+    assert parse("--model", "rnn-seq2seq", "-m", "cell=gru").model_options["cell"] == "gru"

@@ -96,3 +96,29 @@ def collate_classification(
         seq = seq[:width]
         tokens[row, : len(seq)] = seq
     return {"tokens": torch.from_numpy(tokens), "label": torch.tensor(list(labels), dtype=torch.int64)}
+
+
+class BucketedSplits:
+    """Mixin for datasets whose splits are batched by :func:`bucket_batches`.
+
+    The dataset provides ``_lengths(split) -> list[int]`` (one length per example, in the
+    split's stored order) and a config with ``max_len``, ``pad_multiple``, ``token_budget`` and
+    ``seed``. Training batches are shuffled per ``(seed, epoch)`` and follow the token budget;
+    evaluation batches keep the stored order with ``batch_size`` rows.
+    """
+
+    def _bucket_options(self, split: str) -> dict:
+        c = self.config
+        return {"max_len": c.max_len, "pad_multiple": c.pad_multiple,
+                "token_budget": c.token_budget if split == "train" else None}
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        """Batches per epoch of ``split`` (the same every epoch)."""
+        return count_batches(self._lengths(split), batch_size=batch_size, **self._bucket_options(split))
+
+    def batch_indices(self, split: str, batch_size: int, *, epoch: int = 0) -> list[list[int]]:
+        """Example indices of each batch of one epoch of ``split``."""
+        return bucket_batches(
+            self._lengths(split), batch_size=batch_size, shuffle=split == "train",
+            seed=self.config.seed, epoch=epoch, **self._bucket_options(split),
+        )

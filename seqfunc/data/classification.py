@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from seqfunc.config import ConfigError
-from seqfunc.data.bucketing import bucket_batches, collate_classification, count_batches
+from seqfunc.data.bucketing import BucketedSplits, collate_classification
 from seqfunc.data.vocab import Vocab
 
 PAD, START, END, UNK = ".pad", ".start", ".end", ".unk"
@@ -54,7 +54,7 @@ def sort_by_length(sequences: list, labels: list) -> tuple[list, list]:
     return [sequences[i] for i in order], [labels[i] for i in order]
 
 
-class ClassificationData:
+class ClassificationData(BucketedSplits):
     """Base of the classification datasets. Batches: ``{"tokens": (b, t), "label": (b,)}``."""
 
     task = "classification"
@@ -87,14 +87,6 @@ class ClassificationData:
     def _lengths(self, split: str) -> list[int]:
         return [len(s) for s in self._split(split)[0]]
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        """Batches per epoch of ``split`` (the same every epoch)."""
-        c = self.config
-        return count_batches(
-            self._lengths(split), batch_size=batch_size, max_len=c.max_len,
-            pad_multiple=c.pad_multiple, token_budget=c.token_budget if split == "train" else None,
-        )
-
     def batches(
         self, split: str, batch_size: int, *, epoch: int = 0, drop_last: bool | None = None
     ) -> Iterator[dict[str, torch.Tensor]]:
@@ -107,12 +99,7 @@ class ClassificationData:
         """
         c = self.config
         sequences, labels = self._split(split)
-        train = split == "train"
-        for index in bucket_batches(
-            self._lengths(split), batch_size=batch_size, max_len=c.max_len,
-            pad_multiple=c.pad_multiple, token_budget=c.token_budget if train else None,
-            shuffle=train, seed=c.seed, epoch=epoch,
-        ):
+        for index in self.batch_indices(split, batch_size, epoch=epoch):
             yield collate_classification(
                 [sequences[i] for i in index], [labels[i] for i in index],
                 pad_id=self.pad_id, max_len=c.max_len, pad_multiple=c.pad_multiple,

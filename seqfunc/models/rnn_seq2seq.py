@@ -33,6 +33,7 @@ import torch
 
 from seqfunc import nn, rng
 from seqfunc.config import ConfigError, from_dict, non_negative, one_of, positive, probability
+from seqfunc.models.seq2seq_transformer import seq2seq_sizes
 from seqfunc.nn.recurrent import init_recurrent, recurrent
 from seqfunc.tree import tree_flatten, tree_unflatten
 
@@ -101,11 +102,7 @@ class RNNSeq2Seq:
     @classmethod
     def config_for(cls, dataset, **overrides) -> RNNSeq2SeqConfig:
         """A config sized for a seq2seq dataset (vocabularies and padding id from it)."""
-        src, tgt = dataset.source_vocab, dataset.target_vocab
-        fields = dict(vocab_size=len(src), pad_id=dataset.pad_id)
-        if tgt is not src:
-            fields["tgt_vocab_size"] = len(tgt)
-        return from_dict(RNNSeq2SeqConfig, {**fields, **overrides}, where="model options")
+        return from_dict(RNNSeq2SeqConfig, {**seq2seq_sizes(dataset), **overrides}, where="model options")
 
     # -- parameters ------------------------------------------------------------------------
     def init(self, key: rng.KeyArray) -> dict:

@@ -49,6 +49,16 @@ class Seq2SeqTransformerConfig:
 
 
 
+def seq2seq_sizes(dataset) -> dict:
+    """``vocab_size``, ``pad_id`` and, when the target has its own vocabulary,
+    ``tgt_vocab_size``: the config fields any seq2seq model reads from its dataset."""
+    src, tgt = dataset.source_vocab, dataset.target_vocab
+    fields = dict(vocab_size=len(src), pad_id=dataset.pad_id)
+    if tgt is not src:
+        fields["tgt_vocab_size"] = len(tgt)
+    return fields
+
+
 class Seq2SeqTransformer:
     """``apply(params, src (b, s), tgt_in (b, t)) -> logits (b, t, tgt_vocab)``.
 
@@ -74,11 +84,7 @@ class Seq2SeqTransformer:
     @classmethod
     def config_for(cls, dataset, **overrides) -> Seq2SeqTransformerConfig:
         """A config sized for a seq2seq dataset (vocabularies and padding id from it)."""
-        src, tgt = dataset.source_vocab, dataset.target_vocab
-        fields = dict(vocab_size=len(src), pad_id=dataset.pad_id)
-        if tgt is not src:
-            fields["tgt_vocab_size"] = len(tgt)
-        return Seq2SeqTransformerConfig(**{**fields, **overrides})
+        return Seq2SeqTransformerConfig(**{**seq2seq_sizes(dataset), **overrides})
 
     # -- parameters ------------------------------------------------------------------------
     def init(self, key: rng.KeyArray) -> dict:

@@ -22,4 +22,4 @@ def dropout(
             "pass key=seqfunc.rng.key(seed) to apply, or call it with train=False"
         )
     drop = rng.bernoulli(key, rate, x.shape)
-    return torch.where(drop, torch.zeros((), dtype=x.dtype, device=x.device), x / (1.0 - rate))
+    return (x / (1.0 - rate)).masked_fill(drop, 0.0)

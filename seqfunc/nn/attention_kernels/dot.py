@@ -11,17 +11,36 @@ from seqfunc.nn.attention_kernels.base import (
 )
 
 
+#: On the CPU, up to this many keys the scores are written out (two batched matmuls and a
+#: softmax) instead of calling torch's fused kernel, whose fixed cost per call dominates at
+#: short lengths; torch.compile also fuses the written-out form better.
+CPU_WRITTEN_OUT_MAX_KEYS = 64
+
+
+def softmax_attention(q, k, v, mask=None):
+    """``softmax(q k^T / sqrt(d)) v`` in plain ops; a query with no allowed key gets zeros
+    (and zero gradients: the masked scores take none)."""
+    scores = torch.matmul(q, k.transpose(-2, -1)) * default_scale(q.shape[-1])
+    if mask is None:
+        return torch.matmul(torch.softmax(scores, dim=-1), v)
+    weights = torch.softmax(torch.where(mask, scores, float("-inf")), dim=-1)
+    return torch.matmul(weights.nan_to_num(nan=0.0), v)
+
+
 @attrs.frozen
 class DotProduct(AttentionKernel):
     """``softmax(q k^T / sqrt(d)) v`` (eq. 2 of seed 002). Accepts any mask broadcastable to
-    ``(b, h, tq, tk)``. torch picks its kernel: with no mask and ``causal`` it may use a
-    flash-style kernel whose memory is linear in the length; with a mask tensor, the
-    ``(tq, tk)`` scores are built."""
+    ``(b, h, tq, tk)``. On the CPU with at most :data:`CPU_WRITTEN_OUT_MAX_KEYS` keys it is
+    :func:`softmax_attention`; otherwise torch picks its fused kernel: with no mask and
+    ``causal`` it may use a flash-style kernel whose memory is linear in the length; with a
+    mask tensor, the ``(tq, tk)`` scores are built."""
 
     name = "dot"
 
     def apply(self, params, q, k, v, mask=None, *, causal=False):
         mask = check_mask(mask, q, k)
+        if q.device.type == "cpu" and k.shape[2] <= CPU_WRITTEN_OUT_MAX_KEYS:
+            return softmax_attention(q, k, v, with_causal(mask, q.shape[2], k.shape[2], causal, q.device))
         if causal and mask is None:
             if q.shape[2] == k.shape[2]:
                 return F.scaled_dot_product_attention(q, k, v, is_causal=True)
