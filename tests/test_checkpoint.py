@@ -39,3 +39,15 @@ def test_atomic_json_keeps_old_file_when_writing_fails(tmp_path):
     path.write_text('{"a": 1,\n oops}')
     with pytest.raises(CheckpointError, match="line 2"):
         read_json(path)
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from seqfunc.checkpoint import write_json
+
+    write_json(tmp_path / "c.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
