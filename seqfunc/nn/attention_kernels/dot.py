@@ -1,4 +1,5 @@
-"""Scaled dot-product attention through torch's fused ``F.scaled_dot_product_attention``."""
+"""Scaled dot-product attention through torch's fused ``F.scaled_dot_product_attention``
+(written out as plain ops under torch.compile on the CPU, where inductor fuses those better)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from seqfunc.nn.attention_kernels.base import (
 )
 
 
-#: On the CPU, up to this many keys the scores are written out (two batched matmuls and a
-#: softmax) instead of calling torch's fused kernel, whose fixed cost per call dominates at
-#: short lengths; torch.compile also fuses the written-out form better.
-CPU_WRITTEN_OUT_MAX_KEYS = 64
+#: Under torch.compile on the CPU, up to this many keys the scores are written out (two
+#: batched matmuls and a softmax), which inductor fuses into fewer, faster loops than it gets
+#: around torch's fused kernel. Eager mode keeps the fused kernel: eager CPU ``bmm`` on many
+#: tiny matrices loops over the batch and is slower than it.
+COMPILED_CPU_WRITTEN_OUT_MAX_KEYS = 64
 
 
 def softmax_attention(q, k, v, mask=None):
@@ -30,17 +32,22 @@ def softmax_attention(q, k, v, mask=None):
 @attrs.frozen
 class DotProduct(AttentionKernel):
     """``softmax(q k^T / sqrt(d)) v`` (eq. 2 of seed 002). Accepts any mask broadcastable to
-    ``(b, h, tq, tk)``. On the CPU with at most :data:`CPU_WRITTEN_OUT_MAX_KEYS` keys it is
-    :func:`softmax_attention`; otherwise torch picks its fused kernel: with no mask and
-    ``causal`` it may use a flash-style kernel whose memory is linear in the length; with a
-    mask tensor, the ``(tq, tk)`` scores are built."""
+    ``(b, h, tq, tk)``. Compiled for the CPU with at most
+    :data:`COMPILED_CPU_WRITTEN_OUT_MAX_KEYS` keys it is :func:`softmax_attention`; otherwise
+    torch picks its fused kernel: with no mask and ``causal`` it may use a flash-style kernel
+    whose memory is linear in the length; with a mask tensor, the ``(tq, tk)`` scores are
+    built."""
 
     name = "dot"
 
     def apply(self, params, q, k, v, mask=None, *, causal=False):
         mask = check_mask(mask, q, k)
-        if q.device.type == "cpu" and k.shape[2] <= CPU_WRITTEN_OUT_MAX_KEYS:
-            return softmax_attention(q, k, v, with_causal(mask, q.shape[2], k.shape[2], causal, q.device))
+        if (
+            torch.compiler.is_compiling() and q.device.type == "cpu"
+            and k.shape[2] <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS
+        ):
+            mask = with_causal(mask, q.shape[2], k.shape[2], causal, q.device)
+            return softmax_attention(q, k, v, mask)
         if causal and mask is None:
             if q.shape[2] == k.shape[2]:
                 return F.scaled_dot_product_attention(q, k, v, is_causal=True)
