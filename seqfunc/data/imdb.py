@@ -256,7 +256,7 @@ class ImdbDataset(ClassificationData):
         "schedule": "warmup_cosine", "warmup_steps": 50, "clip_norm": 1.0,
         "eval_batch_size": 256, "examples": 3,
         "dataset_options": {"max_len": 2560, "pad_multiple": 64, "token_budget": 65536,
-                            "vocab_size": 20_000},
+                            "vocab_size": 25_000},
         "model_options": {"pool": "mean", "d_model": 300, "embed_std": 0.05},
     }
 
