@@ -1,9 +1,16 @@
 """Shared test helpers."""
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# `HYPOTHESIS_PROFILE=ci` (set by .ci/run) draws the same examples on every run, so CI passes or
+# fails on the code, not on luck; by default each run explores new examples.
+settings.register_profile("ci", derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: ../shared/data next to the repository (present on the project's machines and CI).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
