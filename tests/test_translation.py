@@ -169,15 +169,20 @@ def test_shared_fra_eng_file():
     assert all(len(words(s)) <= 8 and len(words(t)) <= 8 for s, t in dataset.texts("test"))
 
 
-def test_train_then_translate_cli(pair_file, tmp_path, capsys):
-    pytest.importorskip("sacrebleu")
-    run_dir = tmp_path / "run"
+def tiny_run(pair_file: Path, run_dir: Path, steps: int) -> Path:
+    """A few steps of a tiny Transformer on the toy pairs, saved in ``run_dir``."""
     fit(TrainConfig(
         dataset="fra-eng", model="transformer",
         dataset_options={"path": str(pair_file), "val_size": 5, "test_size": 5, "min_freq": 1},
         model_options={"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "d_ff": 16},
-        steps=3, batch_size=8, eval_every=3, examples=0,
+        steps=steps, batch_size=8, eval_every=steps, examples=0,
     ), run_dir, progress=False, log=lambda _: None)
+    return run_dir
+
+
+def test_train_then_translate_cli(pair_file, tmp_path, capsys):
+    pytest.importorskip("sacrebleu")
+    run_dir = tiny_run(pair_file, tmp_path / "run", steps=3)
     assert (run_dir / "tokenizers.json").exists()
     pair_file.unlink()  # the run translates from its own tokenizers, without the data file
     capsys.readouterr()
@@ -194,13 +199,7 @@ def test_train_then_translate_cli(pair_file, tmp_path, capsys):
 
 def test_translate_eval_prints_bleu_json(pair_file, tmp_path, capsys):
     pytest.importorskip("sacrebleu")
-    run_dir = tmp_path / "run"
-    fit(TrainConfig(
-        dataset="fra-eng", model="transformer",
-        dataset_options={"path": str(pair_file), "val_size": 5, "test_size": 5, "min_freq": 1},
-        model_options={"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "d_ff": 16},
-        steps=2, batch_size=8, examples=0,
-    ), run_dir, progress=False, log=lambda _: None)
+    run_dir = tiny_run(pair_file, tmp_path / "run", steps=2)
     capsys.readouterr()
     assert main(["translate", str(run_dir), "--eval", "test", "--beam", "1"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
     from seqfunc.run import load_run
-    from seqfunc.translate import evaluate_bleu, translate
+    from seqfunc.translate import evaluate_bleu, translate_ids
 
     if args.beam < 1:
         raise UsageError(f"--beam must be >= 1, got {args.beam}")
@@ -58,17 +58,18 @@ def run(args: argparse.Namespace) -> int:
     sentences = args.sentences
     if sentences == ["-"]:
         sentences = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    sources = []
     for i, sentence in enumerate(sentences, start=1):
         where = f"sentence {i} ({sentence!r})" if len(sentences) > 1 else repr(sentence)
         try:
-            dataset.encode_source(sentence)
+            sources.append(dataset.encode_source(sentence))
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
         unknown = dataset.unknown_words(sentence)
         if unknown:
             print(f"note: {where}: not in the vocabulary, read as <unk>: {', '.join(unknown)}",
                   file=sys.stderr)
-    for translation in translate(model, loaded.params, dataset, sentences, beam=args.beam,
-                                 device=args.device):
+    for translation in translate_ids(model, loaded.params, dataset, sources, beam=args.beam,
+                                     device=args.device):
         print(translation)
     return 0

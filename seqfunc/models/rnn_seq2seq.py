@@ -33,7 +33,7 @@ import torch
 
 from seqfunc import nn, rng
 from seqfunc.config import ConfigError, from_dict, non_negative, one_of, positive, probability
-from seqfunc.models.seq2seq_transformer import seq2seq_sizes
+from seqfunc.models.encoder_decoder import EncoderDecoder, seq2seq_sizes
 from seqfunc.nn.recurrent import init_recurrent, recurrent
 from seqfunc.tree import tree_flatten, tree_unflatten
 
@@ -77,7 +77,7 @@ class RNNSeq2SeqConfig:
         return self.tgt_vocab_size or self.vocab_size
 
 
-class RNNSeq2Seq:
+class RNNSeq2Seq(EncoderDecoder):
     """``apply(params, src (b, s), tgt_in (b, t)) -> logits (b, t, tgt_vocab)``.
 
     Stateless: the instance holds only its config; the parameters are the tree :meth:`init`
@@ -209,14 +209,6 @@ class RNNSeq2Seq:
             out, state = recurrent(self.config.cell, params["decoder"], y, state)
             outputs.append(nn.linear(params["predict"], out))
         return torch.cat(outputs, dim=1)
-
-    def apply(
-        self, params: dict, src: torch.Tensor, tgt_in: torch.Tensor, *,
-        key: rng.KeyArray | None = None, train: bool = False,
-    ) -> torch.Tensor:
-        k_enc, k_dec = (None, None) if key is None else rng.split(key)
-        context = self.encode(params, src, key=k_enc, train=train)
-        return self.decode(params, context, tgt_in, key=k_dec, train=train)
 
 
 def _final_states(cell: str, layers: list, x: torch.Tensor, lengths: torch.Tensor, hidden: int) -> dict:

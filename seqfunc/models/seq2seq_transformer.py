@@ -14,6 +14,7 @@ import torch
 
 from seqfunc import nn, rng
 from seqfunc.config import ConfigError, check_divisible, non_negative, positive, probability
+from seqfunc.models.encoder_decoder import EncoderDecoder, seq2seq_sizes
 
 
 @attrs.frozen
@@ -49,17 +50,7 @@ class Seq2SeqTransformerConfig:
 
 
 
-def seq2seq_sizes(dataset) -> dict:
-    """``vocab_size``, ``pad_id`` and, when the target has its own vocabulary,
-    ``tgt_vocab_size``: the config fields any seq2seq model reads from its dataset."""
-    src, tgt = dataset.source_vocab, dataset.target_vocab
-    fields = dict(vocab_size=len(src), pad_id=dataset.pad_id)
-    if tgt is not src:
-        fields["tgt_vocab_size"] = len(tgt)
-    return fields
-
-
-class Seq2SeqTransformer:
+class Seq2SeqTransformer(EncoderDecoder):
     """``apply(params, src (b, s), tgt_in (b, t)) -> logits (b, t, tgt_vocab)``.
 
     Stateless: the instance holds only its config; every parameter lives in the tree that
@@ -143,11 +134,3 @@ class Seq2SeqTransformer:
             self_mask=self_mask, memory_mask=context["mask"], key=k_dec, train=train,
         )
         return nn.linear(params["predict"], y)
-
-    def apply(
-        self, params: dict, src: torch.Tensor, tgt_in: torch.Tensor, *,
-        key: rng.KeyArray | None = None, train: bool = False,
-    ) -> torch.Tensor:
-        k_enc, k_dec = (None, None) if key is None else rng.split(key)
-        context = self.encode(params, src, key=k_enc, train=train)
-        return self.decode(params, context, tgt_in, key=k_dec, train=train)
