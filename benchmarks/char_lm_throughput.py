@@ -8,22 +8,24 @@ shared file is absent):
 * reference: ``torch.nn`` modules, ``F.scaled_dot_product_attention(is_causal=True)``,
   ``torch.optim.AdamW``, ``loss.backward()`` (nanoGPT's ``model.py`` structure);
 * seqfunc: ``seqfunc.models.gpt.GPT`` + ``seqfunc.train.make_step`` (``torch.func``
-  ``grad_and_value`` + ``seqfunc.optim``), eager or ``--compile`` (compile time reported
-  separately, not in tokens/s).
+  ``grad_and_value`` + ``optim.flatten``-ed ``seqfunc.optim``), eager and compiled (compile
+  time reported separately, not in tokens/s).
 
-Achieved GFLOP/s use nanoGPT's estimate (6 N + 12 L T d per token, N = non-embedding
-parameters) against a measured fp32 matmul peak (best of 1024^3 products) on this machine.
+All three run interleaved (:mod:`timing`), each summarised by its median round. Achieved
+GFLOP/s use nanoGPT's estimate (6 N + 12 L T d per token, N = non-embedding parameters)
+against a measured fp32 matmul peak (best square product of 512-2048) on this machine.
 
-    python benchmarks/char_lm_throughput.py [--batch 12] [--steps 30] [--compile]
+    python benchmarks/char_lm_throughput.py [--batch 12] [--rounds 10] [--steps 10] [--no-compile]
 
-Last line: JSON {ref_tokens_per_s, tokens_per_s, ratio, gflops, peak_gflops}.
+Last line: JSON {ref_tokens_per_s, tokens_per_s, ratio, gflops, peak_gflops, mode,
+eager_tokens_per_s, eager_ratio}; ``tokens_per_s``/``ratio``/``gflops`` are the compiled step's
+(the eager one's with ``--no-compile``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import torch
@@ -34,6 +36,7 @@ from seqfunc import optim, rng
 from seqfunc.models.gpt import GPT, GPTConfig
 from seqfunc.tasks.language_model import LanguageModelTask
 from seqfunc.train import init_state, make_step
+from timing import interleaved_seconds_per_step
 
 LAYERS, HEADS, D, CONTEXT, VOCAB = 4, 4, 128, 64, 65
 
@@ -93,7 +96,8 @@ def batches(n: int, batch: int) -> list[dict]:
         ]
 
 
-def run_reference(data, warmup):
+def reference_step():
+    """nanoGPT's training step: ``step(batch) -> loss``."""
     torch.manual_seed(0)
     model = ReferenceGPT()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
@@ -106,42 +110,36 @@ def run_reference(data, warmup):
         opt.step()
         return loss.detach()
 
-    for b in data[:warmup]:
-        step(b)
-    start = time.perf_counter()
-    for b in data[warmup:]:
-        loss = step(b)
-    loss = loss.item()
-    return time.perf_counter() - start, loss
+    return step
 
 
-def run_seqfunc(data, warmup, compile):
+def seqfunc_step(compile):
+    """seqfunc's step of the same shape, holding its own state: ``step(batch) -> loss``."""
     model = GPT(GPTConfig(vocab_size=VOCAB, context=CONTEXT, d_model=D, heads=HEADS, layers=LAYERS))
-    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(1e-3, weight_decay=0.1))
-    step = make_step(LanguageModelTask().loss_fn(model), opt, compile=compile)
+    opt = optim.flatten(optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(1e-3, weight_decay=0.1)))
+    train_step = make_step(LanguageModelTask().loss_fn(model), opt, compile=compile)
     state = init_state(model.init(rng.key(0)), opt)
     key = rng.key(1)
-    start = time.perf_counter()
-    for b in data[:warmup]:
-        state, metrics = step(state, b, key)
-    float(metrics["loss"])
-    warm = time.perf_counter() - start
-    start = time.perf_counter()
-    for b in data[warmup:]:
-        state, metrics = step(state, b, key)
-    float(metrics["loss"])
-    return time.perf_counter() - start, float(metrics["loss"]), warm
+
+    def step(b):
+        nonlocal state
+        state, metrics = train_step(state, b, key)
+        return metrics["loss"]
+
+    return step
 
 
-def matmul_peak(n: int = 1024, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
+def matmul_peak(sizes=(512, 1024, 2048), repeats: int = 5) -> float:
+    """The best fp32 GFLOP/s of square products over a few sizes (best of ``repeats``)."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def flops_per_token() -> float:
@@ -152,34 +150,53 @@ def flops_per_token() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=12)
-    parser.add_argument("--steps", type=int, default=30, help="timed steps")
+    parser.add_argument("--rounds", type=int, default=10, help="timing rounds (median taken)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per contender per round")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="torch.compile seqfunc's step")
+    parser.add_argument("--no-compile", action="store_true", help="time the eager step only")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = batches(args.warmup + args.steps, args.batch)
-    tokens = args.steps * args.batch * CONTEXT
-    t_ref, loss_ref = run_reference(data, args.warmup)
-    t_ours, loss_ours, warm = run_seqfunc(data, args.warmup, args.compile)
+    data = batches(args.rounds * args.steps, args.batch)
+    contenders = {"reference": reference_step(), "eager": seqfunc_step(False)}
+    compile_seconds = None
+    if not args.no_compile:
+        contenders["compiled"] = seqfunc_step(True)
+        start = time.perf_counter()
+        float(contenders["compiled"](data[0]))
+        compile_seconds = time.perf_counter() - start
+    for run in contenders.values():
+        for b in data[: args.warmup]:
+            run(b)
+    seconds = interleaved_seconds_per_step(
+        {name: (lambda i, run=run: run(data[i])) for name, run in contenders.items()},
+        rounds=args.rounds, steps=args.steps, sync=float,
+    )
+    tokens = args.batch * CONTEXT
+    tps = {name: tokens / s for name, s in seconds.items()}
+    ours = "eager" if args.no_compile else "compiled"
     peak = matmul_peak()
-    ref_tps, tps = tokens / t_ref, tokens / t_ours
-    gflops = tps * flops_per_token() / 1e9
-    result = {
-        "ref_tokens_per_s": round(ref_tps, 1), "tokens_per_s": round(tps, 1),
-        "ratio": round(tps / ref_tps, 3), "gflops": round(gflops, 2),
-        "peak_gflops": round(peak, 2),
-    }
-    mode = "compiled" if args.compile else "eager"
+    gflops = {name: tps[name] * flops_per_token() / 1e9 for name in tps}
+
     print(f"GPT {LAYERS}x{D}, {HEADS} heads, context {CONTEXT}, batch {args.batch}, "
-          f"{args.steps} timed steps, {torch.get_num_threads()} threads")
-    print(f"{'':<22}{'ms/step':>10}{'tokens/s':>12}{'last loss':>11}")
-    print(f"{'reference (nn.Module)':<22}{1000 * t_ref / args.steps:>10.1f}{ref_tps:>12.0f}{loss_ref:>11.3f}")
-    print(f"{'seqfunc (' + mode + ')':<22}{1000 * t_ours / args.steps:>10.1f}{tps:>12.0f}{loss_ours:>11.3f}")
-    print(f"seqfunc warm-up ({args.warmup} steps{', compile' if args.compile else ''}): {warm:.1f} s")
-    print(f"ratio {result['ratio']} (goal >= 1.3); seqfunc {gflops:.1f} GFLOP/s = "
-          f"{100 * gflops / peak:.0f}% of the measured matmul peak {peak:.1f} GFLOP/s (goal >= 75%)")
+          f"{torch.get_num_threads()} threads: median of {args.rounds} interleaved rounds of "
+          f"{args.steps} steps")
+    print(f"{'':<22}{'ms/step':>9}{'tokens/s':>10}{'ratio':>7}{'GFLOP/s':>9}{'% peak':>8}")
+    for name in contenders:
+        print(f"{name:<22}{1000 * seconds[name]:>9.1f}{tps[name]:>10.0f}"
+              f"{tps[name] / tps['reference']:>7.2f}{gflops[name]:>9.1f}{100 * gflops[name] / peak:>8.0f}")
+    if compile_seconds is not None:
+        print(f"compile (first compiled call): {compile_seconds:.1f} s")
+    print(f"measured matmul peak {peak:.1f} GFLOP/s; goals: seqfunc ({ours}) >= 1.3x the "
+          f"reference and >= 75% of the peak")
+    result = {
+        "ref_tokens_per_s": round(tps["reference"], 1), "tokens_per_s": round(tps[ours], 1),
+        "ratio": round(tps[ours] / tps["reference"], 3), "gflops": round(gflops[ours], 2),
+        "peak_gflops": round(peak, 2), "mode": ours,
+        "eager_tokens_per_s": round(tps["eager"], 1),
+        "eager_ratio": round(tps["eager"] / tps["reference"], 3),
+    }
     print(json.dumps(result))
 
 

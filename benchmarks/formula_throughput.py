@@ -2,17 +2,16 @@
 
 Both networks have seed 000's reference shape (d_model 64, 4 heads, 2 + 2 layers,
 feed-forward 64, dropout 0.01, sinusoidal positions), train with Adam (lr 1e-3) on the same
-formula batches of 125, in one process. Prints examples/s for the reference, seqfunc eager and
-seqfunc compiled, and the ratios; the last line is one JSON object.
+formula batches of 125, in one process, interleaved (:mod:`timing`). Prints examples/s for the
+reference, seqfunc eager and seqfunc compiled, and the ratios; the last line is one JSON object.
 
-    python benchmarks/formula_throughput.py [--steps 200] [--threads N]
+    python benchmarks/formula_throughput.py [--rounds 10] [--steps 20] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import torch
@@ -23,6 +22,7 @@ from seqfunc.data.formula import FormulaDataset
 from seqfunc.models import Seq2SeqTransformer
 from seqfunc.tasks import task_for
 from seqfunc.train import init_state, make_step
+from timing import interleaved_seconds_per_step
 
 D_MODEL, HEADS, LAYERS, D_FF, DROPOUT, BATCH = 64, 4, 2, 64, 0.01, 125
 
@@ -70,7 +70,8 @@ class ReferenceTransformer(nn.Module):
         return self.predict(out)
 
 
-def time_reference(batches, dataset, warmup):
+def reference_step(dataset):
+    """Seed 000's training step: ``step(batch) -> loss``."""
     torch.manual_seed(0)
     net = ReferenceTransformer(len(dataset.target_vocab), dataset.pad_id)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -83,44 +84,36 @@ def time_reference(batches, dataset, warmup):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return loss
+        return loss.detach()
 
-    for b in batches[:warmup]:
-        step(b)
-    start = time.perf_counter()
-    for b in batches[warmup:]:
-        loss = step(b)
-    float(loss.detach())
-    return (len(batches) - warmup) * BATCH / (time.perf_counter() - start)
+    return step
 
 
-def time_seqfunc(batches, dataset, warmup, compile):
+def seqfunc_step(dataset, compile):
+    """seqfunc's step of the same shape, holding its own state: ``step(batch, i) -> loss``."""
     model = Seq2SeqTransformer(
         Seq2SeqTransformer.config_for(
             dataset, d_model=D_MODEL, heads=HEADS, encoder_layers=LAYERS,
             decoder_layers=LAYERS, d_ff=D_FF, dropout=DROPOUT,
         )
     )
-    optimizer = optim.adam(1e-3)
+    optimizer = optim.flatten(optim.adam(1e-3))
     state = init_state(model.init(rng.key(0)), optimizer)
-    step = make_step(task_for(dataset).loss_fn(model), optimizer, compile=compile)
+    train_step = make_step(task_for(dataset).loss_fn(model), optimizer, compile=compile)
     key = rng.key(1)
-    start = time.perf_counter()
-    state, metrics = step(state, batches[0], rng.fold_in(key, 0))
-    float(metrics["loss"])
-    first_call = time.perf_counter() - start
-    for i, b in enumerate(batches[1:warmup], start=1):
-        state, metrics = step(state, b, rng.fold_in(key, i))
-    start = time.perf_counter()
-    for i, b in enumerate(batches[warmup:], start=warmup):
-        state, metrics = step(state, b, rng.fold_in(key, i))
-    float(metrics["loss"])
-    return (len(batches) - warmup) * BATCH / (time.perf_counter() - start), first_call
+
+    def step(b, i):
+        nonlocal state
+        state, metrics = train_step(state, b, rng.fold_in(key, i))
+        return metrics["loss"]
+
+    return step
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="timed steps per contender")
+    parser.add_argument("--rounds", type=int, default=10, help="timing rounds (median taken)")
+    parser.add_argument("--steps", type=int, default=20, help="steps per contender per round")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
@@ -128,33 +121,44 @@ def main():
         torch.set_num_threads(args.threads)
 
     dataset = FormulaDataset()
-    need = args.steps + args.warmup
+    need = args.rounds * args.steps
     batches, epoch = [], 0
     while len(batches) < need:
         batches += list(dataset.batches("train", BATCH, epoch=epoch))
         epoch += 1
     batches = batches[:need]
 
-    ref = time_reference(batches, dataset, args.warmup)
-    eager, _ = time_seqfunc(batches, dataset, args.warmup, compile=False)
-    compiled, compile_seconds = time_seqfunc(batches, dataset, args.warmup, compile=True)
+    ref, eager, compiled = reference_step(dataset), seqfunc_step(dataset, False), seqfunc_step(dataset, True)
+    start = time.perf_counter()
+    float(compiled(batches[0], 0))
+    compile_seconds = time.perf_counter() - start
+    for i in range(args.warmup):
+        ref(batches[i]), eager(batches[i], i), compiled(batches[i], i)
+    seconds = interleaved_seconds_per_step(
+        {"ref": lambda i: ref(batches[i]), "eager": lambda i: eager(batches[i], i),
+         "compiled": lambda i: compiled(batches[i], i)},
+        rounds=args.rounds, steps=args.steps, sync=float,
+    )
+    per_s = {name: BATCH / s for name, s in seconds.items()}
 
     rows = [
-        ("torch.nn.Transformer (seed 000)", ref, 1.0),
-        ("seqfunc eager", eager, eager / ref),
-        ("seqfunc compiled", compiled, compiled / ref),
+        ("torch.nn.Transformer (seed 000)", "ref"),
+        ("seqfunc eager", "eager"),
+        ("seqfunc compiled", "compiled"),
     ]
-    print(f"threads={torch.get_num_threads()} batch={BATCH} timed steps={args.steps}")
-    print(f"{'contender':<34}{'examples/s':>12}{'ratio':>8}")
-    for name, value, ratio in rows:
-        print(f"{name:<34}{value:>12.0f}{ratio:>8.2f}")
+    print(f"threads={torch.get_num_threads()} batch={BATCH}: median of {args.rounds} interleaved "
+          f"rounds of {args.steps} steps each")
+    print(f"{'contender':<34}{'ms/step':>9}{'examples/s':>12}{'ratio':>8}")
+    for label, name in rows:
+        print(f"{label:<34}{1000 * seconds[name]:>9.1f}{per_s[name]:>12.0f}"
+              f"{per_s[name] / per_s['ref']:>8.2f}")
     print(f"compile (first compiled call): {compile_seconds:.1f} s")
     print(json.dumps({
-        "ref_examples_per_s": round(ref, 1),
-        "eager_examples_per_s": round(eager, 1),
-        "compiled_examples_per_s": round(compiled, 1),
-        "ratio_eager": round(eager / ref, 3),
-        "ratio_compiled": round(compiled / ref, 3),
+        "ref_examples_per_s": round(per_s["ref"], 1),
+        "eager_examples_per_s": round(per_s["eager"], 1),
+        "compiled_examples_per_s": round(per_s["compiled"], 1),
+        "ratio_eager": round(per_s["eager"] / per_s["ref"], 3),
+        "ratio_compiled": round(per_s["compiled"] / per_s["ref"], 3),
         "compile_seconds": round(compile_seconds, 1),
     }))
 

@@ -21,7 +21,7 @@ import torch
 
 from seqfunc import optim, registry, rng
 from seqfunc.checkpoint import save_params, save_tree, write_json
-from seqfunc.config import ConfigError, from_dict, non_negative, one_of, positive, to_dict
+from seqfunc.config import ConfigError, from_dict, non_negative, one_of, positive, probability, to_dict
 from seqfunc.tasks import task_for
 from seqfunc.train import init_state, make_step, resolve_compile
 from seqfunc.tree import tree_count, tree_map
@@ -49,6 +49,8 @@ class TrainConfig:
     step_size: int = attrs.field(default=1, validator=positive)  # schedule "step": decay period
     gamma: float = attrs.field(default=0.95, validator=positive)  # schedule "step": decay factor
     momentum: float = attrs.field(default=0.0, validator=non_negative)
+    b1: float = attrs.field(default=0.9, validator=probability)  # Adam's betas
+    b2: float = attrs.field(default=0.999, validator=probability)
     weight_decay: float = attrs.field(default=0.01, validator=non_negative)
     clip_norm: float | None = attrs.field(default=1.0, validator=positive)
     seed: int = 0
@@ -68,14 +70,14 @@ def make_optimizer(cfg: TrainConfig, total_steps: int) -> optim.GradientTransfor
     else:
         lr = cfg.lr
     base = {
-        "adam": lambda: optim.adam(lr),
-        "adamw": lambda: optim.adamw(lr, weight_decay=cfg.weight_decay),
-        "radam": lambda: optim.radam(lr),
+        "adam": lambda: optim.adam(lr, cfg.b1, cfg.b2),
+        "adamw": lambda: optim.adamw(lr, cfg.b1, cfg.b2, weight_decay=cfg.weight_decay),
+        "radam": lambda: optim.radam(lr, cfg.b1, cfg.b2),
         "sgd": lambda: optim.sgd(lr, cfg.momentum),
     }[cfg.optimizer]()
     if cfg.clip_norm:
-        return optim.chain(optim.clip_by_global_norm(cfg.clip_norm), base)
-    return base
+        base = optim.chain(optim.clip_by_global_norm(cfg.clip_norm), base)
+    return optim.flatten(base)
 
 
 def build(cfg: TrainConfig):

@@ -20,6 +20,7 @@ __all__ = [
     "tree_unflatten",
     "tree_count",
     "param_table",
+    "ravel_tree",
     "tree_stack",
     "tree_unstack",
     "flatten_dict",
@@ -64,6 +65,26 @@ def param_table(tree: PyTree, depth: int = 1) -> dict[str, int]:
             prefix = ".".join(name.split(".")[:depth])
             counts[prefix] = counts.get(prefix, 0) + leaf.numel()
     return counts
+
+
+def ravel_tree(tree: PyTree) -> tuple[torch.Tensor, Callable[[torch.Tensor], PyTree]]:
+    """``(flat (n,), unravel)``: every leaf concatenated into one vector, and the function
+    that cuts a vector of that length back into views shaped like the leaves (JAX's
+    ``ravel_pytree``). All leaves must share one dtype and device."""
+    leaves, spec = tree_flatten(tree)
+    if not leaves:
+        raise ValueError("ravel_tree: the tree has no leaves")
+    kinds = {(leaf.dtype, leaf.device) for leaf in leaves}
+    if len(kinds) > 1:
+        raise ValueError(f"ravel_tree: leaves differ in dtype/device: {sorted(map(str, kinds))}")
+    shapes = [leaf.shape for leaf in leaves]
+    sizes = [leaf.numel() for leaf in leaves]
+
+    def unravel(flat: torch.Tensor) -> PyTree:
+        pieces = torch.split(flat, sizes)
+        return tree_unflatten([p.view(shape) for p, shape in zip(pieces, shapes)], spec)
+
+    return torch.cat([leaf.reshape(-1) for leaf in leaves]), unravel
 
 
 def tree_stack(trees: list[PyTree]) -> PyTree:

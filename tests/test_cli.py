@@ -55,6 +55,8 @@ def test_predict_bad_input_is_one_line_without_traceback(run_dir, text, message)
     (["--model", "nope"], "no model called 'nope'"),
     (["-d", "complexity=-1"], "complexity=-1"),
     (["-d", "colour=1"], "unknown field(s) colour"),
+    (["-t", "b2=1.5"], "b2=1.5"),
+    (["-t", "colour=1"], "unknown field(s) colour"),
 ])
 def test_bad_config_is_one_line_naming_the_field(tmp_path, args, message):
     result = seqfunc("train", "--steps", "1", "--out", str(tmp_path / "r"), *args)
@@ -66,3 +68,12 @@ def test_bad_config_is_one_line_naming_the_field(tmp_path, args, message):
 def test_predict_on_missing_run_folder(tmp_path):
     result = seqfunc("predict", str(tmp_path / "missing"), "1+1")
     assert result.returncode != 0 and "no such run folder" in result.stderr
+
+
+def test_train_option_sets_any_train_config_field():
+    from seqfunc.cli import build_parser
+    from seqfunc.cli.train import resolve_config
+
+    args = build_parser().parse_args(["train", "-t", "b2=0.99", "-t", "weight_decay=0.05", "--lr", "0.02"])
+    cfg = resolve_config(args)
+    assert (cfg.b2, cfg.weight_decay, cfg.lr) == (0.99, 0.05, 0.02)

@@ -17,13 +17,21 @@ CASES = [
 ]
 
 
+CASES.append((
+    "adamw-betas", lambda: optim.adamw(1e-2, 0.8, 0.99, weight_decay=0.1),
+    lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1),
+))
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["per-leaf", "flatten"])
 @pytest.mark.parametrize("name, ours, theirs", CASES, ids=[c[0] for c in CASES])
-def test_matches_torch_optim(name, ours, theirs):
+def test_matches_torch_optim(name, ours, theirs, flat):
+    """Per leaf, and through ``optim.flatten`` (one vector for all leaves): the same steps."""
     gen = torch.Generator().manual_seed(0)
     start = {"w": torch.randn(5, 3, generator=gen), "b": torch.randn(3, generator=gen)}
     params = dict(start)
     torch_params = [torch.nn.Parameter(start["w"].clone()), torch.nn.Parameter(start["b"].clone())]
-    opt, topt = ours(), theirs(torch_params)
+    opt, topt = (optim.flatten(ours()) if flat else ours()), theirs(torch_params)
     state = opt.init(params)
     for _ in range(12):  # RAdam switches to its adaptive rule after step 5
         grads = {"w": torch.randn(5, 3, generator=gen), "b": torch.randn(3, generator=gen)}

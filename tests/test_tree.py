@@ -29,3 +29,22 @@ def test_flatten_dict_names():
     flat = tree.flatten_dict(_tree())
     assert sorted(flat) == ["a", "b.0", "b.1.c"]
     assert tree.unflatten_dict({"x.y": 1, "x.z": 2}) == {"x": {"y": 1, "z": 2}}
+
+
+def test_ravel_tree_roundtrip_gives_views():
+    t = _tree()
+    flat, unravel = tree.ravel_tree(t)
+    assert flat.shape == (tree.tree_count(t),)
+    back = unravel(flat * 3)
+    for x, y in zip(tree.tree_leaves(t), tree.tree_leaves(back)):
+        assert y.shape == x.shape and torch.equal(y, x * 3)
+    views = unravel(flat)
+    views["b"][1]["c"][0] = 42.0  # the leaves share the vector's storage
+    assert 42.0 in flat
+
+
+def test_ravel_tree_rejects_mixed_dtypes():
+    import pytest
+
+    with pytest.raises(ValueError, match="dtype"):
+        tree.ravel_tree({"a": torch.ones(2), "b": torch.ones(2, dtype=torch.float64)})

@@ -49,6 +49,8 @@ def add_parser(subparsers) -> None:
     m.add_argument("--layers", type=int, help="layers (encoder and decoder each)")
     m.add_argument("--d-ff", type=int)
     m.add_argument("--dropout", type=float)
+    p.add_argument("-t", "--train-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any training config field, e.g. -t weight_decay=0.1 -t b2=0.99")
     p.add_argument("-m", "--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any model config field, e.g. -m norm_first=true")
     p.add_argument("-d", "--data-option", action="append", default=[], metavar="KEY=VALUE",
@@ -85,6 +87,7 @@ def resolve_config(args: argparse.Namespace):
         "device": args.device, "compile": args.compile, "eval_every": args.eval_every,
     }
     fields.update({k: v for k, v in flag_fields.items() if v is not None})
+    fields.update(parse_assignment(a) for a in args.train_option)
     if args.steps is not None and args.epochs is None:
         fields["epochs"] = None
     if args.epochs is not None and args.steps is None:

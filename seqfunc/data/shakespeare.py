@@ -27,13 +27,15 @@ class ShakespeareDataset(CharLMDataset):
 
     name: ClassVar[str] = "shakespeare"
     Config: ClassVar[type] = ShakespeareConfig
-    #: The README's recipe: nanoGPT's CPU shape (the GPT defaults: 4 layers, 4 heads, 128 dims;
-    #: context 64),
-    #: batch 32 and a higher peak learning rate with warmup + cosine, dropout 0.
+    #: The README's 110-second recipe (`seqfunc train shakespeare`): nanoGPT's CPU shape cut
+    #: to ONE layer (4 heads, 128 dims, context 64), which at this budget beats deeper models
+    #: (measured at ~95 s: 4 layers 1.87, 2 layers 1.73, 1 layer 1.66 nats/char); batch 16,
+    #: a high peak rate with a short warmup and cosine decay, Adam's beta2 0.99, dropout 0.
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", steps=600, batch_size=32, optimizer="adamw", lr=3e-3,
-        schedule="warmup_cosine", warmup_steps=50, lr_end=1e-4, weight_decay=0.1,
-        clip_norm=1.0, eval_every=300, eval_batch_size=500, log_every=50, examples=1,
+        model="gpt", model_options={"layers": 1}, steps=3600, batch_size=16,
+        optimizer="adamw", lr=1e-2, schedule="warmup_cosine", warmup_steps=30, lr_end=1e-4,
+        b2=0.99, weight_decay=0.1, clip_norm=1.0, eval_every=1800, eval_batch_size=500,
+        log_every=100, examples=1,
     )
 
     def load(self):

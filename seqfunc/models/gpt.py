@@ -22,7 +22,11 @@ from einops import rearrange
 from seqfunc import nn, rng
 from seqfunc.config import ConfigError, check_divisible, from_dict, non_negative, positive, probability
 from seqfunc.nn import kv_cache
-from seqfunc.nn.attention import dot_product_attention, project_heads
+from seqfunc.nn.attention import project_heads
+from seqfunc.nn.attention_kernels import attention_kernel
+
+#: torch's fused kernel eagerly; written out (and fused by inductor) when compiled for the CPU
+_DOT = attention_kernel("dot")
 
 POSITIONS = ("learned", "sinusoidal")
 
@@ -116,9 +120,8 @@ class GPT:
         t = tokens.shape[1]
         if self.config.positions == "learned" and t > self.config.context:
             raise ValueError(f"GPT: {t} tokens exceed the learned position table ({self.config.context})")
-        mask = nn.causal_mask(t, device=tokens.device)
         positions = torch.arange(t, device=tokens.device)
-        logits, _ = self._forward(params, tokens, positions, mask, None, key, train)
+        logits, _ = self._forward(params, tokens, positions, None, None, key, train)
         return logits
 
     def init_cache(self, params: dict, batch: int, max_len: int) -> dict:
@@ -141,6 +144,7 @@ class GPT:
         return self._forward(params, tokens, positions, mask, cache, None, False)
 
     def _forward(self, params, tokens, positions, mask, cache, key, train):
+        """``mask`` None means plain causal attention over ``tokens``."""
         c = self.config
         x = nn.embedding(params["embed"], tokens)
         if c.positions == "learned":
@@ -163,7 +167,7 @@ class GPT:
                     v = kv_cache.write(cache["v"][i], v, cache["pos"])
                     new_k.append(k)
                     new_v.append(v)
-                out = dot_product_attention(q, k, v, mask)
+                out = _DOT.apply({}, q, k, v, mask, causal=mask is None)
                 return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
 
             def ff(h, layer=layer, k_inner=k_ff_inner):
