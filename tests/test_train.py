@@ -47,6 +47,31 @@ def test_same_seed_gives_bit_identical_run():
     assert losses_a[-1] < losses_a[0]
 
 
+def test_eager_gradients_equal_torch_func():
+    """The eager step's autograd gradients are torch.func.grad_and_value's, unused
+    parameters included (zeros), with the same loss and aux."""
+    from torch.func import grad_and_value
+
+    from seqfunc.train import autograd_value_and_grad
+
+    dataset, model, _, batches = _setup()
+    base = task_for(dataset).loss_fn(model)
+
+    def loss_fn(params, batch, key):  # one extra parameter the loss never reads
+        loss, aux = base(params["model"], batch, key)
+        return loss, {**aux, "twice": 2 * loss}
+
+    params = {"model": model.init(rng.key(0)), "unused": torch.ones(3)}
+    key = rng.key(5)
+    want_grads, (want_loss, want_aux) = grad_and_value(loss_fn, has_aux=True)(params, batches[0], key)
+    grads, (loss, aux) = autograd_value_and_grad(loss_fn)(params, batches[0], key)
+    assert torch.equal(loss, want_loss) and torch.equal(aux["twice"], want_aux["twice"])
+    assert not loss.requires_grad and not aux["twice"].requires_grad
+    assert torch.equal(grads["unused"], torch.zeros(3))
+    for got, want in zip(tree_leaves(grads), tree_leaves(want_grads)):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
 def test_compiled_step_matches_eager():
     dataset, model, optimizer, batches = _setup()
     task = task_for(dataset)
