@@ -7,9 +7,9 @@ shared file is absent):
 
 * reference: ``torch.nn`` modules, ``F.scaled_dot_product_attention(is_causal=True)``,
   ``torch.optim.AdamW``, ``loss.backward()`` (nanoGPT's ``model.py`` structure);
-* seqfunc: ``seqfunc.models.gpt.GPT`` + ``seqfunc.train.make_step`` (``torch.func``
-  ``grad_and_value`` + ``optim.flatten``-ed ``seqfunc.optim``), eager and compiled (compile
-  time reported separately, not in tokens/s).
+* seqfunc: ``seqfunc.models.gpt.GPT`` + ``seqfunc.train.make_step`` (plain autograd eagerly,
+  ``torch.func.grad_and_value`` compiled; ``optim.flatten``-ed ``seqfunc.optim``), eager and
+  compiled (compile time reported separately, not in tokens/s).
 
 All three run interleaved (:mod:`timing`), each summarised by its median round. Achieved
 GFLOP/s use nanoGPT's estimate (6 N + 12 L T d per token, N = non-embedding parameters)
