@@ -9,11 +9,9 @@ The score-and-mix step is an interchangeable kernel (:mod:`seqfunc.nn.attention_
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Any, Iterator
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 from seqfunc import rng
@@ -27,23 +25,19 @@ _RECORDERS: list[list[dict]] = []
 def dot_product_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Scaled dot-product attention through torch's fused kernel.
+    """Scaled dot-product attention: the ``"dot"`` kernel.
 
     ``q``: ``(b, h, tq, d)``, ``k``/``v``: ``(b, h, tk, d)``, ``mask`` broadcastable to
     ``(b, h, tq, tk)`` -> ``(b, h, tq, d)``. A query whose keys are all masked gets zeros.
     """
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return attention_kernel("dot").apply({}, q, k, v, mask)
 
 
 def attention_weights(
     q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """The softmax weights ``(b, h, tq, tk)`` that :func:`dot_product_attention` applies."""
-    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
-    return torch.nan_to_num(weights, nan=0.0)  # fully masked rows attend to nothing
+    return attention_kernel("dot").weights({}, q, k, mask)
 
 
 def init_multi_head_attention(
