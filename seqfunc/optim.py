@@ -142,7 +142,12 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
 
 def global_norm(tree: PyTree) -> torch.Tensor:
     """sqrt of the sum of squares of every entry of every leaf."""
-    norms = torch._foreach_norm(_leaves(tree))
+    leaves = _leaves(tree)
+    if torch.compiler.is_compiling():
+        # Inductor runs _foreach_norm as one aten call per leaf; the norm of the concatenation
+        # is one fused loop (sharing optim.flatten's concatenation of the same gradients).
+        return torch.linalg.vector_norm(torch.cat([leaf.reshape(-1) for leaf in leaves]))
+    norms = torch._foreach_norm(leaves)
     return torch.linalg.vector_norm(torch.stack(norms))
 
 

@@ -266,20 +266,22 @@ def test_every_kernel_trains_in_the_seq2seq_model_and_round_trips_its_config(spe
         assert bool(((sums - 1).abs() < 1e-5).all())
 
 
-def test_written_out_dot_attention_equals_the_fused_kernel_with_empty_rows():
-    """The form the dot kernel takes under torch.compile on the CPU: same values and
-    gradients as torch's fused kernel, zeros (and finite gradients) for a query whose keys
-    are all masked."""
+@pytest.mark.parametrize("broadcast", [False, True])
+def test_written_out_dot_attention_equals_the_fused_kernel_with_empty_rows(broadcast):
+    """The forms the dot kernel takes under torch.compile on the CPU (matmuls, or
+    broadcast-and-sum for tiny heads): same values and gradients as torch's fused kernel,
+    zeros (and finite gradients) for a query whose keys are all masked."""
     from seqfunc.nn.attention_kernels.dot import softmax_attention
 
     q, k, v = qkv(5, 2, 2, 4, 6, 3, 5, grad=True)
     mask = random_mask(6, (2, 1, 4, 6))
     mask[1, 0, 2] = False  # a query with no key
     mask[0, 0, 1] = True
-    for fn in (softmax_attention, torch.nn.functional.scaled_dot_product_attention):
+    written_out = lambda q, k, v, mask: softmax_attention(q, k, v, mask, broadcast=broadcast)
+    for fn in (written_out, torch.nn.functional.scaled_dot_product_attention):
         out = fn(q, k, v, mask)
         grads = torch.autograd.grad((out * out).sum(), (q, k, v))
-        if fn is softmax_attention:
+        if fn is written_out:
             want_out, want_grads = out, grads
     torch.testing.assert_close(want_out, out)
     assert bool((want_out[1, :, 2] == 0).all())
@@ -288,9 +290,10 @@ def test_written_out_dot_attention_equals_the_fused_kernel_with_empty_rows():
         torch.testing.assert_close(w, g)
 
 
-def test_compiled_dot_kernel_equals_eager():
+@pytest.mark.parametrize("d", [4, 16])  # 16: tiny heads take the broadcast form
+def test_compiled_dot_kernel_equals_eager(d):
     kernel = attention_kernel("dot")
-    q, k, v = (t.float() for t in qkv(7, 2, 2, 5, 5, 4, 4))
+    q, k, v = (t.float() for t in qkv(7, 2, 2, 5, 5, d, d))
     mask = random_mask(8, (2, 1, 1, 5)) | (torch.arange(5) == 0)
     for causal in (False, True):
         fn = lambda q, k, v: kernel.apply({}, q, k, v, mask, causal=causal)

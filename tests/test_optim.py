@@ -61,6 +61,16 @@ def test_clip_by_global_norm():
     assert torch.equal(clip.update(small, ())[0]["a"], small["a"])
 
 
+def test_global_norm_compiled_equals_eager():
+    """Compiled, the norm is taken over the concatenated leaves instead of per leaf."""
+    gen = torch.Generator().manual_seed(3)
+    w, b, c = torch.randn(7, 5, generator=gen), torch.randn(4, generator=gen), torch.randn(2, 3, 2, generator=gen)
+    tree = {"w": w, "layers": [b, c]}
+    want = torch.sqrt(sum((leaf.double() ** 2).sum() for leaf in (w, b, c)))
+    for fn in (optim.global_norm, torch.compile(optim.global_norm, dynamic=False)):
+        torch.testing.assert_close(fn(tree).double(), want, rtol=1e-6, atol=0)
+
+
 def test_schedules():
     s = optim.warmup_cosine(1.0, 10, 110, end=0.1)
     at = lambda i: float(s(torch.tensor(i)))
