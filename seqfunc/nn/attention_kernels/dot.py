@@ -30,7 +30,7 @@ def softmax_attention(q, k, v, mask=None, *, broadcast=False):
     """``softmax(q k^T / sqrt(d)) v`` in plain ops; a query with no allowed key gets zeros
     (and zero gradients: the masked scores take none). ``broadcast`` writes both products
     as broadcast-multiply-and-sum, which inductor fuses into loops instead of batched
-    matmuls (the ``(b, h, tq, tk, d)`` product is never stored)."""
+    matmuls (compiled, the ``(b, h, tq, tk, d)`` product is never stored; eagerly it is)."""
     if broadcast:
         scores = (q.unsqueeze(3) * k.unsqueeze(2)).sum(-1)
     else:
