@@ -60,18 +60,17 @@ class DotProduct(AttentionKernel):
 
     def apply(self, params, q, k, v, mask=None, *, causal=False):
         mask = check_mask(mask, q, k)
+        tq, tk, d = q.shape[2], k.shape[2], q.shape[3]
         if (
             torch.compiler.is_compiling() and q.device.type == "cpu"
-            and k.shape[2] <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS
+            and tk <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS
         ):
-            mask = with_causal(mask, q.shape[2], k.shape[2], causal, q.device)
-            tq, tk, d = q.shape[2], k.shape[2], q.shape[3]
             broadcast = d % 16 == 0 and tq * tk * d <= COMPILED_CPU_BROADCAST_MAX_PRODUCT
+            mask = with_causal(mask, tq, tk, causal, q.device)
             return softmax_attention(q, k, v, mask, broadcast=broadcast)
-        if causal and mask is None:
-            if q.shape[2] == k.shape[2]:
-                return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        mask = with_causal(mask, q.shape[2], k.shape[2], causal, q.device)
+        if causal and mask is None and tq == tk:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        mask = with_causal(mask, tq, tk, causal, q.device)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
     def weights(self, params, q, k, mask=None, *, causal=False):
