@@ -298,3 +298,23 @@ def test_compiled_dot_kernel_equals_eager(d):
     for causal in (False, True):
         fn = lambda q, k, v: kernel.apply({}, q, k, v, mask, causal=causal)
         torch.testing.assert_close(torch.compile(fn, dynamic=False)(q, k, v), fn(q, k, v))
+
+
+@pytest.mark.parametrize("tq, tk", [(5, 5), (3, 5), (5, 3)])  # (5, 3): early queries see no key
+def test_compiled_dot_kernel_equals_eager_when_only_causal(tq, tk):
+    """Causal attention with no mask tensor skips the empty-row clean-up when compiled unless
+    a query can have no key (``tq > tk``); the values and gradients stay those of eager."""
+    kernel = attention_kernel("dot")
+    q, k, v = qkv(9, 2, 2, tq, tk, 4, 4, grad=True)
+    fn = lambda q, k, v: kernel.apply({}, q, k, v, causal=True)
+    results = []
+    for f in (torch.compile(fn, dynamic=False), fn):
+        out = f(q, k, v)
+        results.append((out, torch.autograd.grad((out * out).sum(), (q, k, v))))
+    (got, got_grads), (want, want_grads) = results
+    torch.testing.assert_close(got, want)
+    if tq > tk:
+        assert bool((got[:, :, : tq - tk] == 0).all())
+    for g, w in zip(got_grads, want_grads):
+        assert bool(torch.isfinite(g).all())
+        torch.testing.assert_close(g, w)

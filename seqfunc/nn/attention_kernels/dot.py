@@ -26,9 +26,10 @@ COMPILED_CPU_WRITTEN_OUT_MAX_KEYS = 64
 COMPILED_CPU_BROADCAST_MAX_PRODUCT = 2048
 
 
-def softmax_attention(q, k, v, mask=None, *, broadcast=False):
+def softmax_attention(q, k, v, mask=None, *, broadcast=False, empty_rows=True):
     """``softmax(q k^T / sqrt(d)) v`` in plain ops; a query with no allowed key gets zeros
-    (and zero gradients: the masked scores take none). ``broadcast`` writes both products
+    (and zero gradients: the masked scores take none). ``empty_rows=False`` promises that
+    every query may attend some key and skips that clean-up. ``broadcast`` writes both products
     as broadcast-multiply-and-sum, which inductor fuses into loops instead of batched
     matmuls (compiled, the ``(b, h, tq, tk, d)`` product is never stored; eagerly it is)."""
     if broadcast:
@@ -39,7 +40,7 @@ def softmax_attention(q, k, v, mask=None, *, broadcast=False):
     if mask is not None:
         scores = torch.where(mask, scores, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
-    if mask is not None:
+    if mask is not None and empty_rows:
         weights = weights.nan_to_num(nan=0.0)
     if broadcast:
         return (weights.unsqueeze(-1) * v.unsqueeze(2)).sum(3)
@@ -66,8 +67,10 @@ class DotProduct(AttentionKernel):
             and tk <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS
         ):
             broadcast = d % 16 == 0 and tq * tk * d <= COMPILED_CPU_BROADCAST_MAX_PRODUCT
+            # causal alone with tk >= tq: every query may attend key 0
+            empty_rows = mask is not None or tk < tq
             mask = with_causal(mask, tq, tk, causal, q.device)
-            return softmax_attention(q, k, v, mask, broadcast=broadcast)
+            return softmax_attention(q, k, v, mask, broadcast=broadcast, empty_rows=empty_rows)
         if causal and mask is None and tq == tk:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
         mask = with_causal(mask, tq, tk, causal, q.device)
