@@ -34,6 +34,9 @@ __all__ = [
 class GradientTransformation(NamedTuple):
     init: Callable[[PyTree], PyTree]
     update: Callable[[PyTree, PyTree, PyTree], tuple[PyTree, PyTree]]
+    #: set by :func:`flatten`: the transformation it runs on the one raveled vector, for a
+    #: caller that already holds parameters and gradients as that vector (the compiled step)
+    flat_inner: GradientTransformation | None = None
 
 
 # -- schedules --------------------------------------------------------------------------------
@@ -125,7 +128,8 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
     handful of whole-vector kernels instead of one small kernel per leaf: on the CPU, where
     ``_foreach_*`` ops loop over leaves, clipped AdamW over a 54-leaf GPT drops from ~15 ms to
     ~7 ms a step. The price is one concatenation of the gradients (and of the parameters, for
-    transforms that read them) per step.
+    transforms that read them) per step; the compiled step of :func:`seqfunc.train.make_step`
+    does not pay it: it holds the parameters as that one vector and calls ``flat_inner``.
     """
 
     def init(params):
@@ -137,7 +141,7 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
         flat_updates, state = inner.update(flat_updates, state, flat_params)
         return unravel(flat_updates), state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, flat_inner=inner)
 
 
 def global_norm(tree: PyTree) -> torch.Tensor:
