@@ -6,6 +6,7 @@ torch.func and torch.compile understand.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -77,14 +78,50 @@ def ravel_tree(tree: PyTree) -> tuple[torch.Tensor, Callable[[torch.Tensor], PyT
     kinds = {(leaf.dtype, leaf.device) for leaf in leaves}
     if len(kinds) > 1:
         raise ValueError(f"ravel_tree: leaves differ in dtype/device: {sorted(map(str, kinds))}")
-    shapes = [leaf.shape for leaf in leaves]
+    return torch.cat([leaf.reshape(-1) for leaf in leaves]), _unravel_function(tree, leaves, spec)
+
+
+def _unravel_function(tree: PyTree, leaves: list[torch.Tensor], spec) -> Callable:
+    """``flat -> tree of views``. For trees of dicts, lists and tuples it is generated as
+    straight-line code (as attrs generates ``__init__``), the layout written into its
+    constants: torch.compile then bakes the layout into the graph where it would otherwise
+    guard on every leaf's shape and every node of the tree spec (~1,500 guards, half a
+    millisecond a step, on the formula Transformer), and eagerly it skips the generic
+    unflatten."""
     sizes = [leaf.numel() for leaf in leaves]
+    numbered = iter(range(len(leaves)))
 
-    def unravel(flat: torch.Tensor) -> PyTree:
-        pieces = torch.split(flat, sizes)
-        return tree_unflatten([p.view(shape) for p, shape in zip(pieces, shapes)], spec)
+    def expression(node) -> str:
+        if isinstance(node, torch.Tensor):
+            i = next(numbered)
+            return f"pieces[{i}]" if node.dim() == 1 else f"pieces[{i}].view({tuple(node.shape)})"
+        if type(node) is dict and all(type(k) in (str, int) for k in node):
+            return "{" + "".join(f"{k!r}: {expression(v)}, " for k, v in node.items()) + "}"
+        if type(node) in (list, tuple):
+            items = "".join(f"{expression(v)}, " for v in node)
+            return f"[{items}]" if type(node) is list else f"({items})"
+        raise TypeError  # another container: the generic path below
 
-    return torch.cat([leaf.reshape(-1) for leaf in leaves]), unravel
+    try:
+        source = f"def unravel(flat):\n    pieces = flat.split({sizes})\n    return {expression(tree)}\n"
+    except TypeError:
+        shapes = [leaf.shape for leaf in leaves]
+
+        def unravel(flat: torch.Tensor) -> PyTree:
+            pieces = torch.split(flat, sizes)
+            return tree_unflatten([p.view(shape) for p, shape in zip(pieces, shapes)], spec)
+
+        return unravel
+    return _compiled_unravel(source)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_unravel(source: str) -> Callable:
+    """One function per layout: torch.compile guards on its code object, so a fresh one per
+    call would recompile the graph every step."""
+    namespace: dict = {}
+    exec(compile(source, "<unravel>", "exec"), namespace)
+    return namespace["unravel"]
 
 
 def tree_stack(trees: list[PyTree]) -> PyTree:

@@ -48,3 +48,21 @@ def test_ravel_tree_rejects_mixed_dtypes():
 
     with pytest.raises(ValueError, match="dtype"):
         tree.ravel_tree({"a": torch.ones(2), "b": torch.ones(2, dtype=torch.float64)})
+
+
+def test_unravel_keeps_structure_order_and_shapes():
+    """The generated unravel (dicts, lists, tuples; int keys; 0-d, 1-d and 3-d leaves) and
+    the generic one (other containers, here a namedtuple) give back the same tree spec."""
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "left right")
+    trees = [
+        {"z": torch.ones(()), 3: [torch.arange(6.0).view(1, 2, 3), (torch.zeros(4), torch.ones(2, 2))]},
+        {"pair": Pair(torch.ones(3), torch.zeros(2, 1))},
+    ]
+    for t in trees:
+        flat, unravel = tree.ravel_tree(t)
+        back = unravel(flat)
+        assert tree.tree_flatten(back)[1] == tree.tree_flatten(t)[1]
+        for x, y in zip(tree.tree_leaves(t), tree.tree_leaves(back)):
+            assert y.shape == x.shape and torch.equal(x, y)
