@@ -85,9 +85,9 @@ def _unravel_function(tree: PyTree, leaves: list[torch.Tensor], spec) -> Callabl
     """``flat -> tree of views``. For trees of dicts, lists and tuples it is generated as
     straight-line code (as attrs generates ``__init__``), the layout written into its
     constants: torch.compile then bakes the layout into the graph where it would otherwise
-    guard on every leaf's shape and every node of the tree spec (~1,500 guards, half a
-    millisecond a step, on the formula Transformer), and eagerly it skips the generic
-    unflatten."""
+    guard on every leaf's shape and every node of the tree spec (the formula Transformer's
+    compiled step: 354 guards instead of 1,236), and eagerly it takes half the time of the
+    generic split, view and unflatten (78 us instead of 179 us for its 71 leaves)."""
     sizes = [leaf.numel() for leaf in leaves]
     numbered = iter(range(len(leaves)))
 
