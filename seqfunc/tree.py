@@ -86,8 +86,8 @@ def _unravel_function(tree: PyTree, leaves: list[torch.Tensor], spec) -> Callabl
     straight-line code (as attrs generates ``__init__``), the layout written into its
     constants: torch.compile then bakes the layout into the graph where it would otherwise
     guard on every leaf's shape and every node of the tree spec (the formula Transformer's
-    compiled step: 354 guards instead of 1,236), and eagerly it takes half the time of the
-    generic split, view and unflatten (78 us instead of 179 us for its 71 leaves)."""
+    compiled step: 354 guards instead of 1,236), and eagerly it is faster than the generic
+    split, view and unflatten (78 us instead of 425 us for its 71 leaves)."""
     sizes = [leaf.numel() for leaf in leaves]
     numbered = iter(range(len(leaves)))
 
