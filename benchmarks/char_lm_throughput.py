@@ -21,9 +21,9 @@ It also times the step's matrix products alone at the step's shapes
 (``matmul_ceiling_gflops``): what a step with every other op free would reach.
 
 Last line: JSON {ref_tokens_per_s, tokens_per_s, ratio, ratio_best, gflops, peak_gflops,
-matmul_ceiling_gflops, mode, eager_tokens_per_s, eager_ratio}; ``tokens_per_s``/``ratio``/``gflops`` are the compiled step's
-(the eager one's with ``--no-compile``) in the median round, ``ratio_best`` compares the
-fastest rounds.
+matmul_ceiling_gflops, mode, eager_tokens_per_s, eager_ratio}; ``tokens_per_s``/``ratio``/
+``gflops`` are the compiled step's (the eager one's with ``--no-compile``) in the median
+round, ``ratio_best`` compares the fastest rounds.
 """
 
 from __future__ import annotations
@@ -219,9 +219,9 @@ def main() -> None:
     print(f"fastest rounds only: {ours} {best_ratio:.2f}x")
     if compile_seconds is not None:
         print(f"compile (first compiled call): {compile_seconds:.1f} s")
-    print(f"measured matmul peak {peak:.1f} GFLOP/s; the step's matrix products alone, timed on "
-          f"their own: {ceiling:.1f} GFLOP/s = {100 * ceiling / peak:.0f}% of the peak (the ceiling "
-          f"of any step built on torch's matmuls)")
+    print(f"measured matmul peak {peak:.1f} GFLOP/s; the step's matrix products alone, timed "
+          f"on their own: {ceiling:.1f} GFLOP/s = {100 * ceiling / peak:.0f}% of the peak (the "
+          f"ceiling of any step built on torch's matmuls)")
     print(f"goals: seqfunc ({ours}) >= 1.3x the reference and >= 75% of the peak")
     result = {
         "ref_tokens_per_s": round(tps["reference"], 1), "tokens_per_s": round(tps[ours], 1),

@@ -65,7 +65,9 @@ def read_json(path: str | os.PathLike) -> Any:
 def _contiguous_cpu(tree: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # cloned: leaves may be views of one vector (the compiled step's params), and safetensors
     # refuses tensors that share memory
-    return {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in tree.items()}
+    return {
+        k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in tree.items()
+    }
 
 
 def save_params(path: str | os.PathLike, params: dict) -> None:

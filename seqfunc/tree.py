@@ -103,7 +103,8 @@ def _unravel_function(tree: PyTree, leaves: list[torch.Tensor], spec) -> Callabl
         raise TypeError  # another container: the generic path below
 
     try:
-        source = f"def unravel(flat):\n    pieces = flat.split({sizes})\n    return {expression(tree)}\n"
+        body = expression(tree)
+        source = f"def unravel(flat):\n    pieces = flat.split({sizes})\n    return {body}\n"
     except TypeError:
         shapes = [leaf.shape for leaf in leaves]
 

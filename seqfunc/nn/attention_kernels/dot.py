@@ -22,7 +22,8 @@ COMPILED_CPU_WRITTEN_OUT_MAX_KEYS = 64
 #: 16), both products are written as broadcast-multiply-and-sum: inductor's fused loops beat
 #: ``bmm``'s per-matrix cost there (forward + backward, 500 heads of 11 x 11 x 16: 1.4x;
 #: 6 x 6 x 16: 2.2x) but lose on larger heads (16 x 16 x 16: 0.8x; 64 x 64 x 32: 0.5x) and
-#: on ``d = 8`` (0.1x). Measured on a 2-core AMD EPYC (inductor emits 16-lane AVX-512), torch 2.13.
+#: on ``d = 8`` (0.1x). Measured on a 2-core AMD EPYC (inductor emits 16-lane AVX-512 code),
+#: torch 2.13.
 COMPILED_CPU_BROADCAST_MAX_PRODUCT = 2048
 
 
