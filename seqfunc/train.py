@@ -21,6 +21,7 @@ import torch
 from torch.func import grad_and_value
 
 from seqfunc import optim
+from seqfunc.compiled import compile_fn
 from seqfunc.tree import ravel_tree, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 PyTree = Any
@@ -93,7 +94,7 @@ def make_step(
         return TrainState(params, opt_state, state.step + 1), metrics
 
     if compiled:
-        return torch.compile(step, dynamic=False)
+        return compile_fn(step, dynamic=False)
     return step
 
 
@@ -142,7 +143,7 @@ class _FlatCore:
             metrics = {"loss": loss, "grad_norm": optim.global_norm(grads), **aux}
             return flat + updates, opt_state, count + 1, metrics
 
-        self._compiled = torch.compile(core, dynamic=False)
+        self._compiled = compile_fn(core, dynamic=False)
 
     def fits(self, params) -> bool:
         leaves, spec = tree_flatten(params)
