@@ -7,10 +7,11 @@
 ``step`` is a pure function ``(state, batch, key) -> (state, metrics)``. ``compile=True``
 wraps the *whole* step (forward, backward, clipping, optimizer update) in one
 ``torch.compile`` graph, differentiated by ``torch.func.grad_and_value``; with a flattened
-optimizer (``optim.flatten``) that graph holds the parameters as one vector. The eager step gets
-the same gradients from plain reverse-mode autograd (:func:`autograd_value_and_grad`):
-functorch's transform adds a dispatch layer to every op, which cost 16 % of the eager step of
-seed 000's small Transformer (benchmarks/formula_throughput.py's model).
+optimizer (``optim.flatten``) the step, compiled or eager, holds the parameters as one vector.
+The eager step gets the same gradients from plain reverse-mode autograd
+(:func:`autograd_value_and_grad`): functorch's transform adds a dispatch layer to every op,
+which cost 16 % of the eager step of seed 000's small Transformer
+(benchmarks/formula_throughput.py's model).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def autograd_value_and_grad(loss_fn: LossFn) -> Callable:
     return value_and_grad
 
 
+def _value_and_grad(loss_fn: LossFn, compiled: bool) -> Callable:
+    """torch.func's transform for a graph to compile, plain autograd eagerly (the same values)."""
+    return grad_and_value(loss_fn, has_aux=True) if compiled else autograd_value_and_grad(loss_fn)
+
+
 def make_step(
     loss_fn: LossFn,
     optimizer: optim.GradientTransformation,
@@ -80,11 +86,9 @@ def make_step(
     compiles once.
     """
     compiled = resolve_compile(compile, device)
-    if compiled and optimizer.flat_inner is not None:
-        return _compiled_flat_step(loss_fn, optimizer.flat_inner)
-    value_and_grad = (
-        grad_and_value(loss_fn, has_aux=True) if compiled else autograd_value_and_grad(loss_fn)
-    )
+    if optimizer.flat_inner is not None:
+        return _flat_step(loss_fn, optimizer.flat_inner, compiled)
+    value_and_grad = _value_and_grad(loss_fn, compiled)
 
     def step(state: TrainState, batch: dict, key: torch.Tensor):
         grads, (loss, aux) = value_and_grad(state.params, batch, key)
@@ -98,14 +102,15 @@ def make_step(
     return step
 
 
-def _compiled_flat_step(loss_fn: LossFn, inner: optim.GradientTransformation) -> Callable:
-    """The compiled step for a flattened optimizer (:func:`seqfunc.optim.flatten`).
+def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: bool) -> Callable:
+    """The step for a flattened optimizer (:func:`seqfunc.optim.flatten`).
 
-    The parameters travel through the compiled graph as one vector: the loss sees views of it,
-    the gradient comes out as one vector, and ``inner`` updates it directly. The per-leaf
-    concatenations and splits of the tree step go away, and so do the dynamo guards on every
-    leaf. Against the per-leaf compiled step, interleaved in one process: benchmarks/
-    char_lm_throughput.py's GPT 2-6 % faster a step, the formula Transformer about 1 %.
+    The parameters travel through the step as one vector: the loss sees views of it, the
+    gradient comes out as one vector, and ``inner`` updates it directly. The per-leaf
+    concatenations, splits and tree walks of the tree step go away, and compiled, so do the
+    dynamo guards on every leaf. Against the per-leaf step, interleaved in one process:
+    compiled, benchmarks/char_lm_throughput.py's GPT 2-6 % faster a step, the formula
+    Transformer about 1 %; eager, the formula Transformer 2-8 %.
     The state's ``params`` are views of that vector; a state whose ``params`` are not the
     ones this step returned last (the first step, a restored checkpoint) is raveled once.
     """
@@ -118,7 +123,7 @@ def _compiled_flat_step(loss_fn: LossFn, inner: optim.GradientTransformation) ->
         if state.params is not params_tree:
             flat, unravel = ravel_tree(state.params)
             if core is None or not core.fits(state.params):
-                core = _FlatCore(loss_fn, inner, state.params, unravel)
+                core = _FlatCore(loss_fn, inner, state.params, unravel, compiled)
         new_flat, opt_state, count, metrics = core(flat, state.opt_state, state.step, batch, key)
         params = core.unravel(new_flat)
         last = (params, new_flat)
@@ -128,26 +133,27 @@ def _compiled_flat_step(loss_fn: LossFn, inner: optim.GradientTransformation) ->
 
 
 class _FlatCore:
-    """``(flat, opt_state, count, batch, key) -> (flat, opt_state, count, metrics)``, compiled
-    for one tree layout (structure and leaf shapes)."""
+    """``(flat, opt_state, count, batch, key) -> (flat, opt_state, count, metrics)`` for one
+    tree layout (structure and leaf shapes), compiled or eager."""
 
-    def __init__(self, loss_fn, inner, params, unravel):
+    def __init__(self, loss_fn, inner, params, unravel, compiled):
         leaves, self.spec = tree_flatten(params)
         self.layout = [(leaf.shape, leaf.dtype, leaf.device) for leaf in leaves]
         self.unravel = unravel  # also eagerly, each step: the tree of views of the new vector
+        loss_of_flat = lambda flat, batch, key: loss_fn(unravel(flat), batch, key)
+        value_and_grad = _value_and_grad(loss_of_flat, compiled)
 
         def core(flat, opt_state, count, batch, key):
-            loss_of_flat = lambda flat: loss_fn(unravel(flat), batch, key)
-            grads, (loss, aux) = grad_and_value(loss_of_flat, has_aux=True)(flat)
+            grads, (loss, aux) = value_and_grad(flat, batch, key)
             updates, opt_state = inner.update(grads, opt_state, flat)
             metrics = {"loss": loss, "grad_norm": optim.global_norm(grads), **aux}
             return flat + updates, opt_state, count + 1, metrics
 
-        self._compiled = compile_fn(core, dynamic=False)
+        self._run = compile_fn(core, dynamic=False) if compiled else core
 
     def fits(self, params) -> bool:
         leaves, spec = tree_flatten(params)
         return spec == self.spec and [(x.shape, x.dtype, x.device) for x in leaves] == self.layout
 
     def __call__(self, *args):
-        return self._compiled(*args)
+        return self._run(*args)

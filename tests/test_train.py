@@ -93,18 +93,37 @@ def test_compiled_step_matches_eager(flat):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-3)
 
 
-def test_compiled_flat_step_takes_params_it_did_not_return(tmp_path):
-    """The flattened compiled step reuses its own vector for the params it returned last;
-    params from elsewhere (here a checkpoint of other weights, swapped in mid-run) are raveled
-    again, as eager would use them. Its params (views of one vector) save and load as usual."""
+def test_eager_flat_step_is_the_tree_step_bit_for_bit():
+    """Eagerly, a flattened optimizer's step holds the parameters as one vector; it computes
+    exactly what the tree step with the same transformation computes (here forced by hiding
+    ``flat_inner``): same losses, same parameters, bit for bit."""
+    dataset, model, optimizer, batches = _setup()
+    flat = optim.flatten(optimizer)
+    as_tree = optim.GradientTransformation(flat.init, flat.update)
+    task = task_for(dataset)
+    flat_state, flat_losses = _train(model, flat, task, batches[:6], compile=False)
+    tree_state, tree_losses = _train(model, as_tree, task, batches[:6], compile=False)
+    assert flat_losses == tree_losses
+    assert all(
+        torch.equal(a, b) for a, b in zip(tree_leaves(flat_state.params), tree_leaves(tree_state.params))
+    )
+    assert flat_losses[-1] < flat_losses[0]
+
+
+def test_flat_step_takes_params_it_did_not_return(tmp_path):
+    """The flattened step, eager or compiled, reuses its own vector for the params it returned
+    last; params from elsewhere (here a checkpoint of other weights, swapped in mid-run) are
+    raveled again, as the tree step (the reference here) uses them. Its params (views of one
+    vector) save and load as usual."""
     from seqfunc.checkpoint import load_params, save_params
 
     dataset, model, optimizer, batches = _setup()
-    optimizer, task = optim.flatten(optimizer), task_for(dataset)
+    flat, task = optim.flatten(optimizer), task_for(dataset)
+    as_tree = optim.GradientTransformation(flat.init, flat.update)  # no flat_inner: tree step
     other = model.init(rng.key(7))
     save_params(tmp_path / "other.safetensors", other)
     runs = []
-    for compile in (False, True):
+    for optimizer, compile in ((as_tree, False), (flat, False), (flat, True)):
         step = make_step(task.loss_fn(model), optimizer, compile=compile)
         state, losses = init_state(model.init(rng.key(0)), optimizer), []
         for i, batch in enumerate(batches[:5]):
@@ -113,9 +132,10 @@ def test_compiled_flat_step_takes_params_it_did_not_return(tmp_path):
             state, metrics = step(state, batch, rng.fold_in(rng.key(1), i))
             losses.append(float(metrics["loss"]))
         runs.append((losses, state))
-    (eager, _), (compiled, state) = runs
+    (tree, _), (eager, _), (compiled, state) = runs
+    assert eager == tree
     torch.testing.assert_close(
-        torch.tensor(compiled), torch.tensor(eager), rtol=COMPILE_RTOL, atol=COMPILE_ATOL
+        torch.tensor(compiled), torch.tensor(tree), rtol=COMPILE_RTOL, atol=COMPILE_ATOL
     )
     save_params(tmp_path / "after.safetensors", state.params)
     loaded = load_params(tmp_path / "after.safetensors", other)
