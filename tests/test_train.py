@@ -104,9 +104,8 @@ def test_eager_flat_step_is_the_tree_step_bit_for_bit():
     flat_state, flat_losses = _train(model, flat, task, batches[:6], compile=False)
     tree_state, tree_losses = _train(model, as_tree, task, batches[:6], compile=False)
     assert flat_losses == tree_losses
-    assert all(
-        torch.equal(a, b) for a, b in zip(tree_leaves(flat_state.params), tree_leaves(tree_state.params))
-    )
+    pairs = zip(tree_leaves(flat_state.params), tree_leaves(tree_state.params))
+    assert all(torch.equal(a, b) for a, b in pairs)
     assert flat_losses[-1] < flat_losses[0]
 
 
