@@ -35,7 +35,7 @@ class GradientTransformation(NamedTuple):
     init: Callable[[PyTree], PyTree]
     update: Callable[[PyTree, PyTree, PyTree], tuple[PyTree, PyTree]]
     #: set by :func:`flatten`: the transformation it runs on the one raveled vector, for a
-    #: caller that already holds parameters and gradients as that vector (the compiled step)
+    #: caller that already holds parameters and gradients as that vector (make_step's step)
     flat_inner: GradientTransformation | None = None
 
 
@@ -128,8 +128,9 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
     handful of whole-vector kernels instead of one small kernel per leaf: on the CPU, where
     ``_foreach_*`` ops loop over leaves, clipped AdamW over a 54-leaf GPT drops from ~15 ms to
     ~7 ms a step. The price is one concatenation of the gradients (and of the parameters, for
-    transforms that read them) per step; the compiled step of :func:`seqfunc.train.make_step`
-    does not pay it: it holds the parameters as that one vector and calls ``flat_inner``.
+    transforms that read them) per step; the step of :func:`seqfunc.train.make_step`, compiled
+    or eager, does not pay it: it holds the parameters as that one vector and calls
+    ``flat_inner``.
     """
 
     def init(params):

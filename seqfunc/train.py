@@ -114,7 +114,7 @@ def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: b
     The state's ``params`` are views of that vector; a state whose ``params`` are not the
     ones this step returned last (the first step, a restored checkpoint) is raveled once.
     """
-    core = None  # the compiled graph, built for one tree layout
+    core = None  # the _FlatCore for the current tree layout
     last = (None, None)  # (params this step returned last, the vector they view)
 
     def step(state: TrainState, batch: dict, key: torch.Tensor):

@@ -7,6 +7,7 @@ torch.func and torch.compile understand.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable
 
 import torch
@@ -78,49 +79,51 @@ def ravel_tree(tree: PyTree) -> tuple[torch.Tensor, Callable[[torch.Tensor], PyT
     kinds = {(leaf.dtype, leaf.device) for leaf in leaves}
     if len(kinds) > 1:
         raise ValueError(f"ravel_tree: leaves differ in dtype/device: {sorted(map(str, kinds))}")
-    return torch.cat([leaf.reshape(-1) for leaf in leaves]), _unravel_function(tree, leaves, spec)
+    shapes = tuple(leaf.shape for leaf in leaves)
+    return torch.cat([leaf.reshape(-1) for leaf in leaves]), _unravel_function(spec, shapes)
 
 
-def _unravel_function(tree: PyTree, leaves: list[torch.Tensor], spec) -> Callable:
-    """``flat -> tree of views``. For trees of dicts, lists and tuples it is generated as
-    straight-line code (as attrs generates ``__init__``), the layout written into its
-    constants: torch.compile then bakes the layout into the graph where it would otherwise
-    guard on every leaf's shape and every node of the tree spec (the formula Transformer's
-    compiled step: 354 guards instead of 1,236), and eagerly it is faster than the generic
-    split, view and unflatten (78 us instead of 425 us for its 71 leaves)."""
-    sizes = [leaf.numel() for leaf in leaves]
-    numbered = iter(range(len(leaves)))
+@functools.lru_cache(maxsize=64)
+def _unravel_function(spec, shapes: tuple[torch.Size, ...]) -> Callable:
+    """``flat -> tree of views`` for one layout (tree spec and leaf shapes), built once per
+    layout: torch.compile guards on the function's code object, so a fresh one per call would
+    recompile the graph every step.
+
+    For trees of dicts, lists and tuples it is generated as straight-line code (as attrs
+    generates ``__init__``), the layout written into its constants: torch.compile then bakes
+    the layout into the graph where it would otherwise guard on every leaf's shape and every
+    node of the tree spec (the formula Transformer's compiled step: 354 guards instead of
+    1,236), and eagerly it is faster than the generic split, view and unflatten (78 us instead
+    of 425 us for its 71 leaves)."""
+    sizes = [math.prod(shape) for shape in shapes]
+    numbered = iter(range(len(shapes)))
 
     def expression(node) -> str:
-        if isinstance(node, torch.Tensor):
+        if node.is_leaf():
             i = next(numbered)
-            return f"pieces[{i}]" if node.dim() == 1 else f"pieces[{i}].view({tuple(node.shape)})"
-        if type(node) is dict and all(type(k) in (str, int) for k in node):
-            return "{" + "".join(f"{k!r}: {expression(v)}, " for k, v in node.items()) + "}"
-        if type(node) in (list, tuple):
-            items = "".join(f"{expression(v)}, " for v in node)
-            return f"[{items}]" if type(node) is list else f"({items})"
+            shape = tuple(shapes[i])
+            return f"pieces[{i}]" if len(shape) == 1 else f"pieces[{i}].view({shape})"
+        # newer torch: TreeSpec.children() (children_specs is deprecated); older: only that
+        kids = node.children() if hasattr(node, "children") else node.children_specs
+        children = [expression(child) for child in kids]
+        if node.type is dict and all(type(k) in (str, int) for k in node.context):
+            return "{" + "".join(f"{k!r}: {c}, " for k, c in zip(node.context, children)) + "}"
+        if node.type in (list, tuple):
+            items = "".join(f"{c}, " for c in children)
+            return f"[{items}]" if node.type is list else f"({items})"
         raise TypeError  # another container: the generic path below
 
     try:
-        body = expression(tree)
-        source = f"def unravel(flat):\n    pieces = flat.split({sizes})\n    return {body}\n"
+        body = expression(spec)
     except TypeError:
-        shapes = [leaf.shape for leaf in leaves]
 
         def unravel(flat: torch.Tensor) -> PyTree:
             pieces = torch.split(flat, sizes)
             return tree_unflatten([p.view(shape) for p, shape in zip(pieces, shapes)], spec)
 
         return unravel
-    return _compiled_unravel(source)
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled_unravel(source: str) -> Callable:
-    """One function per layout: torch.compile guards on its code object, so a fresh one per
-    call would recompile the graph every step."""
     namespace: dict = {}
+    source = f"def unravel(flat):\n    pieces = flat.split({sizes})\n    return {body}\n"
     exec(compile(source, "<unravel>", "exec"), namespace)
     return namespace["unravel"]
 
