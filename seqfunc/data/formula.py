@@ -110,13 +110,15 @@ class FormulaDataset:
     splits: ClassVar[tuple[str, ...]] = ("train", "val")
     #: ``seqfunc train``'s default recipe: >= 99% greedy exact match on the 5,000 held-out
     #: formulas in under 10 minutes on a 2-core CPU (eager). Fresh data every epoch, so no
-    #: dropout; a wider model than the seed's 64/64 learns the carries in far fewer steps.
+    #: dropout. Pre-norm layers take a learning rate that post-norm ones (the seed's) only
+    #: survive on some seeds: with post-norm the result swung between 95 % and 99.8 % with the
+    #: seed or the thread count. d_model 64 makes a step ~1.5x cheaper than 128, so more fit.
     train_defaults: ClassVar[dict] = {
         "model": "transformer",
-        "model_options": {"d_model": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
-                          "d_ff": 256, "dropout": 0.0},
-        "steps": 6000, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
-        "schedule": "warmup_cosine", "warmup_steps": 300, "eval_every": 1000,
+        "model_options": {"d_model": 64, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
+                          "d_ff": 256, "dropout": 0.0, "norm_first": True},
+        "steps": 10000, "batch_size": 128, "optimizer": "adam", "lr": 3e-3, "b2": 0.98,
+        "schedule": "warmup_cosine", "warmup_steps": 500, "eval_every": 1000,
     }
 
     def __init__(self, config: FormulaConfig | None = None):
