@@ -110,9 +110,9 @@ class FormulaDataset:
     splits: ClassVar[tuple[str, ...]] = ("train", "val")
     #: ``seqfunc train``'s default recipe: >= 99% greedy exact match on the 5,000 held-out
     #: formulas in under 10 minutes on a 2-core CPU (eager). Fresh data every epoch, so no
-    #: dropout. Pre-norm layers take a learning rate that post-norm ones (the seed's) only
-    #: survive on some seeds: with post-norm the result swung between 95 % and 99.8 % with the
-    #: seed or the thread count. d_model 64 makes a step ~1.5x cheaper than 128, so more fit.
+    #: dropout. Pre-norm layers: post-norm ones (the seed's) did not learn at lr 3e-3 and, at
+    #: 2e-3, ended anywhere from 95 % to 99.8 % with the seed or the thread count (README, "Why
+    #: this recipe"). d_model 64 makes a step ~1.5x cheaper than 128, so more steps fit.
     train_defaults: ClassVar[dict] = {
         "model": "transformer",
         "model_options": {"d_model": 64, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
