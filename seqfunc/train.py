@@ -122,8 +122,8 @@ def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: b
         params_tree, flat = last
         if state.params is not params_tree:
             flat, unravel = ravel_tree(state.params)
-            if core is None or not core.fits(state.params):
-                core = _FlatCore(loss_fn, inner, state.params, unravel, compiled)
+            if core is None or not core.fits(flat, unravel):
+                core = _FlatCore(loss_fn, inner, flat, unravel, compiled)
         new_flat, opt_state, count, metrics = core(flat, state.opt_state, state.step, batch, key)
         params = core.unravel(new_flat)
         last = (params, new_flat)
@@ -134,11 +134,11 @@ def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: b
 
 class _FlatCore:
     """``(flat, opt_state, count, batch, key) -> (flat, opt_state, count, metrics)`` for one
-    tree layout (structure and leaf shapes), compiled or eager."""
+    layout, compiled or eager. :func:`ravel_tree` returns one ``unravel`` per tree layout
+    (structure and leaf shapes), so that function and the vector's dtype and device name it."""
 
-    def __init__(self, loss_fn, inner, params, unravel, compiled):
-        leaves, self.spec = tree_flatten(params)
-        self.layout = [(leaf.shape, leaf.dtype, leaf.device) for leaf in leaves]
+    def __init__(self, loss_fn, inner, flat, unravel, compiled):
+        self.kind = (flat.dtype, flat.device)
         self.unravel = unravel  # also eagerly, each step: the tree of views of the new vector
         loss_of_flat = lambda flat, batch, key: loss_fn(unravel(flat), batch, key)
         value_and_grad = _value_and_grad(loss_of_flat, compiled)
@@ -151,9 +151,8 @@ class _FlatCore:
 
         self._run = compile_fn(core, dynamic=False) if compiled else core
 
-    def fits(self, params) -> bool:
-        leaves, spec = tree_flatten(params)
-        return spec == self.spec and [(x.shape, x.dtype, x.device) for x in leaves] == self.layout
+    def fits(self, flat: torch.Tensor, unravel: Callable) -> bool:
+        return unravel is self.unravel and (flat.dtype, flat.device) == self.kind
 
     def __call__(self, *args):
         return self._run(*args)

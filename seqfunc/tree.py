@@ -72,7 +72,8 @@ def param_table(tree: PyTree, depth: int = 1) -> dict[str, int]:
 def ravel_tree(tree: PyTree) -> tuple[torch.Tensor, Callable[[torch.Tensor], PyTree]]:
     """``(flat (n,), unravel)``: every leaf concatenated into one vector, and the function
     that cuts a vector of that length back into views shaped like the leaves (JAX's
-    ``ravel_pytree``). All leaves must share one dtype and device."""
+    ``ravel_pytree``). All leaves must share one dtype and device. Trees of one layout (tree
+    structure and leaf shapes) get the same ``unravel`` object back (while cached)."""
     leaves, spec = tree_flatten(tree)
     if not leaves:
         raise ValueError("ravel_tree: the tree has no leaves")
