@@ -6,6 +6,11 @@ formula batches of 125, in one process, interleaved (:mod:`timing`). Prints exam
 reference, seqfunc eager and seqfunc compiled (median rounds), and the ratios, also of the
 fastest rounds; the last line is one JSON object.
 
+seqfunc's steps trim the padding as ``seqfunc train`` does (``Seq2SeqTask.trim_padding``: the
+batches are 11 source positions wide, the longest question of a batch usually needs 9); one more
+contender, compiled without trimming, shows what that is worth. Every batch width is compiled
+before timing.
+
     python benchmarks/formula_throughput.py [--rounds 10] [--steps 20] [--threads N]
 """
 
@@ -90,7 +95,7 @@ def reference_step(dataset):
     return step
 
 
-def seqfunc_step(dataset, compile):
+def seqfunc_step(dataset, compile, trim=True):
     """seqfunc's step of the same shape, holding its own state: ``step(batch, i) -> loss``."""
     model = Seq2SeqTransformer(
         Seq2SeqTransformer.config_for(
@@ -100,7 +105,9 @@ def seqfunc_step(dataset, compile):
     )
     optimizer = optim.flatten(optim.adam(1e-3))
     state = init_state(model.init(rng.key(0)), optimizer)
-    train_step = make_step(task_for(dataset).loss_fn(model), optimizer, compile=compile)
+    task = task_for(dataset)
+    train_step = make_step(task.loss_fn(model), optimizer, compile=compile,
+                           trim=task.trim_padding if trim else None)
     key = rng.key(1)
 
     def step(b, i):
@@ -109,6 +116,10 @@ def seqfunc_step(dataset, compile):
         return metrics["loss"]
 
     return step
+
+
+def _widths(batch: dict) -> str:
+    return ", ".join(f"{name} {x.shape[1]}" for name, x in batch.items())
 
 
 def main():
@@ -130,14 +141,22 @@ def main():
     batches = batches[:need]
 
     ref, eager, compiled = reference_step(dataset), seqfunc_step(dataset, False), seqfunc_step(dataset, True)
+    untrimmed = seqfunc_step(dataset, True, trim=False)
     start = time.perf_counter()
     float(compiled(batches[0], 0))
     compile_seconds = time.perf_counter() - start
+    trim = task_for(dataset).trim_padding
+    first_of_width: dict[str, int] = {}
+    for i, b in enumerate(batches):
+        first_of_width.setdefault(_widths(trim(b)), i)
+    for i in first_of_width.values():  # compile every trimmed width now
+        float(compiled(batches[i], i))
     for i in range(args.warmup):
-        ref(batches[i]), eager(batches[i], i), compiled(batches[i], i)
+        ref(batches[i]), eager(batches[i], i), compiled(batches[i], i), untrimmed(batches[i], i)
     seconds = interleaved_seconds_per_step(
         {"ref": lambda i: ref(batches[i]), "eager": lambda i: eager(batches[i], i),
-         "compiled": lambda i: compiled(batches[i], i)},
+         "compiled": lambda i: compiled(batches[i], i),
+         "untrimmed": lambda i: untrimmed(batches[i], i)},
         rounds=args.rounds, steps=args.steps, sync=float,
     )
     per_s = {name: BATCH / s.median for name, s in seconds.items()}
@@ -147,16 +166,18 @@ def main():
         ("torch.nn.Transformer (seed 000)", "ref"),
         ("seqfunc eager", "eager"),
         ("seqfunc compiled", "compiled"),
+        ("seqfunc compiled, padding untrimmed", "untrimmed"),
     ]
     print(f"threads={torch.get_num_threads()} batch={BATCH}: median of {args.rounds} interleaved "
           f"rounds of {args.steps} steps each")
-    print(f"{'contender':<34}{'ms/step':>9}{'examples/s':>12}{'ratio':>8}")
+    print(f"{'contender':<38}{'ms/step':>9}{'examples/s':>12}{'ratio':>8}")
     for label, name in rows:
-        print(f"{label:<34}{1000 * seconds[name].median:>9.1f}{per_s[name]:>12.0f}"
+        print(f"{label:<38}{1000 * seconds[name].median:>9.1f}{per_s[name]:>12.0f}"
               f"{per_s[name] / per_s['ref']:>8.2f}")
     print(f"fastest rounds only: eager {best_ratio['eager']:.2f}x, compiled "
           f"{best_ratio['compiled']:.2f}x")
-    print(f"compile (first compiled call): {compile_seconds:.1f} s")
+    print(f"compile (first compiled call): {compile_seconds:.1f} s; batch widths after trimming, "
+          f"each compiled before timing: {'; '.join(first_of_width)}")
     print(json.dumps({
         "ref_examples_per_s": round(per_s["ref"], 1),
         "eager_examples_per_s": round(per_s["eager"], 1),
@@ -165,6 +186,7 @@ def main():
         "ratio_compiled": round(per_s["compiled"] / per_s["ref"], 3),
         "ratio_eager_best": round(best_ratio["eager"], 3),
         "ratio_compiled_best": round(best_ratio["compiled"], 3),
+        "ratio_compiled_untrimmed": round(per_s["untrimmed"] / per_s["ref"], 3),
         "compile_seconds": round(compile_seconds, 1),
     }))
 

@@ -56,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     compile: bool | None = None  # None: on for CUDA, off for the CPU
+    trim_padding: bool = False  # cut the positions every row pads off each batch (seq2seq)
     eval_every: int | None = attrs.field(default=None, validator=positive)
     eval_batch_size: int = attrs.field(default=500, validator=positive)
     log_every: int = attrs.field(default=50, validator=positive)
@@ -122,6 +123,10 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
     dataset, model, task = build(cfg)
+    trim = getattr(task, "trim_padding", None) if cfg.trim_padding else None
+    if cfg.trim_padding and trim is None:
+        raise ConfigError(f"trim_padding=True: the {task.kind!r} task of dataset {cfg.dataset!r} "
+                          "does not trim padding; drop the option")
     steps_per_epoch = (  # datasets with bucketed batches say how many they make
         dataset.num_batches("train", cfg.batch_size) if hasattr(dataset, "num_batches")
         else dataset.num_examples("train") // cfg.batch_size
@@ -149,7 +154,7 @@ def fit(
     params = tree_map(lambda t: t.to(device), model.init(k_init))
     optimizer = make_optimizer(cfg, total_steps)
     state = init_state(params, optimizer)
-    step_fn = make_step(task.loss_fn(model), optimizer, compile=cfg.compile, device=device)
+    step_fn = make_step(task.loss_fn(model), optimizer, compile=cfg.compile, device=device, trim=trim)
     k_train = k_train.to(device)
     compiled = " (compiled)" if resolve_compile(cfg.compile, device) else ""
     log(f"{cfg.model} on {cfg.dataset}: {tree_count(params):,} parameters, {total_steps} steps "

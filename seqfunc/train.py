@@ -76,16 +76,27 @@ def make_step(
     *,
     compile: bool | None = False,
     device: torch.device | str = "cpu",
+    trim: Callable[[dict], dict] | None = None,
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """Build ``step(state, batch, key) -> (state, metrics)``.
 
     ``loss_fn(params, batch, key) -> (loss, aux_metrics)``. The metrics returned are 0-d
     tensors (``loss``, ``grad_norm`` and the aux ones); reading them (``.item()``) is left to
     the caller, so nothing synchronises inside the step. ``compile=None`` picks the device
-    default (see :func:`resolve_compile`). Keep batch shapes fixed so a compiled step
-    compiles once.
+    default (see :func:`resolve_compile`). A compiled step compiles once per batch shape:
+    keep shapes fixed, or few.
+
+    ``trim(batch) -> batch`` runs eagerly on every batch before the step, e.g. a task's
+    ``trim_padding`` (:meth:`seqfunc.tasks.seq2seq.Seq2SeqTask.trim_padding`), which cuts the
+    positions that are padding in every row so the step does not compute on them.
     """
-    compiled = resolve_compile(compile, device)
+    step = _make_step(loss_fn, optimizer, resolve_compile(compile, device))
+    if trim is None:
+        return step
+    return lambda state, batch, key: step(state, trim(batch), key)
+
+
+def _make_step(loss_fn: LossFn, optimizer: optim.GradientTransformation, compiled: bool) -> Callable:
     if optimizer.flat_inner is not None:
         return _flat_step(loss_fn, optimizer.flat_inner, compiled)
     value_and_grad = _value_and_grad(loss_fn, compiled)

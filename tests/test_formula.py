@@ -3,11 +3,12 @@ from random import Random
 import pytest
 import torch
 
-from seqfunc.data import Vocab, pad_or_trim
+from seqfunc.data import Vocab, pad_or_trim, used_width
 from seqfunc.data.formula import (
     FORMULA_VOCAB, FormulaConfig, FormulaDataset, decode, encode, max_answer_length,
     max_question_length, random_formula, random_formulas,
 )
+from seqfunc.tasks import task_for
 
 
 def test_reproduces_seed_000_formulas():
@@ -33,6 +34,33 @@ def test_encode_pad_decode_as_in_the_seed():
     assert pad_or_trim(ids, 10, FORMULA_VOCAB["<pad>"]) == [8, 6, 11, 0, 10, 8, 6, 13, 14, 14]
     assert len(pad_or_trim(list(range(20)), 10, 14)) == 10
     assert decode(pad_or_trim(ids, 10, 14)) == "649+864"
+
+
+def test_used_width_is_one_past_the_last_non_pad_position():
+    pad = 14
+    tokens = torch.tensor([[1, 2, pad, pad, pad, pad], [3, pad, 4, pad, pad, pad]])
+    assert used_width(tokens, pad) == 3
+    assert used_width(tokens, pad, multiple=2) == 4
+    assert used_width(tokens, pad, multiple=4) == 4
+    assert used_width(tokens, pad, multiple=8) == 6  # rounded up, capped at the width
+    assert used_width(torch.full((2, 5), pad), pad) == 1  # all padding: one position kept
+    assert used_width(torch.tensor([[pad, 7]]), pad) == 2  # only trailing padding goes
+
+
+def test_trim_padding_cuts_what_every_row_pads():
+    dataset = FormulaDataset(FormulaConfig(epoch_size=256, val_size=64))
+    task = task_for(dataset)
+    batch = next(iter(dataset.batches("train", 64)))
+    trimmed = task.trim_padding(batch)
+    s, t = trimmed["src"].shape[1], trimmed["tgt_out"].shape[1]
+    assert s < batch["src"].shape[1]  # 11 wide; 64 questions need 9 or 10
+    assert trimmed["tgt_in"].shape[1] == t
+    pad = dataset.pad_id
+    assert (batch["src"][:, s:] == pad).all() and (batch["src"][:, s - 1] != pad).any()
+    assert (batch["tgt_out"][:, t:] == pad).all() and (batch["tgt_out"][:, t - 1] != pad).any()
+    for name, x in trimmed.items():
+        assert torch.equal(x, batch[name][:, : x.shape[1]])
+    assert task.trim_padding(trimmed)["src"] is trimmed["src"]  # nothing left to cut: no copy
 
 
 def test_lengths_fit_the_longest_formula():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from seqfunc import optim, rng
+from seqfunc.config import ConfigError
 from seqfunc.data.formula import FormulaConfig, FormulaDataset
 from seqfunc.fit import TrainConfig, fit
 from seqfunc.models import Seq2SeqTransformer
@@ -27,9 +28,9 @@ def _setup(dropout=0.1):
     return dataset, model, optimizer, batches
 
 
-def _train(model, optimizer, task, batches, *, compile):
+def _train(model, optimizer, task, batches, *, compile, trim=None):
     state = init_state(model.init(rng.key(0)), optimizer)
-    step = make_step(task.loss_fn(model), optimizer, compile=compile)
+    step = make_step(task.loss_fn(model), optimizer, compile=compile, trim=trim)
     losses = []
     for i, batch in enumerate(batches):
         state, metrics = step(state, batch, rng.fold_in(rng.key(1), i))
@@ -45,6 +46,26 @@ def test_same_seed_gives_bit_identical_run():
     assert losses_a == losses_b
     assert all(torch.equal(a, b) for a, b in zip(tree_leaves(state_a), tree_leaves(state_b)))
     assert losses_a[-1] < losses_a[0]
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_trimmed_step_trains_as_the_full_batch_does(compile):
+    """``make_step(trim=task.trim_padding)`` computes on the positions some row uses (the
+    complexity-2 batches are 9 wide, their questions need 7 or 8) and, without dropout,
+    gives the full batch's losses and parameters to rounding."""
+    dataset, model, optimizer, batches = _setup(dropout=0.0)
+    optimizer = optim.flatten(optimizer)
+    task = task_for(dataset)
+    batches = batches[:5]
+    assert all(task.trim_padding(b)["src"].shape[1] < b["src"].shape[1] for b in batches)
+    torch._dynamo.reset()
+    full_state, full = _train(model, optimizer, task, batches, compile=False)
+    state, trimmed = _train(model, optimizer, task, batches, compile=compile, trim=task.trim_padding)
+    torch.testing.assert_close(
+        torch.tensor(trimmed), torch.tensor(full), rtol=COMPILE_RTOL, atol=COMPILE_ATOL
+    )
+    for got, want in zip(tree_leaves(state.params), tree_leaves(full_state.params)):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-3)  # see the compiled test below
 
 
 def test_eager_gradients_equal_torch_func():
@@ -145,7 +166,7 @@ def test_fit_writes_a_complete_run_folder(tmp_path):
     cfg = TrainConfig(
         dataset_options={"complexity": 1, "epoch_size": 512, "val_size": 100},
         model_options={"d_model": 16, "heads": 2, "d_ff": 32}, steps=20, batch_size=32,
-        eval_every=10, log_every=5, examples=2,
+        eval_every=10, log_every=5, examples=2, trim_padding=True,
     )
     final = fit(cfg, tmp_path, progress=False, log=lambda _: None)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -159,3 +180,10 @@ def test_fit_writes_a_complete_run_folder(tmp_path):
         assert (tmp_path / name).is_file()
     pytest.importorskip("matplotlib")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trim_padding_for_a_task_that_cannot_trim_is_a_config_error(tmp_path):
+    cfg = TrainConfig(dataset="xor", model="baseline", steps=1, trim_padding=True)
+    with pytest.raises(ConfigError, match="trim_padding=True: the 'classification' task"):
+        fit(cfg, tmp_path, progress=False, log=lambda _: None)
+    assert not (tmp_path / "config.json").exists()

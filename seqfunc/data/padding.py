@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch
 
 
 def pad_or_trim(tokens: Sequence[int], length: int, pad_id: int) -> list[int]:
@@ -20,3 +21,12 @@ def pad_batch(sequences: Sequence[Sequence[int]], length: int, pad_id: int) -> n
         seq = seq[:length]
         out[row, : len(seq)] = seq
     return out
+
+
+def used_width(tokens: torch.Tensor, pad_id: int, *, multiple: int = 1) -> int:
+    """``tokens (b, t)`` -> one past the last position where some row holds a non-pad token,
+    rounded up to a multiple of ``multiple`` and capped at ``t`` (at least 1): the positions
+    from there on are padding in every row."""
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    width = int(used[-1]) + 1 if len(used) else 1
+    return min(-(-width // multiple) * multiple, tokens.shape[1])

@@ -8,6 +8,7 @@ import attrs
 import torch
 
 from seqfunc import metrics
+from seqfunc.data.padding import used_width
 from seqfunc.decode import greedy_decode
 
 SEQ2SEQ = "seq2seq"
@@ -22,10 +23,32 @@ class Seq2SeqTask:
     bos_id: int
     eos_id: int
     label_smoothing: float = 0.0
+    #: :meth:`trim_padding` keeps widths that are multiples of this (a bucketed dataset's own
+    #: ``pad_multiple``, so trimming makes no batch width the dataset would not make itself)
+    trim_multiple: int = 1
 
     @classmethod
     def for_dataset(cls, dataset) -> "Seq2SeqTask":
-        return cls(pad_id=dataset.pad_id, bos_id=dataset.bos_id, eos_id=dataset.eos_id)
+        multiple = getattr(getattr(dataset, "config", None), "pad_multiple", 1)
+        return cls(pad_id=dataset.pad_id, bos_id=dataset.bos_id, eos_id=dataset.eos_id,
+                   trim_multiple=multiple)
+
+    def trim_padding(self, batch: dict) -> dict:
+        """The batch without the trailing positions that are padding in every row: the
+        source's, and the target's after the last non-pad ``tgt_out`` (the decoder is causal,
+        so those positions change no loss term). Widths are rounded up to ``trim_multiple``.
+
+        The loss and gradients are those of the full batch (padding invariance, up to float
+        rounding; dropout draws differ since they follow the shape). Every distinct pair of
+        widths is a new batch shape: a compiled step compiles once for each it meets (two for
+        the formula data: 9 or 10 of the 11 source positions)."""
+        s = used_width(batch["src"], self.pad_id, multiple=self.trim_multiple)
+        t = used_width(batch["tgt_out"], self.pad_id, multiple=self.trim_multiple)
+        cut = {"src": s, "tgt_in": t, "tgt_out": t}
+        return {
+            name: x[:, : cut[name]].contiguous() if name in cut and cut[name] < x.shape[1] else x
+            for name, x in batch.items()
+        }
 
     def loss_fn(self, model, *, train: bool = True) -> Callable:
         def loss(params, batch, key):
