@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from seqfunc.data.bucketing import padded_width
+
 
 def pad_or_trim(tokens: Sequence[int], length: int, pad_id: int) -> list[int]:
     """Cut ``tokens`` to ``length`` or append ``pad_id`` up to it (seed 000 5.1c). Pure."""
@@ -29,4 +31,4 @@ def used_width(tokens: torch.Tensor, pad_id: int, *, multiple: int = 1) -> int:
     from there on are padding in every row."""
     used = (tokens != pad_id).any(dim=0).nonzero()
     width = int(used[-1]) + 1 if len(used) else 1
-    return min(-(-width // multiple) * multiple, tokens.shape[1])
+    return padded_width(width, max_len=tokens.shape[1], pad_multiple=multiple)
