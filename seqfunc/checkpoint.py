@@ -12,14 +12,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from seqfunc.errors import CheckpointError  # re-exported from here too
 from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
 
 PARAMS_FILE = "params.safetensors"
 OPT_STATE_FILE = "opt_state.safetensors"
-
-
-class CheckpointError(RuntimeError):
-    pass
 
 
 def _umask() -> int:

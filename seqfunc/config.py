@@ -12,13 +12,11 @@ from typing import Any, TypeVar
 
 import attrs
 
+from seqfunc.errors import ConfigError  # re-exported from here too
+
 __all__ = ["ConfigError", "positive", "non_negative", "probability", "one_of", "check_divisible", "to_dict", "from_dict"]
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config field has a value it cannot take. The message names the field."""
 
 
 def _check(predicate, requirement: str):

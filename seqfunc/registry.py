@@ -21,13 +21,11 @@ from typing import Any
 
 import attrs
 
+from seqfunc.errors import RegistryError  # re-exported from here too
+
 GROUPS = {"datasets": "seqfunc.datasets", "models": "seqfunc.models"}
 DISABLE_ENV = "SEQFUNC_DISABLE_PLUGIN_AUTOLOAD"
 OWN_DIST = "seqfunc"
-
-
-class RegistryError(LookupError):
-    """An unknown, ambiguous or broken registry entry; the message says which and why."""
 
 
 @attrs.frozen

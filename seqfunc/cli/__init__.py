@@ -7,21 +7,16 @@ import argparse
 import importlib
 import sys
 
-from seqfunc.checkpoint import CheckpointError
-from seqfunc.config import ConfigError
-from seqfunc.registry import RegistryError
+from seqfunc.errors import SeqfuncError, UsageError
 
 #: Subcommand modules, in the order ``seqfunc --help`` lists them.
 COMMANDS = ["train", "predict", "translate", "experiment", "list", "check", "attention", "generate"]
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2, no traceback."""
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
-
-#: Exceptions that mean "the input is wrong", not "seqfunc is broken".
-USER_ERRORS = (UsageError, ConfigError, RegistryError, CheckpointError, FileNotFoundError,
-               UnicodeDecodeError)
+#: Exceptions besides SeqfuncError that mean "the input is wrong", not "seqfunc is broken".
+USER_ERRORS = (FileNotFoundError, UnicodeDecodeError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except SeqfuncError as exc:
+        print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except USER_ERRORS as exc:
         print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ import attrs
 
 from seqfunc.config import ConfigError, positive
 from seqfunc.data.classification import ClassificationData, frequency_vocab, tokenize
+from seqfunc.errors import DataError  # re-exported from here too
 
 CLASSES = ("negative", "positive")
 LABEL_NAMES = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1}
@@ -46,10 +47,6 @@ SHARED_IMDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "imdb"
 DEFAULT_ARCHIVE = SHARED_IMDB / "aclImdb_v1_labelled.tar.gz"
 
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-
-
-class DataError(ConfigError):
-    """A data file holds something it should not; the message names the file and line."""
 
 
 @attrs.frozen
