@@ -60,39 +60,39 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def _contiguous_cpu(tree: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # cloned: leaves may be views of one vector (the compiled step's params), and safetensors
+    # cloned: leaves may be views of one vector (the flat step's params), and safetensors
     # refuses tensors that share memory
     return {
         k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in tree.items()
     }
 
 
-def save_params(path: str | os.PathLike, params: dict) -> None:
-    """Params as safetensors, keyed by dotted path (``encoder.layers.0.attn.qkv.weight``)."""
-    flat = _contiguous_cpu(flatten_dict(params))
-    atomic_write(path, lambda tmp: save_file(flat, tmp))
+def params_tensors(params: dict) -> dict[str, torch.Tensor]:
+    """Params as the flat ``{dotted path: tensor}`` dict safetensors stores
+    (``encoder.layers.0.attn.qkv.weight``), on the CPU and contiguous."""
+    return _contiguous_cpu(flatten_dict(params))
 
 
-def load_params(path: str | os.PathLike, template: dict, *, device=None) -> dict:
-    """Load into the structure of ``template`` (e.g. ``model.init(key)``); names and shapes
-    must match exactly, and a mismatch names the keys."""
-    try:
-        flat = load_file(str(path), device=str(device or "cpu"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: not found") from None
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+def tree_tensors(tree: Any) -> dict[str, torch.Tensor]:
+    """Any pytree of tensors (e.g. optimizer state), leaves numbered in flattening order."""
+    leaves, _ = tree_flatten(tree)
+    return _contiguous_cpu({str(i): leaf for i, leaf in enumerate(leaves)})
+
+
+def params_from_tensors(flat: dict[str, torch.Tensor], template: dict, *, where: str) -> dict:
+    """The inverse of :func:`params_tensors` into the structure of ``template`` (e.g.
+    ``model.init(key)``); names and shapes must match exactly, and a mismatch names the keys."""
     expected = flatten_dict(template)
     missing, unexpected = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
     if missing or unexpected:
         raise CheckpointError(
-            f"{path}: parameters do not match the model: missing {missing[:5]}, "
+            f"{where}: parameters do not match the model: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )
     for name, value in expected.items():
         if tuple(flat[name].shape) != tuple(value.shape):
             raise CheckpointError(
-                f"{path}: {name} has shape {tuple(flat[name].shape)}, the model expects "
+                f"{where}: {name} has shape {tuple(flat[name].shape)}, the model expects "
                 f"{tuple(value.shape)}"
             )
     leaves, spec = tree_flatten(template)
@@ -101,16 +101,44 @@ def load_params(path: str | os.PathLike, template: dict, *, device=None) -> dict
     return tree_unflatten([flat[name] for name in expected], spec)
 
 
+def tree_from_tensors(flat: dict[str, torch.Tensor], template: Any, *, where: str) -> Any:
+    """The inverse of :func:`tree_tensors` into the structure of ``template``."""
+    leaves, spec = tree_flatten(template)
+    if sorted(flat, key=int) != [str(i) for i in range(len(leaves))]:
+        raise CheckpointError(f"{where}: {len(flat)} tensors, expected {len(leaves)}")
+    for i, leaf in enumerate(leaves):
+        if tuple(flat[str(i)].shape) != tuple(leaf.shape):
+            raise CheckpointError(f"{where}: tensor {i} has shape {tuple(flat[str(i)].shape)}, "
+                                  f"expected {tuple(leaf.shape)}")
+    return tree_unflatten([flat[str(i)] for i in range(len(leaves))], spec)
+
+
+def _load_file(path, device) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path), device=str(device or "cpu"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def save_params(path: str | os.PathLike, params: dict) -> None:
+    """Params as safetensors, keyed by dotted path (:func:`params_tensors`)."""
+    flat = params_tensors(params)
+    atomic_write(path, lambda tmp: save_file(flat, tmp))
+
+
+def load_params(path: str | os.PathLike, template: dict, *, device=None) -> dict:
+    """Load into the structure of ``template`` (e.g. ``model.init(key)``); names and shapes
+    must match exactly, and a mismatch names the keys."""
+    return params_from_tensors(_load_file(path, device), template, where=str(path))
+
+
 def save_tree(path: str | os.PathLike, tree: Any) -> None:
     """Any pytree of tensors (e.g. optimizer state), leaves numbered in flattening order."""
-    leaves, _ = tree_flatten(tree)
-    flat = _contiguous_cpu({str(i): leaf for i, leaf in enumerate(leaves)})
+    flat = tree_tensors(tree)
     atomic_write(path, lambda tmp: save_file(flat, tmp))
 
 
 def load_tree(path: str | os.PathLike, template: Any, *, device=None) -> Any:
-    flat = load_file(str(path), device=str(device or "cpu"))
-    leaves, spec = tree_flatten(template)
-    if len(flat) != len(leaves):
-        raise CheckpointError(f"{path}: {len(flat)} tensors, expected {len(leaves)}")
-    return tree_unflatten([flat[str(i)] for i in range(len(leaves))], spec)
+    return tree_from_tensors(_load_file(path, device), template, where=str(path))

@@ -135,7 +135,7 @@ def fit_ensemble(
         else dataset.num_examples("train") // cfg.batch_size
     )
     total_steps = cfg.steps or (cfg.epochs or 1) * per_epoch
-    optimizer = make_optimizer(attrs.evolve(cfg, clip_norm=None), total_steps)
+    optimizer = make_optimizer(attrs.evolve(cfg, clip_norm=None), total_steps, nonfinite_guard=False)
     init_keys, train_keys = member_keys(seeds)
     params = tree_stack([model.init(k) for k in init_keys])
     params = tree_map(lambda t: t.to(device), params)

@@ -34,3 +34,20 @@ class CheckpointError(SeqfuncError, RuntimeError):
 
 class DataError(ConfigError):
     """A data file holds something it should not; the message names the file and line."""
+
+
+class RunInterrupted(SeqfuncError):
+    """A run stopped by SIGINT or SIGTERM after writing its checkpoint; the message says how to
+    resume. Exits ``128 + signal`` (130 for SIGINT, 143 for SIGTERM), as shells do."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class NonFiniteError(SeqfuncError):
+    """Too many non-finite updates in a row; the message names the step and the last good
+    checkpoint, which stays on disk."""
+
+    exit_code = 1

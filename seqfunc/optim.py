@@ -27,7 +27,8 @@ PyTree = Any
 __all__ = [
     "GradientTransformation", "apply_updates", "chain", "flatten", "sgd", "adam", "adamw", "radam",
     "clip_by_global_norm", "global_norm", "scale_by_schedule", "constant", "step_decay",
-    "linear_warmup", "cosine_decay", "join_schedules", "warmup_cosine",
+    "linear_warmup", "cosine_decay", "join_schedules", "warmup_cosine", "apply_if_finite",
+    "FiniteGuardState", "finite_guard_state",
 ]
 
 
@@ -143,6 +144,57 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
         return unravel(flat_updates), state
 
     return GradientTransformation(init, update, flat_inner=inner)
+
+
+class FiniteGuardState(NamedTuple):
+    """State of :func:`apply_if_finite`: the wrapped transformation's state, the number of
+    non-finite updates in a row (``streak``) and in all (``skipped``), both 0-d int64."""
+
+    inner: PyTree
+    streak: torch.Tensor
+    skipped: torch.Tensor
+
+
+def apply_if_finite(inner: GradientTransformation) -> GradientTransformation:
+    """Skip every update whose gradients hold a NaN or an Inf (optax's ``apply_if_finite``).
+
+    A skipped step returns zero updates and leaves ``inner``'s state as it was (its step
+    counter too, so the schedule does not advance); it is counted in
+    :class:`FiniteGuardState`. Branch-free (``torch.where``), so it compiles and vmaps like
+    the rest. Stopping after too many skips in a row is the caller's decision (``fit`` reads
+    ``streak``)."""
+
+    def init(params):
+        zero = _count_state(params)
+        return FiniteGuardState(inner.init(params), zero, zero.clone())
+
+    def update(updates, state, params=None):
+        finite = torch.isfinite(global_norm(updates))
+        new_updates, new_inner = inner.update(updates, state.inner, params)
+        keep = lambda new, old: torch.where(finite, new, old)
+        leaves, spec = tree_flatten(new_updates)
+        new_updates = tree_unflatten([torch.where(finite, u, torch.zeros_like(u)) for u in leaves], spec)
+        inner_state = tree_unflatten(
+            [keep(n, o) for n, o in zip(_leaves(new_inner), _leaves(state.inner))],
+            tree_flatten(state.inner)[1],
+        )
+        skip = (~finite).to(torch.int64)
+        streak = (state.streak + 1) * skip
+        return new_updates, FiniteGuardState(inner_state, streak, state.skipped + skip)
+
+    return GradientTransformation(init, update)
+
+
+def finite_guard_state(opt_state: PyTree) -> FiniteGuardState | None:
+    """The :class:`FiniteGuardState` in an optimizer state (outermost first), or None."""
+    if isinstance(opt_state, FiniteGuardState):
+        return opt_state
+    if isinstance(opt_state, (tuple, list)):
+        for part in opt_state:
+            found = finite_guard_state(part)
+            if found is not None:
+                return found
+    return None
 
 
 def global_norm(tree: PyTree) -> torch.Tensor:

@@ -47,6 +47,19 @@ def load_run(
     else:
         dataset = dataset_cls(dataset_config)
     model = model_cls(from_dict(model_cls.Config, model_config, where=f"{path}/config.json model"))
-    template = model.init(rng.key(0))
-    params = load_params(path / "params.safetensors", template, device=device)
+    params = load_run_params(path, model.init(rng.key(0)), device=device)
     return Run(path, config, dataset, model, params)
+
+
+def load_run_params(path: Path, template: dict, *, device=None) -> dict:
+    """The parameters of a run folder: the final ones of a finished run, else those of its
+    newest complete checkpoint (a run that was interrupted, or is still training)."""
+    from seqfunc.runs import checkpoint
+
+    if (path / "params.safetensors").exists():
+        return load_params(path / "params.safetensors", template, device=device)
+    found = checkpoint.newest_params(path / "checkpoints", template, device=device)
+    if found is None:
+        raise CheckpointError(f"{path}: no parameters yet (no params.safetensors and no "
+                              "complete checkpoint)")
+    return found[1]

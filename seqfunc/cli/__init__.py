@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from seqfunc.errors import SeqfuncError, UsageError
+from seqfunc.errors import RunInterrupted, SeqfuncError, UsageError
 
 #: Subcommand modules, in the order ``seqfunc --help`` lists them.
 COMMANDS = ["train", "predict", "translate", "experiment", "list", "check", "attention", "generate"]
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except RunInterrupted as exc:  # not an error: the run is saved and says how to resume
+        print(f"seqfunc {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except SeqfuncError as exc:
         print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

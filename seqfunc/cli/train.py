@@ -20,13 +20,17 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a model on a dataset (default: the formula calculator)",
         description="Train a registered model on a registered dataset and save a run folder "
-        "(config.json, metrics.jsonl, curves.png, params.safetensors).",
+        "(config.json, metrics.jsonl, curves.png, checkpoints/, params.safetensors). "
+        "Ctrl-C or SIGTERM writes a checkpoint and stops; --resume RUN continues it.",
     )
     p.add_argument("dataset", nargs="?", default=None, help="dataset name (default: formula)")
     p.add_argument("--model", default=None, help="model name (default: the dataset's default)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NAME-TIME)")
     p.add_argument("--config", type=Path, default=None,
                    help="a config.json of an earlier run to start from")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN",
+                   help="continue the run folder RUN from its newest complete checkpoint, with "
+                   "its saved config (flags may extend --steps/--epochs)")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int)
     g.add_argument("--epochs", type=int)
@@ -42,6 +46,12 @@ def add_parser(subparsers) -> None:
                    help="compile the train step (default: on for CUDA, off for CPU)")
     g.add_argument("--no-compile", dest="compile", action="store_false")
     g.add_argument("--eval-every", type=int)
+    g.add_argument("--eval-batches", type=int, metavar="N",
+                   help="evaluate on the first N validation batches during training "
+                   "(the final evaluation stays whole)")
+    g.add_argument("--examples", type=int, metavar="N", help="samples printed per evaluation")
+    g.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="write a checkpoint every N steps (default: at every evaluation)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     m = p.add_argument_group("model size")
     m.add_argument("--d-model", type=int)
@@ -85,6 +95,8 @@ def resolve_config(args: argparse.Namespace):
         "lr": args.lr, "optimizer": args.optimizer, "schedule": args.schedule,
         "warmup_steps": args.warmup_steps, "clip_norm": args.clip_norm, "seed": args.seed,
         "device": args.device, "compile": args.compile, "eval_every": args.eval_every,
+        "eval_batches": args.eval_batches, "examples": args.examples,
+        "checkpoint_every": args.checkpoint_every,
     }
     fields.update({k: v for k, v in flag_fields.items() if v is not None})
     fields.update(parse_assignment(a) for a in args.train_option)
@@ -117,12 +129,24 @@ def resolve_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from seqfunc.fit import fit
 
-    cfg = resolve_config(args)
-    out = args.out or Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.resume is not None:
+        from seqfunc.cli import UsageError
+
+        for flag, value in (("--config", args.config), ("--out", args.out), ("DATASET", args.dataset)):
+            if value is not None:
+                raise UsageError(f"{flag} cannot be combined with --resume: the run folder "
+                                 "keeps its own config and place")
+        if not (args.resume / "config.json").is_file():
+            raise UsageError(f"--resume {args.resume}: not a run folder (no config.json)")
+        args.config, out = args.resume / "config.json", args.resume
+        cfg = resolve_config(args)
+    else:
+        cfg = resolve_config(args)
+        out = args.out or Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
-    final = fit(cfg, out, progress=not args.no_progress)
+    final = fit(cfg, out, resume=args.resume is not None, progress=not args.no_progress)
     minutes = (time.perf_counter() - start) / 60
     print(f"\nrun folder: {out}  ({minutes:.1f} min)")
-    summary = {k: v for k, v in final.items() if isinstance(v, float)}
+    summary = {k: v for k, v in final.items() if isinstance(v, float) and k != "elapsed_s"}
     print("validation: " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
     return 0

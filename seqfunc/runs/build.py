@@ -1,0 +1,66 @@
+"""A config turned into things: dataset, model and task from the registry, the optimizer,
+and the run's length in steps."""
+
+from __future__ import annotations
+
+from seqfunc import optim, registry
+from seqfunc.config import from_dict
+from seqfunc.errors import ConfigError
+from seqfunc.runs.config import TrainConfig
+from seqfunc.tasks import task_for
+
+
+def build(cfg: TrainConfig):
+    """Dataset, model, task and their configs from the registry, checked for compatibility."""
+    dataset_cls = registry.get_dataset(cfg.dataset)
+    model_cls = registry.get_model(cfg.model)
+    if dataset_cls.task not in model_cls.task_kinds:
+        raise ConfigError(
+            f"model {cfg.model!r} serves task kind(s) {', '.join(model_cls.task_kinds)} but "
+            f"dataset {cfg.dataset!r} is a {dataset_cls.task!r} dataset"
+        )
+    dataset = dataset_cls(from_dict(dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"))
+    model_config = model_cls.config_for(dataset, **cfg.model_options)
+    return dataset, model_cls(model_config), task_for(dataset)
+
+
+def steps_per_epoch(dataset, batch_size: int) -> int:
+    """Training batches in one epoch (datasets with bucketed batches say how many they make)."""
+    if hasattr(dataset, "num_batches"):
+        steps = dataset.num_batches("train", batch_size)
+    else:
+        steps = dataset.num_examples("train") // batch_size
+    if steps == 0:
+        raise ConfigError(
+            f"batch_size={batch_size} is larger than the training split "
+            f"({dataset.num_examples('train')} examples)"
+        )
+    return steps
+
+
+def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
+    return cfg.steps or (cfg.epochs or 1) * per_epoch
+
+
+def make_optimizer(
+    cfg: TrainConfig, total_steps: int, *, nonfinite_guard: bool = True
+) -> optim.GradientTransformation:
+    """The config's optimizer, schedule and clipping, flattened; with ``nonfinite_guard`` an
+    update whose gradients are not finite is skipped (:func:`seqfunc.optim.apply_if_finite`)."""
+    if cfg.schedule == "warmup_cosine":
+        lr = optim.warmup_cosine(cfg.lr, min(cfg.warmup_steps, total_steps), total_steps, cfg.lr_end)
+    elif cfg.schedule == "step":
+        lr = optim.step_decay(cfg.lr, cfg.step_size, cfg.gamma)
+    else:
+        lr = cfg.lr
+    base = {
+        "adam": lambda: optim.adam(lr, cfg.b1, cfg.b2),
+        "adamw": lambda: optim.adamw(lr, cfg.b1, cfg.b2, weight_decay=cfg.weight_decay),
+        "radam": lambda: optim.radam(lr, cfg.b1, cfg.b2),
+        "sgd": lambda: optim.sgd(lr, cfg.momentum),
+    }[cfg.optimizer]()
+    if cfg.clip_norm:
+        base = optim.chain(optim.clip_by_global_norm(cfg.clip_norm), base)
+    if nonfinite_guard:
+        base = optim.apply_if_finite(base)
+    return optim.flatten(base)

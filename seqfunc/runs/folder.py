@@ -1,0 +1,109 @@
+"""A run folder on disk: one writer (the process of rank 0), every process a reader.
+
+    config.json         the full config (re-running it reproduces the run)
+    metrics.jsonl       one JSON object per line: step, split, loss, metrics
+    curves.png          loss and accuracy curves (needs matplotlib)
+    checkpoints/        the newest ``keep_checkpoints`` checkpoints (runs/checkpoint.py)
+    params.safetensors, opt_state.safetensors, state.json   the final state, once finished
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from seqfunc.checkpoint import read_json, save_params, save_tree, write_json
+from seqfunc.config import from_dict, to_dict
+from seqfunc.errors import CheckpointError
+from seqfunc.runs import checkpoint
+from seqfunc.runs.config import TrainConfig
+
+
+class RunFolder:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # -- config ---------------------------------------------------------------------------
+
+    def saved_config(self) -> TrainConfig:
+        """The TrainConfig of ``config.json``; a clear error if this is not a run folder."""
+        if not (self.path / "config.json").is_file():
+            raise CheckpointError(f"{self.path}: not a run folder (no config.json)")
+        data = read_json(self.path / "config.json")
+        if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
+            raise CheckpointError(f"{self.path / 'config.json'}: no \"train\" section")
+        return from_dict(TrainConfig, data["train"], where=f"{self.path / 'config.json'} train")
+
+    def refuse_overwrite(self) -> None:
+        if (self.path / "config.json").exists():
+            raise CheckpointError(f"{self.path} already holds a run; resume it with "
+                                  f"`seqfunc train --resume {self.path}` or choose another --out")
+
+    def write_config(self, cfg: TrainConfig, dataset, model) -> None:
+        write_json(self.path / "config.json", {
+            "train": to_dict(cfg),
+            "dataset": {"name": cfg.dataset, "config": to_dict(dataset.config)},
+            "model": {"name": cfg.model, "config": to_dict(model.config)},
+        })
+        if hasattr(dataset, "save_artifacts"):  # e.g. trained tokenizers: the run needs them
+            dataset.save_artifacts(self.path)
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def write_checkpoint(self, step: int, params, opt_state, state: dict, keep: int) -> Path:
+        folder = checkpoint.write(self.checkpoints, step, params, opt_state, state)
+        checkpoint.prune(self.checkpoints, keep)
+        return folder
+
+    def latest_checkpoint(self, params_template, opt_template, *, device=None,
+                          log: Callable[[str], None] = print):
+        """``(folder, params, opt_state, state)`` of the newest complete checkpoint, or None.
+
+        Damaged ones (truncated, corrupted, unfinished) are reported naming the file, set
+        aside as ``damaged-step-N`` and the next older one is tried."""
+        for step in reversed(checkpoint.checkpoint_steps(self.checkpoints)):
+            folder = self.checkpoints / checkpoint.folder_name(step)
+            try:
+                return (folder, *checkpoint.read(folder, params_template, opt_template, device=device))
+            except CheckpointError as exc:
+                aside = checkpoint.set_aside(folder)
+                log(f"damaged checkpoint: {exc}; set aside as {aside.name}, trying an older one")
+        return None
+
+    def last_checkpoint_path(self) -> Path | None:
+        steps = checkpoint.checkpoint_steps(self.checkpoints)
+        return self.checkpoints / checkpoint.folder_name(steps[-1]) if steps else None
+
+    def write_final(self, params, opt_state, state: dict) -> None:
+        save_params(self.path / "params.safetensors", params)
+        save_tree(self.path / "opt_state.safetensors", opt_state)
+        write_json(self.path / "state.json", state)
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per line, each flushed as written. Opened at a line
+    count (a checkpoint's), it drops the lines written after it, so a resumed run's file reads
+    as if the run had never stopped."""
+
+    def __init__(self, path: Path, keep_lines: int = 0):
+        self.path = path
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
+        if len(lines) < keep_lines:
+            raise CheckpointError(f"{path}: {len(lines)} lines, the checkpoint expects {keep_lines}")
+        self.records = [json.loads(line) for line in lines[:keep_lines]]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(lines[:keep_lines])
+        self.lines = keep_lines
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self.lines += 1

@@ -1,0 +1,127 @@
+"""``fit``: the host loop around the pure step. Data, logging, evaluation, checkpoints,
+signals and resume; each concept lives in its own module of ``seqfunc.runs``."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from seqfunc.errors import NonFiniteError, RunInterrupted
+from seqfunc.runs.config import TrainConfig, check_resume_config
+from seqfunc.runs.folder import MetricsLog, RunFolder
+from seqfunc.runs.plots import plot_metrics
+from seqfunc.runs.side_tasks import SideTasks
+from seqfunc.runs.signals import StopSignals
+from seqfunc.runs.state import Progress
+from seqfunc.runs.trainer import Trainer
+from seqfunc.tree import tree_count
+
+
+def fit(
+    cfg: TrainConfig | None,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train, evaluate and checkpoint into the run folder ``out_dir``; returns the last
+    validation record.
+
+    ``resume=True`` continues ``out_dir`` from its newest complete checkpoint, with the
+    config saved there (``cfg=None``) or ``cfg`` if it differs only in fields a resume may
+    change (:data:`seqfunc.runs.config.RESUMABLE_CHANGES`), and ends with the parameters an
+    uninterrupted run would have. SIGINT/SIGTERM write a checkpoint and raise
+    :class:`~seqfunc.errors.RunInterrupted`; too many non-finite updates in a row raise
+    :class:`~seqfunc.errors.NonFiniteError`.
+    """
+    run = RunFolder(out_dir)
+    cfg = _run_config(run, cfg, resume)
+    trainer = Trainer(cfg)  # a config error stops here, before anything is written
+    run.write_config(cfg, trainer.dataset, trainer.model)
+    state, at = _starting_state(run, trainer, resume, log)
+    metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines)
+    if hasattr(trainer.dataset, "summary") and at.step == 0:
+        log(trainer.dataset.summary())
+    log(f"{cfg.model} on {cfg.dataset}: {tree_count(state.params):,} parameters, "
+        f"{trainer.total_steps} steps of {cfg.batch_size} on {trainer.device}"
+        f"{' (compiled)' if trainer.compiled else ''}")
+    side = SideTasks(trainer, metrics, progress=progress, start_step=at.step, log=log)
+    started, elapsed_before = time.perf_counter(), at.elapsed_s
+    clock = lambda: round(elapsed_before + time.perf_counter() - started, 2)
+
+    def checkpoint():
+        at.metrics_lines, at.elapsed_s = metrics.lines, clock()
+        return run.write_checkpoint(at.step, state.params, state.opt_state, at.to_json(),
+                                    cfg.keep_checkpoints)
+
+    try:
+        with StopSignals() as stop, side:
+            for epoch, index, batch in trainer.batches(at) if at.step < trainer.total_steps else ():
+                state, step_metrics = trainer.step(state, batch, at.step)
+                at.advance(epoch, index)
+                at.window.append(step_metrics)
+                last = at.step == trainer.total_steps
+                streak, skipped = trainer.nonfinite(state.opt_state)
+                if at.step % cfg.log_every == 0 or last or streak >= cfg.max_nonfinite:
+                    side.log_train(at, epoch, skipped, clock())
+                if streak >= cfg.max_nonfinite:
+                    raise _nonfinite_error(run, at.step, streak, cfg.max_nonfinite)
+                if at.step % trainer.eval_every == 0 or last:
+                    side.evaluate(state.params, at.step, clock(), final=last)
+                if at.step % trainer.checkpoint_every == 0 or last or stop.received:
+                    folder = checkpoint()
+                if stop.received:
+                    raise RunInterrupted(f"{stop.name} at step {at.step}: checkpoint written to "
+                                         f"{folder}. Resume with: seqfunc train --resume {run}",
+                                         stop.received)
+                side.advance()
+                if last:
+                    break
+    except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint is whole
+        raise RunInterrupted(f"stopped at once at step {at.step}; the last checkpoint is "
+                             f"{run.last_checkpoint_path()}. Resume with: seqfunc train --resume {run}",
+                             signal.SIGINT) from None
+    at.metrics_lines, at.elapsed_s = metrics.lines, clock()
+    run.write_final(state.params, state.opt_state, at.to_json())
+    side.plot(run.path / "curves.png", plot_metrics)
+    return side.last_val
+
+
+def _run_config(run: RunFolder, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
+    if not resume:
+        if cfg is None:
+            raise TypeError("fit: a TrainConfig is needed unless resume=True")
+        run.refuse_overwrite()
+        return cfg
+    saved = run.saved_config()
+    if cfg is None:
+        return saved
+    check_resume_config(saved, cfg, where=f"--resume {run}")
+    return cfg
+
+
+def _starting_state(run: RunFolder, trainer: Trainer, resume: bool, log):
+    """A fresh state at step 0, or the newest complete checkpoint's with its Progress."""
+    state = trainer.initial_state()
+    if not resume:
+        return state, Progress()
+    found = run.latest_checkpoint(state.params, state.opt_state, device=trainer.device, log=log)
+    if found is None:
+        log(f"resuming {run}: no complete checkpoint, starting from step 0")
+        return state, Progress()
+    folder, params, opt_state, saved = found
+    at = Progress.from_json(saved, where=str(folder / "state.json"))
+    log(f"resuming {run} from {folder.name}")
+    return trainer.restored_state(params, opt_state, at.step), at
+
+
+def _nonfinite_error(run: RunFolder, step: int, streak: int, limit: int) -> NonFiniteError:
+    good = run.last_checkpoint_path()
+    return NonFiniteError(
+        f"step {step}: {streak} updates in a row had non-finite gradients (NaN or Inf) and were "
+        f"skipped (max_nonfinite={limit}); the parameters stayed finite. Last good checkpoint: "
+        f"{good if good else 'none yet'}; try a lower learning rate or clip_norm, then resume or restart"
+    )

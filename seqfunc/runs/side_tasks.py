@@ -1,0 +1,83 @@
+"""What the loop does besides stepping: the progress bar, train and validation records,
+printed samples and the curves. Nothing here may lose a run: an exception while evaluating,
+printing samples or plotting is reported in one line and the run goes on (and still writes
+its checkpoints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from seqfunc.runs.folder import MetricsLog
+from seqfunc.runs.state import Progress
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class SideTasks:
+    def __init__(self, trainer, metrics: MetricsLog, *, progress: bool, start_step: int,
+                 log: Callable[[str], None]):
+        from tqdm.auto import tqdm
+
+        self.trainer, self.metrics = trainer, metrics
+        self.bar = tqdm(total=trainer.total_steps, initial=start_step, disable=not progress,
+                        unit="step", dynamic_ncols=True)
+        self.emit = self.bar.write if progress else log  # lines above the bar, or through log
+        self.samples_on = True
+        self.last_val: dict = {}
+
+    def __enter__(self) -> SideTasks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+    def advance(self) -> None:
+        self.bar.update(1)
+
+    def log_train(self, at: Progress, epoch: int, nonfinite_skipped: int, elapsed_s: float) -> None:
+        """Average the window of step metrics into one train record."""
+        window, at.window = at.window, []
+        mean = {k: sum(float(m[k]) for m in window) / len(window) for k in window[0]}
+        self.metrics.write({"step": at.step, "split": "train", "epoch": epoch, **mean,
+                            "nonfinite_skipped": nonfinite_skipped, "elapsed_s": elapsed_s})
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in mean.items() if k != "grad_norm"})
+
+    def evaluate(self, params, step: int, elapsed_s: float, *, final: bool) -> None:
+        cfg = self.trainer.cfg
+        limit = cfg.final_eval_batches if final else cfg.eval_batches
+        try:
+            record = self.trainer.evaluate(params, limit)
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            self.emit(f"evaluation at step {step} failed ({_one_line(exc)}); training goes on")
+            return
+        self.last_val = {"step": step, "split": "val", **record, "elapsed_s": elapsed_s}
+        self.metrics.write(self.last_val)
+        self.emit(_format_eval(self.last_val))
+        if self.samples_on:
+            self._print_samples(params, step)
+
+    def _print_samples(self, params, step: int) -> None:
+        try:
+            lines = self.trainer.samples(params)
+        except Exception as exc:  # noqa: BLE001
+            self.samples_on = False
+            self.emit(f"printing samples at step {step} failed ({_one_line(exc)}); no more samples")
+            return
+        for line in lines:
+            self.emit("  " + line)
+
+    def plot(self, path: Path, plot_metrics) -> None:
+        try:
+            if plot_metrics(self.metrics.records, path) is None:
+                self.emit("matplotlib is not installed: no curves.png (pip install 'seqfunc[plot]')")
+        except Exception as exc:  # noqa: BLE001
+            self.emit(f"plotting {path.name} failed ({_one_line(exc)})")
+
+
+def _format_eval(record: dict) -> str:
+    shown = {k: v for k, v in record.items() if k not in ("split", "elapsed_s", "examples")}
+    return "val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())

@@ -1,0 +1,76 @@
+"""A config made runnable: the pure step with its keys, the batches from any position, and
+evaluation. Everything here is a function of the config; the loop (runs/loop.py) adds the
+side effects."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Iterator
+
+import torch
+
+from seqfunc import optim, rng
+from seqfunc.errors import ConfigError
+from seqfunc.runs.build import build, make_optimizer, steps_per_epoch, total_steps
+from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.state import Progress
+from seqfunc.train import TrainState, init_state, make_step, resolve_compile
+from seqfunc.tree import tree_map
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.dataset, self.model, self.task = build(cfg)
+        trim = getattr(self.task, "trim_padding", None) if cfg.trim_padding else None
+        if cfg.trim_padding and trim is None:
+            raise ConfigError(f"trim_padding=True: the {self.task.kind!r} task of dataset "
+                              f"{cfg.dataset!r} does not trim padding; drop the option")
+        self.steps_per_epoch = steps_per_epoch(self.dataset, cfg.batch_size)
+        self.total_steps = total_steps(cfg, self.steps_per_epoch)
+        self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
+        self.checkpoint_every = cfg.checkpoint_every or self.eval_every
+        self.optimizer = make_optimizer(cfg, self.total_steps)
+        self.compiled = resolve_compile(cfg.compile, self.device)
+        self.step_fn = make_step(self.task.loss_fn(self.model), self.optimizer,
+                                 compile=cfg.compile, device=self.device, trim=trim)
+        self.k_init, k_train = rng.split(rng.key(cfg.seed))
+        self.k_train = k_train.to(self.device)
+
+    def initial_state(self) -> TrainState:
+        params = tree_map(lambda t: t.to(self.device), self.model.init(self.k_init))
+        return init_state(params, self.optimizer)
+
+    def restored_state(self, params, opt_state, step: int) -> TrainState:
+        return TrainState(params, opt_state, torch.tensor(step, dtype=torch.int64, device=self.device))
+
+    def step(self, state: TrainState, batch: dict, step: int):
+        """``(state, metrics)`` after the step numbered ``step`` (its key: fold_in(k, step))."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        return self.step_fn(state, batch, rng.fold_in(self.k_train, step))
+
+    def batches(self, progress: Progress) -> Iterator[tuple[int, int, dict]]:
+        """``(epoch, index in epoch, batch)`` from ``progress``'s position on, for ever."""
+        epoch, skip = progress.epoch, progress.batch_in_epoch
+        while True:
+            batches = self.dataset.batches("train", self.cfg.batch_size, epoch=epoch)
+            for index, batch in enumerate(islice(batches, skip, None), start=skip):
+                yield epoch, index, batch
+            epoch, skip = epoch + 1, 0
+
+    def evaluate(self, params, limit: int | None) -> dict:
+        """The task's validation metrics, on the first ``limit`` batches (None: all)."""
+        batches = self.dataset.batches("val", self.cfg.eval_batch_size)
+        return self.task.evaluate(self.model, params, islice(batches, limit), device=self.device)
+
+    def samples(self, params) -> list[str]:
+        if not self.cfg.examples or not hasattr(self.task, "examples"):
+            return []
+        return self.task.examples(self.model, params, self.dataset, self.cfg.examples, device=self.device)
+
+    @staticmethod
+    def nonfinite(opt_state) -> tuple[int, int]:
+        """``(in a row, in all)`` non-finite updates skipped so far (0, 0 without the guard)."""
+        guard = optim.finite_guard_state(opt_state)
+        return (0, 0) if guard is None else (int(guard.streak), int(guard.skipped))
