@@ -37,7 +37,7 @@ def measure(argv: list[str], rounds: int, steps: int) -> dict:
     batches = trainer.batches(at)
     for _ in range(3):  # warm-up
         epoch, index, batch = next(batches)
-        state, _ = trainer.step(state, batch, at.step)
+        state, _, _ = trainer.step(state, batch, at.step)
         at.advance(epoch, index)
     step_times, checkpoint_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +46,7 @@ def measure(argv: list[str], rounds: int, steps: int) -> dict:
             start = time.perf_counter()
             for _ in range(steps):
                 epoch, index, batch = next(batches)
-                state, metrics = trainer.step(state, batch, at.step)
+                state, metrics, _ = trainer.step(state, batch, at.step)
                 at.advance(epoch, index)
             float(metrics["loss"])
             step_times.append((time.perf_counter() - start) / steps)

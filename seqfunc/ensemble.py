@@ -126,7 +126,13 @@ def fit_ensemble(
     dataset across runs).
     """
     from seqfunc.fit import build, make_optimizer
+    from seqfunc.runs import distributed
 
+    if distributed.current() is not None:
+        from seqfunc.errors import ConfigError
+
+        raise ConfigError("fit_ensemble does not run data-parallel yet: run it in one process "
+                          "(its members already share one vmapped step)")
     if dataset is None or model is None or task is None:
         dataset, model, task = build(cfg)
     device = torch.device(cfg.device)

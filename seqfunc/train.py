@@ -77,6 +77,7 @@ def make_step(
     compile: bool | None = False,
     device: torch.device | str = "cpu",
     trim: Callable[[dict], dict] | None = None,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """Build ``step(state, batch, key) -> (state, metrics)``.
 
@@ -89,20 +90,42 @@ def make_step(
     ``trim(batch) -> batch`` runs eagerly on every batch before the step, e.g. a task's
     ``trim_padding`` (:meth:`seqfunc.tasks.seq2seq.Seq2SeqTask.trim_padding`), which cuts the
     positions that are padding in every row so the step does not compute on them.
+
+    ``all_reduce(vector) -> vector`` sums a 1-D tensor over the processes of a data-parallel
+    group (:func:`seqfunc.runs.distributed.all_reduce_sum`). With it, the step sums the
+    gradient vector and the metrics across processes in one call, before the optimizer: each
+    process's ``loss_fn`` must then return its share of the global loss
+    (:func:`seqfunc.runs.distributed.sharded_loss`), so the sum is the global batch's.
     """
-    step = _make_step(loss_fn, optimizer, resolve_compile(compile, device))
+    step = _make_step(loss_fn, optimizer, resolve_compile(compile, device), all_reduce)
     if trim is None:
         return step
     return lambda state, batch, key: step(state, trim(batch), key)
 
 
-def _make_step(loss_fn: LossFn, optimizer: optim.GradientTransformation, compiled: bool) -> Callable:
+def reduced(all_reduce, grads: torch.Tensor, loss: torch.Tensor, aux: dict):
+    """The gradient vector, loss and aux metrics summed over processes in one all-reduce."""
+    names = sorted(aux)
+    packed = torch.cat([grads.reshape(-1), loss.reshape(1).to(grads.dtype),
+                        *[aux[k].reshape(1).to(grads.dtype) for k in names]])
+    total = all_reduce(packed)
+    n = grads.numel()
+    sums = {k: total[n + 1 + i] for i, k in enumerate(names)}
+    return total[:n].view_as(grads), total[n], sums
+
+
+def _make_step(loss_fn: LossFn, optimizer: optim.GradientTransformation, compiled: bool,
+               all_reduce=None) -> Callable:
     if optimizer.flat_inner is not None:
-        return _flat_step(loss_fn, optimizer.flat_inner, compiled)
+        return _flat_step(loss_fn, optimizer.flat_inner, compiled, all_reduce)
     value_and_grad = _value_and_grad(loss_fn, compiled)
 
     def step(state: TrainState, batch: dict, key: torch.Tensor):
         grads, (loss, aux) = value_and_grad(state.params, batch, key)
+        if all_reduce is not None:
+            flat, unravel = ravel_tree(grads)
+            flat, loss, aux = reduced(all_reduce, flat, loss, aux)
+            grads = unravel(flat)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optim.apply_updates(state.params, updates)
         metrics = {"loss": loss, "grad_norm": optim.global_norm(grads), **aux}
@@ -113,7 +136,8 @@ def _make_step(loss_fn: LossFn, optimizer: optim.GradientTransformation, compile
     return step
 
 
-def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: bool) -> Callable:
+def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: bool,
+               all_reduce=None) -> Callable:
     """The step for a flattened optimizer (:func:`seqfunc.optim.flatten`).
 
     The parameters travel through the step as one vector: the loss sees views of it, the
@@ -134,7 +158,7 @@ def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: b
         if state.params is not params_tree:
             flat, unravel = ravel_tree(state.params)
             if core is None or not core.fits(flat, unravel):
-                core = _FlatCore(loss_fn, inner, flat, unravel, compiled)
+                core = _FlatCore(loss_fn, inner, flat, unravel, compiled, all_reduce)
         new_flat, opt_state, count, metrics = core(flat, state.opt_state, state.step, batch, key)
         params = core.unravel(new_flat)
         last = (params, new_flat)
@@ -148,7 +172,7 @@ class _FlatCore:
     layout, compiled or eager. :func:`ravel_tree` returns one ``unravel`` per tree layout
     (structure and leaf shapes), so that function and the vector's dtype and device name it."""
 
-    def __init__(self, loss_fn, inner, flat, unravel, compiled):
+    def __init__(self, loss_fn, inner, flat, unravel, compiled, all_reduce=None):
         self.kind = (flat.dtype, flat.device)
         self.unravel = unravel  # also eagerly, each step: the tree of views of the new vector
         loss_of_flat = lambda flat, batch, key: loss_fn(unravel(flat), batch, key)
@@ -156,6 +180,8 @@ class _FlatCore:
 
         def core(flat, opt_state, count, batch, key):
             grads, (loss, aux) = value_and_grad(flat, batch, key)
+            if all_reduce is not None:
+                grads, loss, aux = reduced(all_reduce, grads, loss, aux)
             updates, opt_state = inner.update(grads, opt_state, flat)
             metrics = {"loss": loss, "grad_norm": optim.global_norm(grads), **aux}
             return flat + updates, opt_state, count + 1, metrics

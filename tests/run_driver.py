@@ -7,6 +7,9 @@ cleanup of any kind runs) or sends itself a signal.
 FAULT: none | kill (SIGKILL after step STEP) | kill-in-checkpoint (SIGKILL half-way through
 writing the optimizer state of the checkpoint of step STEP) | SIGINT | SIGTERM | SIGINT2 (two
 SIGINTs after step STEP; the second arrives while the checkpoint is written).
+
+Under torchrun, ``SEQFUNC_FAULT_RANK=r`` puts the fault on rank r alone, and only in the
+group's first attempt (a restarted group runs clean).
 """
 
 import os
@@ -24,8 +27,8 @@ torch.set_num_threads(1)  # the same reduction order in every process
 def after_step(n: int, action) -> None:
     original = trainer.Trainer.step
 
-    def step(self, state, batch, step):
-        out = original(self, state, batch, step)
+    def step(self, state, batch, step, *args):
+        out = original(self, state, batch, step, *args)
         if step + 1 == n:
             action()
         return out
@@ -58,6 +61,10 @@ def main() -> int:
     assert sep == "--"
     n = int(n)
     me = os.getpid()
+    target = os.environ.get("SEQFUNC_FAULT_RANK")
+    if target is not None and (os.environ.get("RANK") != target
+                               or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"):
+        fault = "none"
     kill = lambda: os.kill(me, signal.SIGKILL)
     if fault == "kill":
         after_step(n, kill)

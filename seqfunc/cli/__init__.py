@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from seqfunc.errors import RunInterrupted, SeqfuncError, UsageError
@@ -32,13 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = [*(sys.argv[1:] if argv is None else argv)]  # for launchers that re-run it
+    # In a data-parallel group every rank meets the same user error: rank 0 reports it.
+    speaks = os.environ.get("RANK", "0") == "0"
     try:
         return int(args.func(args) or 0)
     except RunInterrupted as exc:  # not an error: the run is saved and says how to resume
-        print(f"seqfunc {args.command}: {exc}", file=sys.stderr)
+        if speaks:
+            print(f"seqfunc {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
     except SeqfuncError as exc:
-        print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
+        if speaks:
+            print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except USER_ERRORS as exc:
         print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)

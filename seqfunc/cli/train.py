@@ -53,6 +53,13 @@ def add_parser(subparsers) -> None:
     g.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="write a checkpoint every N steps (default: at every evaluation)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = p.add_argument_group("several processes (torch.distributed; see also torchrun)")
+    d.add_argument("--nproc", type=int, metavar="N",
+                   help="train data-parallel on N processes of this machine, launched by "
+                   "torch's launcher (torch.distributed.run); the global batch stays --batch-size")
+    d.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                   help="with --nproc: restart the group up to K times after a failure; it "
+                   "resumes from the last checkpoint")
     m = p.add_argument_group("model size")
     m.add_argument("--d-model", type=int)
     m.add_argument("--heads", type=int)
@@ -128,7 +135,42 @@ def resolve_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.fit import fit
+    from seqfunc.runs import distributed
 
+    if args.nproc is not None:
+        from seqfunc.cli.launch import launch
+
+        return launch(args)
+    cfg, out = run_config(args)
+    ranks = distributed.init(cfg.device)
+    try:
+        out = distributed.broadcast(out, ranks)  # rank 0's default name on every rank
+        # a group restarted by torchrun's agent continues the run the first attempt started
+        resume = args.resume is not None or (
+            distributed.restart_count() > 0 and (Path(out) / "config.json").exists())
+        start = time.perf_counter()
+        final = fit(cfg, out, resume=resume, progress=not args.no_progress, ranks=ranks)
+    except RuntimeError as exc:
+        if ranks is None:
+            raise
+        from seqfunc.errors import SeqfuncError
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqfuncError(f"rank {ranks.rank}: the process group failed ({first}); with "
+                           "--max-restarts / torchrun's, the group restarts and resumes") from None
+    finally:
+        distributed.shutdown()
+    if ranks is not None and not ranks.is_writer:
+        return 0
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nrun folder: {out}  ({minutes:.1f} min)")
+    summary = {k: v for k, v in final.items() if isinstance(v, float) and k != "elapsed_s"}
+    print("validation: " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+    return 0
+
+
+def run_config(args: argparse.Namespace):
+    """``(TrainConfig, run folder)`` of a new run or of ``--resume RUN``."""
     if args.resume is not None:
         from seqfunc.cli import UsageError
 
@@ -139,14 +181,10 @@ def run(args: argparse.Namespace) -> int:
         if not (args.resume / "config.json").is_file():
             raise UsageError(f"--resume {args.resume}: not a run folder (no config.json)")
         args.config, out = args.resume / "config.json", args.resume
-        cfg = resolve_config(args)
-    else:
-        cfg = resolve_config(args)
-        out = args.out or Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    start = time.perf_counter()
-    final = fit(cfg, out, resume=args.resume is not None, progress=not args.no_progress)
-    minutes = (time.perf_counter() - start) / 60
-    print(f"\nrun folder: {out}  ({minutes:.1f} min)")
-    summary = {k: v for k, v in final.items() if isinstance(v, float) and k != "elapsed_s"}
-    print("validation: " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
-    return 0
+        return resolve_config(args), out
+    cfg = resolve_config(args)
+    return cfg, args.out or default_run_folder(cfg)
+
+
+def default_run_folder(cfg) -> Path:
+    return Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -22,9 +22,12 @@ from seqfunc.runs.config import TrainConfig
 
 
 class RunFolder:
-    def __init__(self, path: str | os.PathLike):
+    """``writer=False`` (ranks other than 0) reads the folder and never changes it."""
+
+    def __init__(self, path: str | os.PathLike, *, writer: bool = True):
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
+        self.writer = writer
 
     def __str__(self) -> str:
         return str(self.path)
@@ -41,11 +44,13 @@ class RunFolder:
         return from_dict(TrainConfig, data["train"], where=f"{self.path / 'config.json'} train")
 
     def refuse_overwrite(self) -> None:
-        if (self.path / "config.json").exists():
+        if self.writer and (self.path / "config.json").exists():
             raise CheckpointError(f"{self.path} already holds a run; resume it with "
                                   f"`seqfunc train --resume {self.path}` or choose another --out")
 
     def write_config(self, cfg: TrainConfig, dataset, model) -> None:
+        if not self.writer:
+            return
         write_json(self.path / "config.json", {
             "train": to_dict(cfg),
             "dataset": {"name": cfg.dataset, "config": to_dict(dataset.config)},
@@ -57,6 +62,8 @@ class RunFolder:
     # -- checkpoints ----------------------------------------------------------------------
 
     def write_checkpoint(self, step: int, params, opt_state, state: dict, keep: int) -> Path:
+        if not self.writer:
+            return self.checkpoints / checkpoint.folder_name(step)
         folder = checkpoint.write(self.checkpoints, step, params, opt_state, state)
         checkpoint.prune(self.checkpoints, keep)
         return folder
@@ -71,7 +78,9 @@ class RunFolder:
             folder = self.checkpoints / checkpoint.folder_name(step)
             try:
                 return (folder, *checkpoint.read(folder, params_template, opt_template, device=device))
-            except CheckpointError as exc:
+            except (CheckpointError, OSError) as exc:  # OSError: set aside by the writer meanwhile
+                if not self.writer:
+                    continue
                 aside = checkpoint.set_aside(folder)
                 log(f"damaged checkpoint: {exc}; set aside as {aside.name}, trying an older one")
         return None
@@ -81,6 +90,8 @@ class RunFolder:
         return self.checkpoints / checkpoint.folder_name(steps[-1]) if steps else None
 
     def write_final(self, params, opt_state, state: dict) -> None:
+        if not self.writer:
+            return
         save_params(self.path / "params.safetensors", params)
         save_tree(self.path / "opt_state.safetensors", opt_state)
         write_json(self.path / "state.json", state)
@@ -91,8 +102,10 @@ class MetricsLog:
     count (a checkpoint's), it drops the lines written after it, so a resumed run's file reads
     as if the run had never stopped."""
 
-    def __init__(self, path: Path, keep_lines: int = 0):
-        self.path = path
+    def __init__(self, path: Path, keep_lines: int = 0, *, writer: bool = True):
+        self.path, self.writer, self.lines, self.records = path, writer, keep_lines, []
+        if not writer:  # records kept in memory only
+            return
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
         if len(lines) < keep_lines:
             raise CheckpointError(f"{path}: {len(lines)} lines, the checkpoint expects {keep_lines}")
@@ -104,6 +117,8 @@ class MetricsLog:
 
     def write(self, record: dict) -> None:
         self.records.append(record)
+        self.lines += 1
+        if not self.writer:
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        self.lines += 1

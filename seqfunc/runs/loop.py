@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from seqfunc.errors import NonFiniteError, RunInterrupted
+from seqfunc.errors import NonFiniteError, RunInterrupted, SeqfuncError
+from seqfunc.runs import distributed
 from seqfunc.runs.config import TrainConfig, check_resume_config
 from seqfunc.runs.folder import MetricsLog, RunFolder
 from seqfunc.runs.plots import plot_metrics
@@ -26,6 +27,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    ranks: distributed.Ranks | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and checkpoint into the run folder ``out_dir``; returns the last
     validation record.
@@ -36,19 +38,25 @@ def fit(
     uninterrupted run would have. SIGINT/SIGTERM write a checkpoint and raise
     :class:`~seqfunc.errors.RunInterrupted`; too many non-finite updates in a row raise
     :class:`~seqfunc.errors.NonFiniteError`.
+
+    In a data-parallel group (``ranks``, by default the initialised ``torch.distributed``
+    group, if any) every rank trains on its shard of each batch; rank 0 alone writes the run
+    folder, logs and evaluates; every rank reads the checkpoint it resumes from.
     """
-    run = RunFolder(out_dir)
-    cfg = _run_config(run, cfg, resume)
-    trainer = Trainer(cfg)  # a config error stops here, before anything is written
-    run.write_config(cfg, trainer.dataset, trainer.model)
+    ranks = ranks if ranks is not None else distributed.current()
+    writer = ranks is None or ranks.is_writer
+    log = log if writer else (lambda line: None)
+    run, trainer = _setup(out_dir, cfg, resume, ranks, writer)
+    cfg = trainer.cfg
     state, at = _starting_state(run, trainer, resume, log)
-    metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines)
+    metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines, writer=writer)
     if hasattr(trainer.dataset, "summary") and at.step == 0:
         log(trainer.dataset.summary())
     log(f"{cfg.model} on {cfg.dataset}: {tree_count(state.params):,} parameters, "
         f"{trainer.total_steps} steps of {cfg.batch_size} on {trainer.device}"
         f"{' (compiled)' if trainer.compiled else ''}")
-    side = SideTasks(trainer, metrics, progress=progress, start_step=at.step, log=log)
+    side = SideTasks(trainer, metrics, progress=progress and writer, start_step=at.step, log=log,
+                     evaluates=writer)
     started, elapsed_before = time.perf_counter(), at.elapsed_s
     clock = lambda: round(elapsed_before + time.perf_counter() - started, 2)
 
@@ -60,7 +68,8 @@ def fit(
     try:
         with StopSignals() as stop, side:
             for epoch, index, batch in trainer.batches(at) if at.step < trainer.total_steps else ():
-                state, step_metrics = trainer.step(state, batch, at.step)
+                state, step_metrics, stopping = trainer.step(state, batch, at.step,
+                                                             stop.received is not None)
                 at.advance(epoch, index)
                 at.window.append(step_metrics)
                 last = at.step == trainer.total_steps
@@ -71,12 +80,13 @@ def fit(
                     raise _nonfinite_error(run, at.step, streak, cfg.max_nonfinite)
                 if at.step % trainer.eval_every == 0 or last:
                     side.evaluate(state.params, at.step, clock(), final=last)
-                if at.step % trainer.checkpoint_every == 0 or last or stop.received:
+                if at.step % trainer.checkpoint_every == 0 or last or stopping:
                     folder = checkpoint()
-                if stop.received:
-                    raise RunInterrupted(f"{stop.name} at step {at.step}: checkpoint written to "
-                                         f"{folder}. Resume with: seqfunc train --resume {run}",
-                                         stop.received)
+                if stopping:  # on a rank that got no signal itself, another rank did
+                    received = stop.received or signal.SIGTERM
+                    raise RunInterrupted(f"{signal.Signals(received).name} at step {at.step}: "
+                                         f"checkpoint written to {folder}. Resume with: "
+                                         f"seqfunc train --resume {run}", received)
                 side.advance()
                 if last:
                     break
@@ -88,6 +98,20 @@ def fit(
     run.write_final(state.params, state.opt_state, at.to_json())
     side.plot(run.path / "curves.png", plot_metrics)
     return side.last_val
+
+
+def _setup(out_dir, cfg, resume: bool, ranks, writer: bool) -> tuple[RunFolder, Trainer]:
+    """The run folder (its config written) and the trainer; a config error stops every rank
+    here, before anything is written."""
+    run = RunFolder(out_dir, writer=writer)
+    trainer = failure = None
+    try:
+        trainer = Trainer(_run_config(run, cfg, resume), ranks)
+    except SeqfuncError as exc:
+        failure = exc
+    distributed.raise_together(failure, ranks)
+    run.write_config(trainer.cfg, trainer.dataset, trainer.model)
+    return run, trainer
 
 
 def _run_config(run: RunFolder, cfg: TrainConfig | None, resume: bool) -> TrainConfig:

@@ -19,14 +19,14 @@ def _one_line(exc: BaseException) -> str:
 
 class SideTasks:
     def __init__(self, trainer, metrics: MetricsLog, *, progress: bool, start_step: int,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], evaluates: bool = True):
         from tqdm.auto import tqdm
 
         self.trainer, self.metrics = trainer, metrics
         self.bar = tqdm(total=trainer.total_steps, initial=start_step, disable=not progress,
                         unit="step", dynamic_ncols=True)
         self.emit = self.bar.write if progress else log  # lines above the bar, or through log
-        self.samples_on = True
+        self.samples_on, self.evaluates = True, evaluates
         self.last_val: dict = {}
 
     def __enter__(self) -> SideTasks:
@@ -47,6 +47,8 @@ class SideTasks:
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in mean.items() if k != "grad_norm"})
 
     def evaluate(self, params, step: int, elapsed_s: float, *, final: bool) -> None:
+        if not self.evaluates:  # ranks other than 0: rank 0 evaluates
+            return
         cfg = self.trainer.cfg
         limit = cfg.final_eval_batches if final else cfg.eval_batches
         try:
@@ -71,6 +73,8 @@ class SideTasks:
             self.emit("  " + line)
 
     def plot(self, path: Path, plot_metrics) -> None:
+        if not self.evaluates:
+            return
         try:
             if plot_metrics(self.metrics.records, path) is None:
                 self.emit("matplotlib is not installed: no curves.png (pip install 'seqfunc[plot]')")

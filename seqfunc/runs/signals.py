@@ -34,7 +34,3 @@ class StopSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.received).name if self.received else ""

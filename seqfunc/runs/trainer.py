@@ -11,6 +11,7 @@ import torch
 
 from seqfunc import optim, rng
 from seqfunc.errors import ConfigError
+from seqfunc.runs import distributed
 from seqfunc.runs.build import build, make_optimizer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.state import Progress
@@ -19,9 +20,13 @@ from seqfunc.tree import tree_map
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
-        self.device = torch.device(cfg.device)
+    """``ranks``: this process's place in a data-parallel group (None: one process). Each
+    rank then steps on its shard of every global batch and the step sums gradients over
+    ranks (:mod:`seqfunc.runs.distributed`)."""
+
+    def __init__(self, cfg: TrainConfig, ranks: distributed.Ranks | None = None):
+        self.cfg, self.ranks = cfg, ranks
+        self.device = distributed.rank_device(cfg.device, ranks)
         self.dataset, self.model, self.task = build(cfg)
         trim = getattr(self.task, "trim_padding", None) if cfg.trim_padding else None
         if cfg.trim_padding and trim is None:
@@ -33,8 +38,11 @@ class Trainer:
         self.checkpoint_every = cfg.checkpoint_every or self.eval_every
         self.optimizer = make_optimizer(cfg, self.total_steps)
         self.compiled = resolve_compile(cfg.compile, self.device)
-        self.step_fn = make_step(self.task.loss_fn(self.model), self.optimizer,
-                                 compile=cfg.compile, device=self.device, trim=trim)
+        loss_fn = self.task.loss_fn(self.model)
+        if ranks is not None:
+            loss_fn = distributed.sharded_loss(loss_fn)
+        self.step_fn = make_step(loss_fn, self.optimizer, compile=cfg.compile, device=self.device,
+                                 trim=trim, all_reduce=distributed.all_reduce_sum if ranks else None)
         self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
 
@@ -45,10 +53,21 @@ class Trainer:
     def restored_state(self, params, opt_state, step: int) -> TrainState:
         return TrainState(params, opt_state, torch.tensor(step, dtype=torch.int64, device=self.device))
 
-    def step(self, state: TrainState, batch: dict, step: int):
-        """``(state, metrics)`` after the step numbered ``step`` (its key: fold_in(k, step))."""
+    def step(self, state: TrainState, batch: dict, step: int, stop: bool = False):
+        """``(state, metrics, stop)`` after the step numbered ``step`` (its key:
+        ``fold_in(k, step)``, and on rank r of a group ``fold_in(that, r)``, so ranks draw
+        independent dropout masks). ``stop`` in: this process asks to stop after the step;
+        out: whether any rank did (every rank gets the same answer)."""
+        key = rng.fold_in(self.k_train, step)
+        if self.ranks is not None:
+            batch = distributed.shard(batch, self.ranks, self.task.target_count)
+            batch["stop_votes"] = torch.tensor(float(stop))
+            key = rng.fold_in(key, self.ranks.rank)
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        return self.step_fn(state, batch, rng.fold_in(self.k_train, step))
+        state, metrics = self.step_fn(state, batch, key)
+        if self.ranks is not None:
+            stop = float(metrics.pop("stop_votes")) > 0
+        return state, metrics, stop
 
     def batches(self, progress: Progress) -> Iterator[tuple[int, int, dict]]:
         """``(epoch, index in epoch, batch)`` from ``progress``'s position on, for ever."""

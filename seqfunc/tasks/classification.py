@@ -21,6 +21,10 @@ class ClassificationTask:
     def for_dataset(cls, dataset) -> "ClassificationTask":
         return cls(classes=tuple(dataset.classes))
 
+    def target_count(self, batch: dict) -> int:
+        """Labelled examples: what the loss averages over."""
+        return int(batch["label"].numel())
+
     def loss_fn(self, model, *, train: bool = True) -> Callable:
         """``loss(params, batch, key) -> (mean cross-entropy, {"accuracy": ...})``."""
 

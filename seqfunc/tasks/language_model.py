@@ -36,6 +36,10 @@ class LanguageModelTask:
         unit = getattr(dataset, "unit", "char")
         return cls(unit=unit, sample_tokens=30 if unit == "word" else 200)
 
+    def target_count(self, batch: dict) -> int:
+        """Target tokens: what the loss averages over."""
+        return int(batch["targets"].numel())
+
     def loss_fn(self, model, *, train: bool = True) -> Callable:
         def loss(params, batch, key):
             logits = model.apply(params, batch["inputs"], key=key, train=train)

@@ -50,6 +50,10 @@ class Seq2SeqTask:
             for name, x in batch.items()
         }
 
+    def target_count(self, batch: dict) -> int:
+        """Real (non-pad) target tokens: what the loss averages over."""
+        return int((batch["tgt_out"] != self.pad_id).sum())
+
     def loss_fn(self, model, *, train: bool = True) -> Callable:
         def loss(params, batch, key):
             logits = model.apply(params, batch["src"], batch["tgt_in"], key=key, train=train)

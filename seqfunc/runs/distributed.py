@@ -1,0 +1,155 @@
+"""Data parallelism on ``torch.distributed``: ranks, the process group, batch shards, and the
+sums the step needs.
+
+Every rank builds the same global batch (batches are a function of config, split and epoch)
+and takes its slice of the rows. Its loss is scaled by its share of the global batch's real
+targets (padding and ignored positions excluded), so that the gradients summed over ranks —
+one all-reduce of the flat gradient vector a step, inside the pure step, eager or compiled —
+are exactly the gradient of the global batch's mean loss, as one process computes it.
+
+Launch with torchrun (``torchrun --nproc-per-node N -m seqfunc train ...``) or
+``seqfunc train --nproc N``: the launcher sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the
+rendezvous, which :func:`init` reads. Backend: gloo on the CPU, NCCL on CUDA (one GPU a rank,
+``cuda:LOCAL_RANK``); ``SEQFUNC_DIST_BACKEND`` overrides it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any, Callable
+
+import attrs
+import torch
+import torch.distributed as dist
+
+#: Seconds a rank waits for the others in a collective before it fails (then it exits
+#: instead of hanging); evaluation runs on rank 0 alone while the others wait.
+TIMEOUT_ENV, BACKEND_ENV = "SEQFUNC_DIST_TIMEOUT_S", "SEQFUNC_DIST_BACKEND"
+DEFAULT_TIMEOUT_S = 600
+
+
+@attrs.frozen
+class Ranks:
+    """This process's place in the data-parallel group."""
+
+    rank: int
+    world: int
+    local_rank: int = 0
+
+    @property
+    def is_writer(self) -> bool:
+        """Rank 0 alone writes the run folder, logs and evaluates."""
+        return self.rank == 0
+
+
+def launched_world() -> int:
+    """The group size a launcher asked for (``WORLD_SIZE``), 1 without one."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def restart_count() -> int:
+    """How often torchrun's elastic agent has restarted this group (0 the first time)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+def init(device: str) -> Ranks | None:
+    """Join the group a launcher set up (None when not launched with several processes);
+    returns this process's :class:`Ranks`."""
+    if launched_world() <= 1:
+        return None
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.device(device).type == "cuda"
+    backend = os.environ.get(BACKEND_ENV) or ("nccl" if cuda else "gloo")
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
+        store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
+        # The launcher's store may outlive a restart: keys of each attempt under their own
+        # prefix, or a restarted rank can read a dead peer's address and hang connecting.
+        store = dist.PrefixStore(f"seqfunc/attempt-{restart_count()}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
+    return Ranks(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def current() -> Ranks | None:
+    """The group this process is in, if it is in one of more than one process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return None
+    return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def rank_device(device: str, ranks: Ranks | None) -> torch.device:
+    """A CUDA run puts rank ``r`` of a node on its GPU ``LOCAL_RANK``; other devices as given."""
+    device = torch.device(device)
+    if ranks is not None and device.type == "cuda" and device.index is None:
+        return torch.device("cuda", ranks.local_rank)
+    return device
+
+
+def all_reduce_sum(vector: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over the group: a functional collective, so ``torch.compile`` traces it."""
+    import torch.distributed._functional_collectives as funcol
+
+    return funcol.all_reduce(vector, "sum", dist.group.WORLD)
+
+
+def shard(batch: dict[str, torch.Tensor], ranks: Ranks, target_count: Callable[[dict], int]) -> dict:
+    """This rank's rows of a global batch, with ``loss_weight``: its share of the global
+    batch's real targets (``target_count``), a 0-d float tensor."""
+    rows = next(iter(batch.values())).shape[0]
+    if rows < ranks.world:
+        from seqfunc.errors import ConfigError
+
+        raise ConfigError(f"a batch of {rows} rows cannot be split over {ranks.world} processes; "
+                          "raise batch_size or use fewer processes")
+    part = {k: v.tensor_split(ranks.world)[ranks.rank] for k, v in batch.items()}
+    weight = target_count(part) / max(target_count(batch), 1)
+    return {**part, "loss_weight": torch.tensor(weight, dtype=torch.float32)}
+
+
+def sharded_loss(loss_fn: Callable) -> Callable:
+    """``loss_fn`` scaled by the shard's ``loss_weight``, its aux metrics too (so their sums
+    over ranks are the global batch's means), plus ``stop_votes``: the batch's 0-d count of
+    ranks asking to stop (a signal), summed with the rest, so every rank stops at one step."""
+
+    def loss(params, batch, key):
+        value, aux = loss_fn(params, batch, key)
+        weight = batch["loss_weight"]
+        weighted = {k: v * weight for k, v in aux.items()}
+        return value * weight, {**weighted, "stop_votes": batch["stop_votes"]}
+
+    return loss
+
+
+def broadcast(obj: Any, ranks: Ranks | None) -> Any:
+    """Rank 0's ``obj`` on every rank (e.g. the run folder's name, or a setup error)."""
+    if ranks is None:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def raise_together(failure: BaseException | None, ranks: Ranks | None) -> None:
+    """Raise on every rank if setup failed on any: rank order picks the error, so one message
+    is printed (by rank 0) and no rank is left waiting for the others."""
+    if ranks is None:
+        if failure is not None:
+            raise failure
+        return
+    from seqfunc.errors import SeqfuncError
+
+    gathered: list = [None] * ranks.world
+    dist.all_gather_object(gathered, None if failure is None else str(failure))
+    message = next((m for m in gathered if m is not None), None)
+    if message is not None:
+        if failure is not None and str(failure) == message:
+            raise failure
+        raise SeqfuncError(message)
