@@ -70,6 +70,8 @@ def fit(
             for epoch, index, batch in trainer.batches(at) if at.step < trainer.total_steps else ():
                 state, step_metrics, stopping = trainer.step(state, batch, at.step,
                                                              stop.received is not None)
+                if ranks is None:  # alone, a signal that came during the step counts now
+                    stopping = stop.received is not None
                 at.advance(epoch, index)
                 at.window.append(step_metrics)
                 last = at.step == trainer.total_steps
