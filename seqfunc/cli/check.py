@@ -13,6 +13,7 @@ import time
 import warnings
 
 from seqfunc.cli.options import parse_assignment
+from seqfunc.config import typed_fields
 
 
 def add_parser(subparsers) -> None:
@@ -54,13 +55,15 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"model {args.model!r} serves {', '.join(model_cls.task_kinds)}, "
                          f"not {', '.join(unknown)}")
+    overrides = typed_fields(model_cls.Config, dict(parse_assignment(a) for a in args.model_option),
+                             where="-m model options")
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. torch's vmap fallback notices
         report = run_checks(
             model_cls, name=args.model, tasks=args.task, only=args.only, skip=args.skip,
             compile=not args.no_compile, max_examples=args.examples, seed=args.seed,
-            overrides=dict(parse_assignment(a) for a in args.model_option),
+            overrides=overrides,
         )
     for result in report.results:
         print(result.line(), flush=True)

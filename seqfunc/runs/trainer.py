@@ -10,6 +10,7 @@ from typing import Iterator
 import torch
 
 from seqfunc import optim, rng
+from seqfunc.devices import resolve_device
 from seqfunc.errors import ConfigError
 from seqfunc.runs.build import build, make_optimizer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
@@ -21,7 +22,7 @@ from seqfunc.tree import tree_map
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device)
         self.dataset, self.model, self.task = build(cfg)
         trim = getattr(self.task, "trim_padding", None) if cfg.trim_padding else None
         if cfg.trim_padding and trim is None:
