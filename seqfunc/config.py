@@ -8,13 +8,16 @@ A bad field fails when the config is built, and the message names the field::
 
 from __future__ import annotations
 
+import json
+import types
+import typing
 from typing import Any, TypeVar
 
 import attrs
 
 from seqfunc.errors import ConfigError  # re-exported from here too
 
-__all__ = ["ConfigError", "positive", "non_negative", "probability", "one_of", "check_divisible", "to_dict", "from_dict"]
+__all__ = ["ConfigError", "positive", "non_negative", "probability", "one_of", "check_divisible", "to_dict", "from_dict", "typed_fields", "parse_value"]
 
 T = TypeVar("T")
 
@@ -58,17 +61,145 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
-    """Build ``cls`` from a dict, naming unknown fields and ``where`` they came from."""
+    """Build ``cls`` from a dict: unknown fields and values of the wrong type are named with
+    ``where`` they came from (:func:`typed_fields`), then the class's validators run."""
+    fields = typed_fields(cls, data, where=where)
+    try:
+        return cls(**fields)
+    except TypeError as exc:  # e.g. a missing required field
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def typed_fields(cls: type, data: dict[str, Any], *, where: str = "config") -> dict[str, Any]:
+    """``data`` checked against the fields of the attrs class ``cls`` and converted to their
+    annotated types, for every config alike (train, model, dataset options).
+
+    Text (from the command line: ``-m d_model=64``) is parsed by the field's type: ``int``,
+    ``float``, ``bool`` (only ``true/false/1/0/yes/no``), ``str``, ``X | None`` (``none`` or
+    ``null`` for None), ``Literal[...]``, lists and tuples (JSON); fields without an annotation
+    take JSON when it parses, else the text. A value of the wrong type raises
+    :class:`ConfigError` naming the field and the expected type; unknown names list the known
+    ones."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
-    known = {a.name for a in attrs.fields(cls)}
-    unknown = sorted(set(data) - known)
+    known = [a.name for a in attrs.fields(cls)]
+    unknown = sorted(str(k) for k in set(data) - set(known))
     if unknown:
         raise ConfigError(
             f"{where}: unknown field(s) {', '.join(unknown)} for {cls.__name__}; "
             f"known fields: {', '.join(sorted(known))}"
         )
+    hints = _field_types(cls)
+    out = {}
+    for name, value in data.items():
+        try:
+            out[name] = parse_value(value, hints.get(name, Any))
+        except _WrongType as exc:
+            raise ConfigError(f"{where}: {cls.__name__}.{name}={value!r}: must be {exc}") from None
+    return out
+
+
+def _field_types(cls: type) -> dict[str, Any]:
     try:
-        return cls(**data)
-    except TypeError as exc:  # e.g. a missing required field
-        raise ConfigError(f"{where}: {exc}") from None
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: those fields stay untyped
+        return {a.name: a.type for a in attrs.fields(cls) if not isinstance(a.type, str)}
+
+
+class _WrongType(Exception):
+    """The expected type, in words ("an int", "a boolean (true/false/1/0/yes/no)")."""
+
+
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+NONE_WORDS = ("none", "null")
+
+
+def parse_value(value: Any, tp: Any) -> Any:
+    """``value`` as type ``tp`` (see :func:`typed_fields`); raises ``_WrongType``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or tp is None or isinstance(tp, (str, typing.TypeVar)):
+        return _json_or_text(value)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if type(None) in args and (value is None or _word(value) in NONE_WORDS):
+            return None
+        if isinstance(value, str) and str in options:
+            return value
+        for option in options:
+            try:
+                return parse_value(value, option)
+            except _WrongType:
+                pass
+        described = " or ".join([_describe(o) for o in options] + (["none"] if type(None) in args else []))
+        raise _WrongType(described)
+    if origin is typing.Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and value == str(choice)):
+                return choice
+        raise _WrongType(f"one of {', '.join(map(str, args))}")
+    if origin in (list, tuple) or tp in (list, tuple):
+        items = _json_or_text(value) if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise _WrongType(_describe(tp))
+        if args and (origin is list or (len(args) == 2 and args[1] is Ellipsis)):
+            items = [parse_value(v, args[0]) for v in items]
+        return (tuple if (origin or tp) is tuple else list)(items)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if _word(value) in TRUE_WORDS or _word(value) in FALSE_WORDS:
+            return _word(value) in TRUE_WORDS
+        raise _WrongType(_describe(bool))
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise _WrongType(_describe(int))
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise _WrongType(_describe(float))
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _WrongType(_describe(str))
+    if tp is dict or origin is dict:
+        mapping = _json_or_text(value) if isinstance(value, str) else value
+        if not isinstance(mapping, dict):
+            raise _WrongType(_describe(dict))
+        return mapping
+    return _json_or_text(value)  # another type: the class's own converter/validator decides
+
+
+def _describe(tp: Any) -> str:
+    return {
+        int: "an int", float: "a number", str: "a string", dict: "a JSON object",
+        bool: "a boolean (true/false/1/0/yes/no)",
+    }.get(tp) or {list: "a JSON list", tuple: "a JSON list"}.get(typing.get_origin(tp) or tp) or f"a {tp}"
+
+
+def _word(value: Any) -> str | None:
+    return value.strip().lower() if isinstance(value, str) else None
+
+
+def _json_or_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -145,6 +145,169 @@ class Model(Protocol):
     def apply(self, params: PyTree, *inputs: torch.Tensor, key=None, train: bool = False) -> torch.Tensor: ...
 
 
+# -- what each command reads, and the fallbacks for optional attributes -------------------
+
+@attrs.frozen
+class Attribute:
+    """One attribute a part of seqfunc reads from a dataset or model instance.
+
+    ``kinds``: the task kinds it applies to; ``used_by``: the commands that read it;
+    ``fallback``: what happens without it ("" means it is required).
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    used_by: tuple[str, ...]
+    meaning: str
+    fallback: str = ""
+
+    @property
+    def required(self) -> bool:
+        return not self.fallback
+
+
+_S2S, _LM, _CLF = ("seq2seq",), ("language_model",), ("classification",)
+_ALL = TASK_KINDS
+_RUN = ("train", "check --dataset")
+
+#: Every dataset attribute any command reads (besides the class attributes ``name``, ``task``,
+#: ``Config``, ``splits`` and the methods ``num_examples``/``batches``), required or optional.
+DATASET_CONTRACT: tuple[Attribute, ...] = (
+    Attribute("config", _ALL, ("train", "predict", "generate", "translate", "attention"),
+              "the dataset's Config instance (written to config.json)"),
+    Attribute("source_vocab", _S2S, ("train", "attention"), "source vocabulary (len() is its size)"),
+    Attribute("target_vocab", _S2S, ("train", "attention"), "target vocabulary"),
+    Attribute("pad_id", _S2S + _CLF, ("train", "predict", "translate", "attention"), "padding id"),
+    Attribute("bos_id", _S2S, ("train", "predict", "translate", "attention"), "target start id"),
+    Attribute("eos_id", _S2S, ("train", "predict", "translate", "attention"), "target end id"),
+    Attribute("encode_source", _S2S, ("predict", "translate", "attention"),
+              "encode_source(text) -> list[int]; ValueError for text it cannot encode"),
+    Attribute("vocab", _LM + _CLF, ("train", "generate"), "the vocabulary (len() is its size)"),
+    Attribute("classes", _CLF, ("train",), "class names, indexed by label"),
+    Attribute("decode_source", _S2S, ("train",), "ids -> source text (training samples)",
+              "the vocabulary's tokens joined by spaces (ids without a to_tokens vocabulary)"),
+    Attribute("decode_target", _S2S, ("train", "predict", "translate", "attention"),
+              "ids -> target text, up to <eos>", "the target vocabulary's tokens up to <eos>, joined by spaces"),
+    Attribute("max_target_len", _S2S, ("predict", "translate", "attention"),
+              "the longest target to decode", "config.max_len, else the widest tgt_out of the val split"),
+    Attribute("texts", _S2S, ("translate --eval",), "texts(split) -> [(source, reference)]",
+              "translate --eval is refused with one line"),
+    Attribute("unknown_words", _S2S, ("translate",), "unknown_words(text) -> words read as <unk>",
+              "no note about unknown words"),
+    Attribute("decode", _LM + _CLF, ("train", "generate"), "ids -> text (samples)",
+              "the vocabulary's tokens joined (language_model: no separator; classification: spaces)"),
+    Attribute("encode", _LM, ("generate --prompt",), "encode(text) -> list[int]",
+              "generate --prompt is refused with one line; generate without a prompt works"),
+    Attribute("prompt", _LM, ("train",), "prompt(length, index) -> text that starts a sample",
+              "samples start from a random first token"),
+    Attribute("unit", _LM, ("train",), '"char", "byte" or "word": what a token is in the metrics',
+              '"char"'),
+    Attribute("summary", _ALL, ("train",), "summary() -> str, logged when training starts", "nothing logged"),
+    Attribute("num_batches", _ALL, _RUN, "num_batches(split, batch_size) for bucketed batches",
+              "num_examples(split) // batch_size"),
+    Attribute("train_defaults", _ALL, ("train",), "the TrainConfig fields `seqfunc train DATASET` starts from",
+              "TrainConfig's defaults"),
+    Attribute("model_recipes", _ALL, ("train",), "per model name, fields replacing train_defaults",
+              "train_defaults"),
+    Attribute("save_artifacts", _ALL, ("train", "predict", "generate", "translate", "attention"),
+              "save_artifacts(folder) + classmethod from_artifacts(config, folder)",
+              "the dataset is rebuilt from its config"),
+)
+
+#: Every model attribute any command reads besides ``task_kinds``, ``Config``, ``config_for``,
+#: ``init``, ``apply`` and ``config``.
+MODEL_CONTRACT: tuple[Attribute, ...] = (
+    Attribute("encode", _S2S, ("train", "predict", "translate", "attention"),
+              "encode(params, src) -> context (batch-leading pytree)",
+              "context = src; decode() calls apply(params, src, tgt_in)"),
+    Attribute("decode", _S2S, ("train", "predict", "translate", "attention"),
+              "decode(params, context, tgt_in) -> (b, t, V)", "apply(params, src, tgt_in)"),
+    Attribute("init_cache", _LM, ("generate", "train"), "init_cache + extend: a KV cache for sampling",
+              "each new token recomputes the whole prefix"),
+    Attribute("check_options", _ALL, ("check",), "config overrides for a tiny check model", "a probe-sized config"),
+    Attribute("position_free", _S2S + _CLF, ("check",), "overrides under which no positions are seen",
+              "no permutation check"),
+    Attribute("exempt", _ALL, ("check",), "invariant -> why it does not apply", "every invariant runs"),
+)
+
+
+def optional(obj: Any, name: str, default: Any = None) -> Any:
+    """An optional contract attribute (:data:`DATASET_CONTRACT`), or ``default`` without it."""
+    return getattr(obj, name, default)
+
+
+def required(obj: Any, name: str, command: str) -> Any:
+    """A contract attribute ``command`` needs, or a one-line :class:`UsageError` naming it."""
+    from seqfunc.errors import UsageError
+
+    value = getattr(obj, name, None)
+    if value is None:
+        raise UsageError(f"{command} needs {name!r} from dataset {_name(obj)!r}, which does not "
+                         f"provide it (see docs/plugins.md)")
+    return value
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "name", type(obj).__name__)
+
+
+def token_list(vocab: Any, ids) -> list[str]:
+    """Ids as tokens through ``vocab.to_tokens`` when it has one, else the ids as text."""
+    ids = [int(i) for i in ids]
+    to_tokens = getattr(vocab, "to_tokens", None)
+    return [str(t) for t in to_tokens(ids)] if to_tokens is not None else [str(i) for i in ids]
+
+
+def tokens_text(vocab: Any, ids, *, sep: str = " ") -> str:
+    """Ids as text: :func:`token_list` joined by ``sep`` (ids always by spaces)."""
+    if getattr(vocab, "to_tokens", None) is None:
+        sep = " "
+    return sep.join(token_list(vocab, ids))
+
+
+def decode_text(dataset: Any, ids, *, method: str = "decode", vocab: str = "vocab",
+                stop: int | None = None, sep: str = " ") -> str:
+    """``dataset.<method>(ids)``, or the fallback of :data:`DATASET_CONTRACT`: the tokens of
+    ``dataset.<vocab>`` up to the first ``stop`` id (e.g. ``<eos>``)."""
+    ids = [int(i) for i in ids]
+    decode = getattr(dataset, method, None)
+    if decode is not None:
+        return decode(ids)
+    if stop is not None and stop in ids:
+        ids = ids[: ids.index(stop)]
+    return tokens_text(getattr(dataset, vocab, None), ids, sep=sep)
+
+
+def decode_target(dataset: Any, ids) -> str:
+    return decode_text(dataset, ids, method="decode_target", vocab="target_vocab",
+                       stop=getattr(dataset, "eos_id", None))
+
+
+def decode_source(dataset: Any, ids) -> str:
+    ids = [i for i in map(int, ids) if i != getattr(dataset, "pad_id", None)]
+    return decode_text(dataset, ids, method="decode_source", vocab="source_vocab",
+                       stop=getattr(dataset, "eos_id", None))
+
+
+def max_target_len(dataset: Any) -> int:
+    """The longest target a seq2seq dataset needs decoded: its ``max_target_len``, else
+    ``config.max_len``, else the widest ``tgt_out`` of its validation split."""
+    declared = getattr(dataset, "max_target_len", None) or getattr(
+        getattr(dataset, "config", None), "max_len", None)
+    if declared:
+        return int(declared)
+    split = "val" if "val" in dataset.splits else dataset.splits[-1]
+    return max(int(batch["tgt_out"].shape[1]) for batch in dataset.batches(split, 512))
+
+
+def encoder_decoder(model: Any):
+    """``(encode, decode)`` of a seq2seq model, for step-by-step decoding. A model without
+    them is decoded through ``apply``: the context is the source itself."""
+    if hasattr(model, "encode") and hasattr(model, "decode"):
+        return model.encode, model.decode
+    return (lambda params, src: src), (lambda params, src, tgt_in: model.apply(params, src, tgt_in))
+
+
 # -- checking a loaded plugin class ----------------------------------------------------------
 
 _REQUIRED = {
@@ -190,4 +353,6 @@ def task_kinds_of(obj: Any) -> tuple[str, ...]:
 __all__ = [
     "Dataset", "Model", "Batch", "PyTree", "Vocab", "TASK_KINDS", "BATCH_LAYOUTS",
     "MODEL_INPUTS", "MODEL_OUTPUTS", "DATASET_ATTRIBUTES", "contract_problems", "task_kinds_of",
+    "Attribute", "DATASET_CONTRACT", "MODEL_CONTRACT", "optional", "required", "token_list", "tokens_text",
+    "decode_text", "decode_target", "decode_source", "max_target_len", "encoder_decoder",
 ]

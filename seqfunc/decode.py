@@ -1,7 +1,8 @@
 """Batched decoding for seq2seq models: greedy and beam search.
 
-Works with any model that exposes ``encode(params, src) -> context`` (a pytree of tensors
-whose leading axis is the batch) and ``decode(params, context, tgt_in) -> logits (b, t, V)``.
+Works with any seq2seq model: one that exposes ``encode(params, src) -> context`` (a pytree of
+tensors whose leading axis is the batch) and ``decode(params, context, tgt_in) -> logits (b, t, V)``
+encodes once; any other is decoded through ``apply(params, src, tgt_in)``.
 Outputs are ``(b, max_len)``: the tokens up to and including ``<eos>``, then ``<pad>`` — the
 layout of the datasets' ``tgt_out``, so ``exact_match`` compares them directly.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from seqfunc.contracts import encoder_decoder
 from seqfunc.tree import tree_map
 
 
@@ -19,12 +21,13 @@ def greedy_decode(
 ) -> torch.Tensor:
     """``src (b, s)`` -> ``(b, max_len)``: the argmax token at each step until ``<eos>``."""
     b = src.shape[0]
-    context = model.encode(params, src)
+    encode, decode = encoder_decoder(model)
+    context = encode(params, src)
     prefix = torch.full((b, 1), bos_id, dtype=torch.long, device=src.device)
     out = torch.full((b, max_len), pad_id, dtype=torch.long, device=src.device)
     done = torch.zeros(b, dtype=torch.bool, device=src.device)
     for i in range(max_len):
-        next_token = model.decode(params, context, prefix)[:, -1].argmax(dim=-1)
+        next_token = decode(params, context, prefix)[:, -1].argmax(dim=-1)
         next_token = torch.where(done, pad_id, next_token)
         out[:, i] = next_token
         done = done | (next_token == eos_id)
@@ -56,14 +59,15 @@ def beam_search(
     """
     b, k = src.shape[0], beam
     device = src.device
-    context = tree_map(lambda t: t.repeat_interleave(k, dim=0), model.encode(params, src))
+    encode, decode = encoder_decoder(model)
+    context = tree_map(lambda t: t.repeat_interleave(k, dim=0), encode(params, src))
     scores = torch.full((b, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one alive so the first step fans out
     prefix = torch.full((b * k, 1), bos_id, dtype=torch.long, device=device)
     lengths = torch.zeros(b, k, device=device)
     finished = torch.zeros(b, k, dtype=torch.bool, device=device)
     for _ in range(max_len):
-        logp = torch.log_softmax(model.decode(params, context, prefix)[:, -1].float(), dim=-1)
+        logp = torch.log_softmax(decode(params, context, prefix)[:, -1].float(), dim=-1)
         vocab = logp.shape[-1]
         logp = logp.view(b, k, vocab)
         # A finished hypothesis may only be extended by <pad>, at no cost.

@@ -120,24 +120,27 @@ class Status:
     error: str | None
     task_kinds: tuple[str, ...] = ()
     ambiguous: bool = False
+    loaded: bool = True
 
     @property
-    def ok(self) -> bool:
-        return self.error is None
+    def ok(self) -> bool | None:
+        """True when it loads and follows its contract; None when it was not loaded."""
+        return None if not self.loaded else self.error is None
 
     def to_dict(self) -> dict:
         e = self.entry
         return {
             "group": e.group, "name": e.name, "qualified_name": e.qualified_name,
             "dist": e.dist, "version": e.version, "value": e.value, "ok": self.ok,
-            "error": self.error, "task_kinds": list(self.task_kinds), "ambiguous": self.ambiguous,
+            "loaded": self.loaded, "error": self.error, "task_kinds": list(self.task_kinds),
+            "ambiguous": self.ambiguous,
         }
 
 
 def status(group: str, *, load: bool = True) -> list[Status]:
     """Every entry of a group with its load status; never raises for a broken plugin.
 
-    ``load=False`` imports nothing (status unknown: ``error`` None, no task kinds).
+    ``load=False`` imports nothing (status unknown: ``loaded`` False, ``ok`` None, no task kinds).
     """
     from seqfunc.contracts import contract_problems, task_kinds_of
 
@@ -161,7 +164,7 @@ def status(group: str, *, load: bool = True) -> list[Status]:
                 error = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
             except Exception as exc:  # contract inspection of a hostile object
                 error = f"{type(exc).__name__}: {exc}"
-        out.append(Status(e, error, kinds, counts[e.name] > 1))
+        out.append(Status(e, error, kinds, counts[e.name] > 1, loaded=load))
     return out
 
 

@@ -11,6 +11,7 @@ import torch
 from seqfunc import registry, rng
 from seqfunc.checkpoint import CheckpointError, load_params, read_json
 from seqfunc.config import from_dict
+from seqfunc.devices import resolve_device
 
 
 @attrs.frozen
@@ -29,6 +30,7 @@ def load_run(
     load its parameters (safetensors: no code runs on load). With ``task``, a run of another
     task kind is refused with a message naming both kinds."""
     path = Path(path)
+    device = resolve_device(device, where="--device")
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such run folder")
     config = read_json(path / "config.json")

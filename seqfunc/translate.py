@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 
 from seqfunc.config import ConfigError
+from seqfunc.contracts import decode_target, max_target_len
 from seqfunc.decode import beam_search
 
 
@@ -38,7 +39,7 @@ def translate_ids(
     Sentences are decoded in batches of similar length (beam 1 = greedy)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out: list[str] = [""] * len(sources)
-    max_len = max_len or dataset.max_target_len
+    max_len = max_len or max_target_len(dataset)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         width = max(len(sources[i]) for i in index)
@@ -50,7 +51,7 @@ def translate_ids(
             pad_id=dataset.pad_id, max_len=max_len, beam=beam,
         )
         for row, i in enumerate(index):
-            out[i] = dataset.decode_target(predicted[row].tolist())
+            out[i] = decode_target(dataset, predicted[row].tolist())
     return out
 
 

@@ -20,8 +20,15 @@ __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 USER_ERRORS = (FileNotFoundError, UnicodeDecodeError)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported as one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="seqfunc", description="Sequence models as pure functions, trained with torch.func."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -52,6 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"seqfunc {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `seqfunc list | head`: the reader has all it wants
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of the closed pipe is
+    silent too (the recipe of Python's signal documentation)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -42,26 +42,28 @@ def layer_labels(model, records: list[dict]) -> list[str]:
 def record_maps(loaded, text: str, device: str):
     """``(source tokens, target-input tokens, answer, records)`` for one input."""
     from seqfunc.cli import UsageError
+    from seqfunc.contracts import decode_target, max_target_len, required, token_list
     from seqfunc.decode import greedy_decode
     from seqfunc.nn import record_attention
 
     dataset, model, params = loaded.dataset, loaded.model, loaded.params
+    encode_source = required(dataset, "encode_source", "seqfunc attention")
     try:
-        ids = dataset.encode_source(text)
+        ids = encode_source(text)
     except ValueError as exc:
         raise UsageError(f"input {text!r}: {exc}") from None
     src = torch.tensor([ids], device=device)
     out = greedy_decode(
         model, params, src, bos_id=dataset.bos_id, eos_id=dataset.eos_id,
-        pad_id=dataset.pad_id, max_len=dataset.max_target_len,
+        pad_id=dataset.pad_id, max_len=max_target_len(dataset),
     )[0].tolist()
     answer_ids = out[: out.index(dataset.eos_id)] if dataset.eos_id in out else out
     tgt_in = torch.tensor([[dataset.bos_id] + answer_ids], device=device)
     with torch.no_grad(), record_attention() as records:
         model.apply(params, src, tgt_in)
-    src_tokens = dataset.source_vocab.to_tokens(ids)
-    tgt_tokens = dataset.target_vocab.to_tokens(tgt_in[0].tolist())
-    return src_tokens, tgt_tokens, dataset.decode_target(out), records
+    src_tokens = token_list(dataset.source_vocab, ids)
+    tgt_tokens = token_list(dataset.target_vocab, tgt_in[0].tolist())
+    return src_tokens, tgt_tokens, decode_target(dataset, out), records
 
 
 def draw(records, labels, src_tokens, tgt_tokens, title: str, path: Path) -> None:

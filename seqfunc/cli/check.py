@@ -1,8 +1,9 @@
-"""``seqfunc check MODEL``: run the spec's invariants on a registered model.
+"""``seqfunc check MODEL`` / ``seqfunc check --dataset NAME``: the conformance suite.
 
-One line per invariant (PASS / FAIL with the Hypothesis-shrunk counterexample / SKIP and why);
-exit code 1 when any fails; the last line is one JSON object
-``{"model": ..., "passed": [...], "failed": [...], "skipped": [...]}``.
+For a model, the spec's invariants; for a dataset, the dataset contract's checks
+(:mod:`seqfunc.testing.datasets`). One line per check (PASS / FAIL with the Hypothesis-shrunk
+counterexample / SKIP and why); exit code 1 when any fails; the last line is one JSON object
+``{"model" or "dataset": ..., "passed": [...], "failed": [...], "skipped": [...]}``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import warnings
 
 from seqfunc.cli.options import parse_assignment
+from seqfunc.config import typed_fields
 
 
 def add_parser(subparsers) -> None:
@@ -25,7 +27,11 @@ def add_parser(subparsers) -> None:
         "counterexample for each failure, and a JSON summary as the last line; exits 1 if any "
         "invariant fails.",
     )
-    p.add_argument("model", help="model name (or dist:name)")
+    p.add_argument("model", nargs="?", default=None, help="model name (or dist:name)")
+    p.add_argument("--dataset", default=None, metavar="NAME",
+                   help="check this dataset against the dataset contract instead of a model")
+    p.add_argument("-d", "--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset config field for --dataset (default: its check_options)")
     p.add_argument("--task", action="append", default=None,
                    help="check only this task kind (repeatable; default: all the model serves)")
     p.add_argument("--only", action="append", choices=INVARIANT_NAMES, default=None,
@@ -49,22 +55,44 @@ def run(args: argparse.Namespace) -> int:
 
     if args.examples < 1:
         raise UsageError(f"--examples={args.examples}: must be >= 1")
+    if (args.model is None) == (args.dataset is None):
+        raise UsageError("name a model (seqfunc check MODEL) or a dataset (seqfunc check --dataset NAME)")
+    if args.dataset is not None:
+        return run_dataset(args)
     model_cls = registry.get_model(args.model)
     unknown = sorted(set(args.task or ()) - set(model_cls.task_kinds))
     if unknown:
         raise UsageError(f"model {args.model!r} serves {', '.join(model_cls.task_kinds)}, "
                          f"not {', '.join(unknown)}")
+    overrides = typed_fields(model_cls.Config, dict(parse_assignment(a) for a in args.model_option),
+                             where="-m model options")
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. torch's vmap fallback notices
         report = run_checks(
             model_cls, name=args.model, tasks=args.task, only=args.only, skip=args.skip,
             compile=not args.no_compile, max_examples=args.examples, seed=args.seed,
-            overrides=dict(parse_assignment(a) for a in args.model_option),
+            overrides=overrides,
         )
     for result in report.results:
         print(result.line(), flush=True)
     print(f"{len(report.passed)} passed, {len(report.failed)} failed, {len(report.skipped)} "
           f"skipped in {time.perf_counter() - start:.1f}s")
     print(json.dumps(report.to_dict()))
+    return 1 if report.failed else 0
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from seqfunc import registry
+    from seqfunc.testing.datasets import check_dataset
+
+    dataset_cls = registry.get_dataset(args.dataset)
+    options = dict(parse_assignment(a) for a in args.data_option) if args.data_option else None
+    start = time.perf_counter()
+    report = check_dataset(dataset_cls, options=options, max_examples=args.examples, name=args.dataset)
+    for result in report.results:
+        print(result.line(), flush=True)
+    print(f"{len(report.passed)} passed, {len(report.failed)} failed, {len(report.skipped)} "
+          f"skipped in {time.perf_counter() - start:.1f}s")
+    print(json.dumps({"dataset": args.dataset, **{k: v for k, v in report.to_dict().items() if k != "model"}}))
     return 1 if report.failed else 0

@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from seqfunc import rng
     from seqfunc.cli import UsageError
+    from seqfunc.contracts import decode_text, optional, required
     from seqfunc.generate import check_sampling, generate
     from seqfunc.run import load_run
 
@@ -42,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     dataset, model = loaded.dataset, loaded.model
     key = rng.key(args.seed)
     if args.prompt:
+        encode = required(dataset, "encode", "seqfunc generate --prompt")
         try:
-            ids = dataset.encode(args.prompt)
+            ids = encode(args.prompt)
         except ValueError as exc:
             raise UsageError(f"--prompt {args.prompt!r}: {exc}") from None
         if not ids:
@@ -55,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
         model, loaded.params, prompt, args.tokens, key=key, temperature=args.temperature,
         top_k=args.top_k, use_cache=not args.no_cache,
     )
-    print(dataset.decode(out[0].tolist()))
+    print(decode_text(dataset, out[0].tolist(), sep="" if optional(dataset, "unit", "char") != "word" else " "))
     return 0

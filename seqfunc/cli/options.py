@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from seqfunc.errors import UsageError
 
 
-def parse_assignment(text: str) -> tuple[str, object]:
-    """``"d_model=128"`` -> ``("d_model", 128)``; values are JSON when they parse, else text."""
-    from seqfunc.cli import UsageError
-
+def parse_assignment(text: str) -> tuple[str, str]:
+    """``"d_model=128"`` -> ``("d_model", "128")``. The value stays text: the config it goes
+    to parses it by the field's type (:func:`seqfunc.config.typed_fields`)."""
     key, sep, raw = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise UsageError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
+    return key.strip(), raw

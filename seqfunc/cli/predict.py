@@ -21,6 +21,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
+    from seqfunc.contracts import decode_target, max_target_len, required
     from seqfunc.decode import beam_search
     from seqfunc.run import load_run
 
@@ -28,14 +29,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--beam must be >= 1, got {args.beam}")
     loaded = load_run(args.run, device=args.device, task="seq2seq")
     dataset, model = loaded.dataset, loaded.model
+    encode_source = required(dataset, "encode_source", "seqfunc predict")
     try:
-        ids = dataset.encode_source(args.text)
+        ids = encode_source(args.text)
     except ValueError as exc:
         raise UsageError(f"input {args.text!r}: {exc}") from None
     src = torch.tensor([ids], device=args.device)
     out = beam_search(
         model, loaded.params, src, bos_id=dataset.bos_id, eos_id=dataset.eos_id,
-        pad_id=dataset.pad_id, max_len=dataset.max_target_len, beam=args.beam,
+        pad_id=dataset.pad_id, max_len=max_target_len(dataset), beam=args.beam,
     )
-    print(dataset.decode_target(out[0].tolist()))
+    print(decode_target(dataset, out[0].tolist()))
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 
 from seqfunc.cli.options import parse_assignment
-from seqfunc.config import from_dict
+from seqfunc.config import from_dict, typed_fields
 
 # Shortcut flags for model options; "layers" fans out to whichever layer counts a model has.
 MODEL_SHORTCUTS = {"d_model": "d_model", "heads": "heads", "d_ff": "d_ff", "dropout": "dropout"}
@@ -106,7 +106,8 @@ def resolve_config(args: argparse.Namespace):
         "checkpoint_every": args.checkpoint_every,
     }
     fields.update({k: v for k, v in flag_fields.items() if v is not None})
-    fields.update(parse_assignment(a) for a in args.train_option)
+    train_options = dict(parse_assignment(a) for a in args.train_option)
+    fields.update(typed_fields(TrainConfig, train_options, where="train options"))
     if args.steps is not None and args.epochs is None:
         fields["epochs"] = None
     if args.epochs is not None and args.steps is None:
@@ -129,7 +130,8 @@ def resolve_config(args: argparse.Namespace):
     model_options.update(parse_assignment(a) for a in args.model_option)
     data_options = dict(fields.get("dataset_options", {}))
     data_options.update(parse_assignment(a) for a in args.data_option)
-    fields["model_options"], fields["dataset_options"] = model_options, data_options
+    fields["model_options"] = typed_fields(model_cls.Config, model_options, where="model options")
+    fields["dataset_options"] = typed_fields(dataset_cls.Config, data_options, where="dataset options")
     return from_dict(TrainConfig, fields, where="train options")
 
 

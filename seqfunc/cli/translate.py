@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
+    from seqfunc.contracts import required
     from seqfunc.run import load_run
     from seqfunc.translate import evaluate_bleu, translate_ids
 
@@ -38,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give at least one sentence to translate (or --eval SPLIT)")
     loaded = load_run(args.run, device=args.device, task="seq2seq")
     dataset, model = loaded.dataset, loaded.model
-    if not hasattr(dataset, "texts"):
-        raise UsageError(f"{args.run} was trained on {type(dataset).name!r}, not a translation "
-                         "dataset; use seqfunc predict")
     if args.eval is not None:
+        if not hasattr(dataset, "texts"):
+            raise UsageError(f"--eval: dataset {type(dataset).name!r} of {args.run} has no texts(split) "
+                             "of sources and references to score")
         if args.eval not in dataset.splits or args.eval == "train":
             raise UsageError(f"--eval {args.eval!r}: choose a held-out split: "
                              f"{', '.join(s for s in dataset.splits if s != 'train')}")
@@ -58,14 +59,15 @@ def run(args: argparse.Namespace) -> int:
     sentences = args.sentences
     if sentences == ["-"]:
         sentences = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    encode_source = required(dataset, "encode_source", "seqfunc translate")
     sources = []
     for i, sentence in enumerate(sentences, start=1):
         where = f"sentence {i} ({sentence!r})" if len(sentences) > 1 else repr(sentence)
         try:
-            sources.append(dataset.encode_source(sentence))
+            sources.append(encode_source(sentence))
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
-        unknown = dataset.unknown_words(sentence)
+        unknown = dataset.unknown_words(sentence) if hasattr(dataset, "unknown_words") else ()
         if unknown:
             print(f"note: {where}: not in the vocabulary, read as <unk>: {', '.join(unknown)}",
                   file=sys.stderr)

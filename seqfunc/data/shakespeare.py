@@ -3,11 +3,13 @@ nanoGPT's ``shakespeare_char``), 65 distinct characters."""
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import attrs
 
 from seqfunc.config import positive
+from seqfunc.errors import DataError
 from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
 from seqfunc.data.text_files import read_utf8, resolve_path
 
@@ -43,6 +45,10 @@ class ShakespeareDataset(CharLMDataset):
             self.config.path, "tinyshakespeare/input.txt", option="path", dataset=self.name
         )
         text = read_utf8(path)
+        minimum = math.ceil((self.config.context + 2) / min(self.config.val_fraction, 1 - self.config.val_fraction))
+        if len(text) < minimum:
+            raise DataError(f"{path}: {len(text)} characters; {self.name} with context="
+                            f"{self.config.context} needs at least {minimum}")
         vocab = char_vocab(text)
         ids = encode_text(text, vocab)
         cut = int(len(ids) * (1 - self.config.val_fraction))

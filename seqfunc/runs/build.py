@@ -4,7 +4,7 @@ and the run's length in steps."""
 from __future__ import annotations
 
 from seqfunc import optim, registry
-from seqfunc.config import from_dict
+from seqfunc.config import from_dict, typed_fields
 from seqfunc.errors import ConfigError
 from seqfunc.runs.config import TrainConfig
 from seqfunc.tasks import task_for
@@ -20,7 +20,8 @@ def build(cfg: TrainConfig):
             f"dataset {cfg.dataset!r} is a {dataset_cls.task!r} dataset"
         )
     dataset = dataset_cls(from_dict(dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"))
-    model_config = model_cls.config_for(dataset, **cfg.model_options)
+    overrides = typed_fields(model_cls.Config, dict(cfg.model_options), where="model options")
+    model_config = model_cls.config_for(dataset, **overrides)
     return dataset, model_cls(model_config), task_for(dataset)
 
 

@@ -80,7 +80,7 @@ def current() -> Ranks | None:
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def rank_device(device: str, ranks: Ranks | None) -> torch.device:
+def rank_device(device: str | torch.device, ranks: Ranks | None) -> torch.device:
     """A CUDA run puts rank ``r`` of a node on its GPU ``LOCAL_RANK``; other devices as given."""
     device = torch.device(device)
     if ranks is not None and device.type == "cuda" and device.index is None:

@@ -10,6 +10,7 @@ from typing import Iterator
 import torch
 
 from seqfunc import optim, rng
+from seqfunc.devices import resolve_device
 from seqfunc.errors import ConfigError
 from seqfunc.runs import distributed
 from seqfunc.runs.build import build, make_optimizer, steps_per_epoch, total_steps
@@ -26,7 +27,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, ranks: distributed.Ranks | None = None):
         self.cfg, self.ranks = cfg, ranks
-        self.device = distributed.rank_device(cfg.device, ranks)
+        self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
         self.dataset, self.model, self.task = build(cfg)
         trim = getattr(self.task, "trim_padding", None) if cfg.trim_padding else None
         if cfg.trim_padding and trim is None:

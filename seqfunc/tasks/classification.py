@@ -8,6 +8,7 @@ import attrs
 import torch
 
 from seqfunc import metrics
+from seqfunc.contracts import decode_text
 
 CLASSIFICATION = "classification"
 
@@ -55,7 +56,8 @@ class ClassificationTask:
         logits = model.apply(params, batch["tokens"].to(device))
         lines = []
         for tokens, guess, truth in zip(batch["tokens"], metrics.predictions(logits), batch["label"]):
-            words = dataset.decode(tokens.tolist()).split()
+            pad = getattr(dataset, "pad_id", None)
+            words = decode_text(dataset, [t for t in tokens.tolist() if t != pad]).split()
             text = " ".join(words[:12]) + (" ..." if len(words) > 12 else "")
             mark = "ok" if int(guess) == int(truth) else f"WRONG, want {self.classes[int(truth)]}"
             lines.append(f"{self.classes[int(guess)]} ({mark}) | {text}")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from seqfunc import rng
+from seqfunc.contracts import decode_text, optional
 
 LANGUAGE_MODEL = "language_model"
 
@@ -33,7 +34,7 @@ class LanguageModelTask:
 
     @classmethod
     def for_dataset(cls, dataset) -> "LanguageModelTask":
-        unit = getattr(dataset, "unit", "char")
+        unit = optional(dataset, "unit", "char")
         return cls(unit=unit, sample_tokens=30 if unit == "word" else 200)
 
     def target_count(self, batch: dict) -> int:
@@ -83,13 +84,14 @@ class LanguageModelTask:
         for i in range(n):
             key = rng.fold_in(rng.key(1234), i)
             prompt_text = dataset.prompt(16, i) if hasattr(dataset, "prompt") else None
-            if prompt_text:
+            if prompt_text and hasattr(dataset, "encode"):
                 prompt = torch.tensor([dataset.encode(prompt_text)], device=device)
             else:
                 first = int(rng.random_bits(key, (1,))[0] % len(dataset.vocab))
                 prompt = torch.tensor([[first]], device=device)
             out = generate(model, params, prompt, self.sample_tokens, key=key, temperature=self.temperature)
-            text = dataset.decode(out[0, prompt.shape[1]:].tolist())
-            head = dataset.decode(prompt[0].tolist())
+            sep = " " if self.unit == "word" else ""
+            text = decode_text(dataset, out[0, prompt.shape[1]:].tolist(), sep=sep)
+            head = decode_text(dataset, prompt[0].tolist(), sep=sep)
             lines.append(repr(head) + " -> " + repr(text))
         return lines

@@ -8,6 +8,7 @@ import attrs
 import torch
 
 from seqfunc import metrics
+from seqfunc.contracts import decode_source, decode_target
 from seqfunc.data.padding import used_width
 from seqfunc.decode import greedy_decode
 
@@ -111,7 +112,7 @@ class Seq2SeqTask:
         )
         lines = []
         for src, pred, tgt in zip(batch["src"], predicted, batch["tgt_out"]):
-            source = dataset.decode_source(src.tolist())
-            guess, truth = dataset.decode_target(pred.tolist()), dataset.decode_target(tgt.tolist())
+            source = decode_source(dataset, src.tolist())
+            guess, truth = decode_target(dataset, pred.tolist()), decode_target(dataset, tgt.tolist())
             lines.append(f"{source} -> {guess}  ({'ok' if guess == truth else 'WRONG, want ' + truth})")
         return lines
