@@ -27,6 +27,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NAME-TIME)")
     p.add_argument("--config", type=Path, default=None,
                    help="a config.json of an earlier run to start from")
+    p.add_argument("--recipe", default=None,
+                   help="one of the dataset's named recipes instead of its default one "
+                   "(e.g. wikitext2 --recipe seed)")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int)
     g.add_argument("--epochs", type=int)
@@ -70,6 +73,15 @@ def resolve_config(args: argparse.Namespace):
     dataset = args.dataset or fields.get("dataset") or TrainConfig().dataset
     dataset_cls = registry.get_dataset(dataset)
     recipe = dict(getattr(dataset_cls, "train_defaults", {}))
+    if args.recipe is not None:
+        named = getattr(dataset_cls, "recipes", {})
+        if args.recipe not in named:
+            from seqfunc.cli import UsageError
+
+            known = ", ".join(named) or "none"
+            raise UsageError(f"--recipe {args.recipe}: dataset {dataset!r} has no such recipe; "
+                             f"its recipes: {known}")
+        recipe = dict(named[args.recipe])
     if args.model in getattr(dataset_cls, "model_recipes", {}):  # a recipe for this model
         recipe = {**recipe, **dataset_cls.model_recipes[args.model], "model": args.model}
     if not args.config or fields.get("dataset") != dataset:
