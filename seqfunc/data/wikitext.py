@@ -116,7 +116,7 @@ class WikiText2Dataset:
     train_defaults: ClassVar[dict] = dict(
         model="gpt", epochs=3, batch_size=20, optimizer="adamw", lr=2e-3, b2=0.99,
         schedule="warmup_cosine", warmup_steps=100, lr_end=1e-4, weight_decay=0.1,
-        clip_norm=1.0, compile=True, eval_every=930, eval_batch_size=10, log_every=50,
+        clip_norm=1.0, compile=True, eval_every=930, eval_batch_size=80, log_every=50,
         examples=1,
         model_options=dict(
             d_model=160, heads=4, layers=2, d_ff=640, dropout=0.3, positions="sinusoidal",
