@@ -4,13 +4,25 @@ Any language model works: one with ``init_cache(params, batch, max_len)`` and
 ``extend(params, tokens, cache) -> (logits, cache)`` is run one position per new token;
 otherwise the whole (cropped) prefix is recomputed at every step. Randomness comes from an
 explicit key (Gumbel-max sampling), so the same key gives the same text.
+
+The cache is preallocated with fixed shapes, so the one-token decoding step (extend + sample)
+has the same shapes at every position: ``compile=True`` compiles it once per model and
+sampling setting (as a static cache with ``torch.compile`` does for Hugging Face's
+``generate``); the prompt's prefill stays eager.
 """
 
 from __future__ import annotations
 
+import weakref
+from typing import Callable
+
 import torch
 
 from seqfunc import rng
+from seqfunc.compiled import compile_fn
+
+#: model -> {(temperature, top_k): compiled decoding step}; entries go with their model
+_COMPILED_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def check_sampling(temperature: float, top_k: int | None) -> None:
@@ -50,17 +62,40 @@ def supports_cache(model) -> bool:
     return hasattr(model, "init_cache") and hasattr(model, "extend")
 
 
+def decode_step(
+    model, *, temperature: float, top_k: int | None, compile: bool = False
+) -> Callable:
+    """``step(params, token (b, 1), cache, key) -> (next token (b, 1), cache')``: one cached
+    position of ``model`` and the draw from its logits; compiled once per model and sampling
+    setting when ``compile``."""
+    if compile:
+        steps = _COMPILED_STEPS.setdefault(model, {})
+        if (temperature, top_k) not in steps:
+            steps[(temperature, top_k)] = compile_fn(
+                decode_step(model, temperature=temperature, top_k=top_k), dynamic=False
+            )
+        return steps[(temperature, top_k)]
+
+    def step(params, token, cache, key):
+        logits, cache = model.extend(params, token, cache)
+        return sample_logits(logits[:, -1], key, temperature=temperature, top_k=top_k)[:, None], cache
+
+    return step
+
+
 @torch.no_grad()
 def generate(
     model, params, prompt: torch.Tensor, new_tokens: int, *, key: rng.KeyArray,
     temperature: float = 1.0, top_k: int | None = None, use_cache: bool = True,
-    window: int | None = None,
+    window: int | None = None, compile: bool = False,
 ) -> torch.Tensor:
     """``prompt (b, t)`` ids -> ``(b, t + new_tokens)``: the prompt and the sampled tokens.
 
     ``window``: at most this many tokens of context are fed to the model (default: the
     model's position table, unbounded for sinusoidal positions and recurrent models). When a
     cache fills its window, it is refilled with the last half window of tokens.
+    ``compile``: compile the cached decoding step (:func:`decode_step`; ignored without a
+    cache). Compiling takes seconds, so it pays for long or repeated generation.
     """
     check_sampling(temperature, top_k)
     if prompt.ndim != 2 or prompt.shape[1] < 1:
@@ -82,18 +117,21 @@ def generate(
         logits, cache = model.extend(params, context, cache)
         return logits[:, -1], cache
 
+    step = decode_step(model, temperature=temperature, top_k=top_k, compile=compile)
     context = tokens if window is None else tokens[:, -window:]
     logits, cache = prefill(context)
     filled = context.shape[1]
-    for i in range(new_tokens):
-        nxt = sample_logits(logits, keys[i], temperature=temperature, top_k=top_k)[:, None]
-        tokens = torch.cat([tokens, nxt], 1)
-        if i == new_tokens - 1:
-            break
+    nxt = sample_logits(logits, keys[0], temperature=temperature, top_k=top_k)[:, None]
+    pieces = [tokens, nxt]
+    for i in range(1, new_tokens):
         if filled == capacity:  # the window is full: restart from its second half
+            tokens = torch.cat(pieces, 1)
+            pieces = [tokens]
             logits, cache = prefill(tokens[:, -max(capacity // 2, 1):])
             filled = min(capacity // 2, tokens.shape[1])
+            nxt = sample_logits(logits, keys[i], temperature=temperature, top_k=top_k)[:, None]
         else:
-            step_logits, cache = model.extend(params, nxt, cache)
-            logits, filled = step_logits[:, -1], filled + 1
-    return tokens
+            nxt, cache = step(params, nxt, cache, keys[i])
+            filled += 1
+        pieces.append(nxt)
+    return torch.cat(pieces, 1)

@@ -100,3 +100,18 @@ def test_shakespeare_shared_copy():
     ds = ShakespeareDataset()
     assert len(ds.vocab) == 65
     assert ds.data["train"].numel() + ds.data["val"].numel() == 1_115_394
+
+
+def test_recipe_flag_selects_the_seed_recipe_and_rejects_unknown_names():
+    from seqfunc.cli import UsageError, build_parser
+    from seqfunc.cli.train import resolve_config
+
+    parser = build_parser()
+    seed = resolve_config(parser.parse_args(["train", "wikitext2", "--recipe", "seed", "--epochs", "2"]))
+    assert (seed.model, seed.optimizer, seed.lr, seed.schedule, seed.step_size, seed.clip_norm) == (
+        "transformer_lm", "sgd", 5.0, "step", 310, 0.5)
+    assert seed.epochs == 2 and seed.model_options["d_model"] == 200
+    default = resolve_config(parser.parse_args(["train", "wikitext2"]))
+    assert default.model == "gpt" and default.optimizer == "adamw"
+    with pytest.raises(UsageError, match="--recipe fast: dataset 'wikitext2' has no such recipe"):
+        resolve_config(parser.parse_args(["train", "wikitext2", "--recipe", "fast"]))

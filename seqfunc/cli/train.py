@@ -31,6 +31,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", type=Path, default=None, metavar="RUN",
                    help="continue the run folder RUN from its newest complete checkpoint, with "
                    "its saved config (flags may extend --steps/--epochs)")
+    p.add_argument("--recipe", default=None,
+                   help="one of the dataset's named recipes instead of its default one "
+                   "(e.g. wikitext2 --recipe seed)")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int)
     g.add_argument("--epochs", type=int)
@@ -87,6 +90,15 @@ def resolve_config(args: argparse.Namespace):
     dataset = args.dataset or fields.get("dataset") or TrainConfig().dataset
     dataset_cls = registry.get_dataset(dataset)
     recipe = dict(getattr(dataset_cls, "train_defaults", {}))
+    if args.recipe is not None:
+        named = getattr(dataset_cls, "recipes", {})
+        if args.recipe not in named:
+            from seqfunc.cli import UsageError
+
+            known = ", ".join(named) or "none"
+            raise UsageError(f"--recipe {args.recipe}: dataset {dataset!r} has no such recipe; "
+                             f"its recipes: {known}")
+        recipe = dict(named[args.recipe])
     if args.model in getattr(dataset_cls, "model_recipes", {}):  # a recipe for this model
         recipe = {**recipe, **dataset_cls.model_recipes[args.model], "model": args.model}
     if not args.config or fields.get("dataset") != dataset:

@@ -40,11 +40,14 @@ class Enwik8Dataset(CharLMDataset):
     unit: ClassVar[str] = "byte"
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     Config: ClassVar[type] = Enwik8Config
+    #: ``seqfunc train enwik8``: sized for 10 minutes on 2 CPU cores (the compiled step):
+    #: 2 layers x 128 (0.48 M parameters) trained on ~10 M bytes (2,500 steps of 32 x 128,
+    #: about 2.7 passes over the 3.7 MB training split), AdamW lr 6e-3 warmup-cosine.
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", steps=400, batch_size=32, optimizer="adamw", lr=3e-3,
-        schedule="warmup_cosine", warmup_steps=50, lr_end=1e-4, weight_decay=0.1,
-        clip_norm=1.0, eval_every=200, eval_batch_size=500, examples=1,
-        model_options=dict(layers=2, heads=4, d_model=128, dropout=0.0),
+        model="gpt", steps=2500, batch_size=32, optimizer="adamw", lr=6e-3, b2=0.99,
+        schedule="warmup_cosine", warmup_steps=100, lr_end=1e-4, weight_decay=0.1,
+        clip_norm=1.0, compile=True, eval_every=500, eval_batch_size=500, log_every=100,
+        examples=1, model_options=dict(layers=2, heads=4, d_model=128, dropout=0.0),
     )
 
     def load(self):

@@ -6,7 +6,14 @@ functions:
                   with ``norm_first``; no final norm, as ``TransformerEncoder(layers, N)``)
                -> linear decoder -> logits (b, t, V)
 
-``init_weights``: embedding and decoder weight U(-0.1, 0.1), decoder bias 0. (Seed 002's
+Initialisation (``init="torch"``, the default) is the module's, tensor by tensor: the tutorial's
+``init_weights`` (embedding and decoder weight U(-0.1, 0.1), decoder bias 0) and
+``nn.TransformerEncoderLayer``'s own: attention in-projection xavier-uniform over the packed
+``(3 d, d)`` matrix with zero bias, out-projection U(+-1/sqrt(d)) with zero bias, feed-forward
+weights and biases U(+-1/sqrt(fan_in)), layer norms 1 and 0. Dropout sits where the module
+has it: after the positional encoding, on the attention weights, after each sublayer and after
+the feed-forward activation. (``nn.TransformerEncoder`` deep-copies one layer, so its layers
+start equal; here each layer draws its own tensors from the same distributions.) (Seed 002's
 ``generate`` called the model with no mask, so it was not causal at generation time; here the
 causal mask is always applied.)
 """
@@ -20,7 +27,8 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import check_divisible, from_dict, non_negative, positive, probability
+from seqfunc.config import ConfigError, check_divisible, from_dict, non_negative, positive, probability
+from seqfunc.nn.linear import LINEAR_INITS
 
 INIT_RANGE = 0.1
 
@@ -34,9 +42,16 @@ class TransformerLMConfig:
     layers: int = attrs.field(default=2, validator=non_negative)  # nlayers in [2, 4]
     dropout: float = attrs.field(default=0.2, validator=probability)  # [0.0, 0.3]
     norm_first: bool = False
+    #: "torch": the module's initialisation (see the module docstring); "xavier": xavier
+    #: weights and zero biases in the encoder layers
+    init: str = "torch"
 
     def __attrs_post_init__(self):
         check_divisible(self, "d_model", "heads")
+        if self.init not in LINEAR_INITS:
+            raise ConfigError(
+                f"TransformerLMConfig.init={self.init!r}: must be one of {', '.join(LINEAR_INITS)}"
+            )
 
 
 class TransformerLM:
@@ -47,8 +62,8 @@ class TransformerLM:
     def __init__(self, config: TransformerLMConfig):
         self.config = config
         self.block_options = nn.BlockOptions(
-            heads=config.heads, dropout=config.dropout, norm_first=config.norm_first,
-            activation="relu",
+            heads=config.heads, dropout=config.dropout, attention_dropout=config.dropout,
+            norm_first=config.norm_first, activation="relu",
         )
 
     @classmethod
@@ -61,7 +76,7 @@ class TransformerLM:
         layer_keys = rng.split(k_layers, c.layers) if c.layers else []
         return {
             "encoder": {"weight": rng.uniform(k_emb, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE)},
-            "layers": [nn.init_encoder_layer(k, c.d_model, c.d_ff) for k in layer_keys],
+            "layers": [nn.init_encoder_layer(k, c.d_model, c.d_ff, init=c.init) for k in layer_keys],
             "decoder": {
                 "weight": rng.uniform(k_dec, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE),
                 "bias": torch.zeros(c.vocab_size),

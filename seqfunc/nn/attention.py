@@ -9,6 +9,7 @@ The score-and-mix step is an interchangeable kernel (:mod:`seqfunc.nn.attention_
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Iterator
 
 import torch
@@ -16,6 +17,7 @@ from einops import rearrange
 
 from seqfunc import rng
 from seqfunc.nn.attention_kernels import attention_kernel
+from seqfunc.nn.dropout import dropout
 from seqfunc.nn.linear import init_linear, linear
 
 #: Lists that :func:`record_attention` is filling (empty outside it: the check is a no-op).
@@ -42,11 +44,16 @@ def attention_weights(
 
 def init_multi_head_attention(
     key: rng.KeyArray, d_model: int, *, cross: bool = False, kernel: Any = "dot",
-    heads: int | None = None,
+    heads: int | None = None, init: str = "xavier",
 ) -> dict:
     """Self-attention packs the projections as ``qkv: (3 d, d)`` (one matmul, the layout of
     ``torch.nn.MultiheadAttention.in_proj_weight``); cross-attention keeps ``q: (d, d)`` apart
     from ``kv: (2 d, d)`` since they read different sequences.
+
+    ``init="xavier"``: every projection xavier-uniform, biases 0. ``init="torch"``:
+    ``torch.nn.MultiheadAttention``'s own: the packed in-projection xavier-uniform as one
+    ``(3 d, d)`` matrix (so ``q`` and ``kv`` share its bound), biases 0, and the output
+    projection ``torch.nn.Linear``'s default weight U(+-1 / sqrt(d)) with bias 0.
 
     A kernel with parameters (additive) adds them under ``"kernel"`` (it needs ``heads``); a
     parameter-free kernel (simple) has no projections: ``{}``."""
@@ -54,14 +61,21 @@ def init_multi_head_attention(
     if not kernel.projects:
         return {}
     k1, k2, k3 = rng.split(key, 3)
-    if cross:
-        params = {
-            "q": init_linear(k1, d_model, d_model),
-            "kv": init_linear(k2, d_model, 2 * d_model),
-            "out": init_linear(k3, d_model, d_model),
-        }
+    if init == "torch":
+        def in_proj(k, rows):
+            bound = math.sqrt(6.0 / (d_model + 3 * d_model))
+            return {"weight": rng.uniform(k, (rows, d_model), low=-bound, high=bound),
+                    "bias": torch.zeros(rows)}
+
+        out = {"weight": init_linear(k3, d_model, d_model, init="torch")["weight"],
+               "bias": torch.zeros(d_model)}
     else:
-        params = {"qkv": init_linear(k1, d_model, 3 * d_model), "out": init_linear(k3, d_model, d_model)}
+        in_proj = lambda k, rows: init_linear(k, d_model, rows, init=init)
+        out = init_linear(k3, d_model, d_model, init=init)
+    if cross:
+        params = {"q": in_proj(k1, d_model), "kv": in_proj(k2, 2 * d_model), "out": out}
+    else:
+        params = {"qkv": in_proj(k1, 3 * d_model), "out": out}
     if heads is None:
         kernel_params = kernel.init(rng.fold_in(key, 3), 1, d_model)
         if kernel_params:
@@ -115,8 +129,14 @@ def multi_head_attention(
     mask: torch.Tensor | None = None,
     kernel: Any = "dot",
     causal: bool = False,
+    dropout_rate: float = 0.0,
+    key: rng.KeyArray | None = None,
+    train: bool = False,
 ) -> torch.Tensor:
     """``x``: ``(b, tq, d)``; ``context``: ``(b, tk, d)`` for cross-attention -> ``(b, tq, d)``.
+
+    ``dropout_rate`` (with ``key``, when ``train``): dropout on the attention weights, as
+    ``torch.nn.MultiheadAttention(dropout=...)``; the weights are then materialised.
 
     ``mask``: boolean, True = may attend, broadcastable to ``(b, h, tq, tk)``; ``causal``
     adds the causal mask without building it. ``kernel``: a name, a ``{"kind": ...}`` dict or
@@ -132,7 +152,12 @@ def multi_head_attention(
         weights = kernel.weights(kernel_params, q, k, mask, causal=causal).detach()
         for record in _RECORDERS:
             record.append({"kind": "self" if context is None else "cross", "weights": weights})
-    out = rearrange(kernel.apply(kernel_params, q, k, v, mask, causal=causal), "b h t d -> b t (h d)")
+    if train and dropout_rate > 0.0:
+        weights = kernel.weights(kernel_params, q, k, mask, causal=causal)
+        mixed = dropout(weights, dropout_rate, key=key, train=train) @ v
+    else:
+        mixed = kernel.apply(kernel_params, q, k, v, mask, causal=causal)
+    out = rearrange(mixed, "b h t d -> b t (h d)")
     return linear(params["out"], out) if kernel.projects else out
 
 

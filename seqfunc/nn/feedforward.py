@@ -17,9 +17,13 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def init_feed_forward(key: rng.KeyArray, d_model: int, d_ff: int) -> dict:
+def init_feed_forward(key: rng.KeyArray, d_model: int, d_ff: int, *, init: str = "xavier") -> dict:
+    """``init``: the linear layers' initialisation (see :func:`~seqfunc.nn.linear.init_linear`)."""
     k1, k2 = rng.split(key)
-    return {"up": init_linear(k1, d_model, d_ff), "down": init_linear(k2, d_ff, d_model)}
+    return {
+        "up": init_linear(k1, d_model, d_ff, init=init),
+        "down": init_linear(k2, d_ff, d_model, init=init),
+    }
 
 
 def feed_forward(

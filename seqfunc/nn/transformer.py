@@ -20,6 +20,8 @@ class BlockOptions:
 
     heads: int
     dropout: float = 0.0
+    #: dropout on the attention weights (``torch.nn.TransformerEncoderLayer`` uses ``dropout``)
+    attention_dropout: float = 0.0
     norm_first: bool = False
     activation: str = "relu"
     #: attention kernel: a name, a ``{"kind": ...}`` dict or a kernel (see attention_kernels)
@@ -27,14 +29,18 @@ class BlockOptions:
 
 
 def init_encoder_layer(
-    key: rng.KeyArray, d_model: int, d_ff: int, *, attention="dot", heads: int | None = None
+    key: rng.KeyArray, d_model: int, d_ff: int, *, attention="dot", heads: int | None = None,
+    init: str = "xavier",
 ) -> dict:
-    """``attention``/``heads``: the kernel (and head count, for kernels with parameters)."""
+    """``attention``/``heads``: the kernel (and head count, for kernels with parameters).
+    ``init="torch"``: ``torch.nn.TransformerEncoderLayer``'s initialisation (see
+    :func:`~seqfunc.nn.attention.init_multi_head_attention` and
+    :func:`~seqfunc.nn.linear.init_linear`); ``"xavier"``: xavier-uniform weights, zero biases."""
     k1, k2 = rng.split(key)
     return {
-        "attn": init_multi_head_attention(k1, d_model, kernel=attention, heads=heads),
+        "attn": init_multi_head_attention(k1, d_model, kernel=attention, heads=heads, init=init),
         "attn_norm": init_layer_norm(d_model),
-        "ff": init_feed_forward(k2, d_model, d_ff),
+        "ff": init_feed_forward(k2, d_model, d_ff, init=init),
         "ff_norm": init_layer_norm(d_model),
     }
 
@@ -77,8 +83,10 @@ def encoder_layer(
 ) -> torch.Tensor:
     """``x``: ``(b, t, d)``; ``mask`` broadcastable to ``(b, h, t, t)`` -> ``(b, t, d)``."""
     k_attn, k_ff_inner, k_ff = _layer_keys(key, 3)
+    k_weights = None if k_attn is None else rng.fold_in(k_attn, 1)
     attend = lambda h: multi_head_attention(
-        params["attn"], h, heads=opts.heads, mask=mask, kernel=opts.attention
+        params["attn"], h, heads=opts.heads, mask=mask, kernel=opts.attention,
+        dropout_rate=opts.attention_dropout, key=k_weights, train=train,
     )
     x = _residual(x, params["attn_norm"], attend, opts, k_attn, train)
     ff = lambda h: feed_forward(
