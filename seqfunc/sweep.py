@@ -53,8 +53,18 @@ def with_value(cfg: TrainConfig, name: str, value) -> TrainConfig:
     return attrs.evolve(cfg, **{name: value})
 
 
+#: Injected fields that only some optimizers read.
+READ_BY = {"weight_decay": ("adamw",), "momentum": ("sgd",), "b1": ("adam", "adamw", "radam"),
+           "b2": ("adam", "adamw", "radam")}
+
+
 def grid_members(base: TrainConfig, grid: dict[str, Sequence], seeds: Sequence[int]) -> list[TrainConfig]:
     """The product of the grid's values (in the order given) times the seeds, seeds fastest."""
+    for name in grid:
+        readers = READ_BY.get(name)
+        if readers and base.optimizer not in readers and "optimizer" not in grid:
+            raise ConfigError(f"--grid {name}: optimizer {base.optimizer!r} does not read it "
+                              f"(only {', '.join(readers)}); add --optimizer {readers[0]}")
     members = []
     for values in itertools.product(*grid.values()):
         point = base

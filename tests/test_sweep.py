@@ -64,3 +64,30 @@ def test_injected_adamw_equals_adamw_and_broadcasts_per_member():
     stacked = optim.inject_hyperparams(lambda lr: optim.tensor_sgd(lambda c: lr), lr=[[0.1], [1.0]])
     update, _ = stacked.update(torch.ones(2, 4), stacked.init(rows), rows)
     torch.testing.assert_close(update, torch.tensor([[-0.1] * 4, [-1.0] * 4]))
+
+
+def test_sweep_command_writes_member_runs_table_and_best(tmp_path, capsys):
+    import json
+
+    from seqfunc.cli import main
+    from seqfunc.run import load_run
+
+    out = tmp_path / "sweep"
+    code = main(["sweep", "imdb-synth", "--model", "baseline", "-m", "d_model=8", "--steps", "6",
+                 "--batch-size", "32", "-d", "train_size=96", "-d", "val_size=32",
+                 "--optimizer", "adamw", "--grid", "lr=1e-3,3e-2", "--grid", "weight_decay=0,0.1",
+                 "--seeds", "2", "--max-members", "3", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "job 3/3" in printed and "<- best" in printed and "best: lr=" in printed
+    lines = [json.loads(line) for line in (out / "sweep.jsonl").read_text().splitlines()]
+    members, points = lines[:8], lines[8:]
+    assert [m["seed"] for m in members] == [0, 1] * 4 and len(points) == 4
+    assert points[0]["values"] == {"lr": 0.001, "weight_decay": 0}
+    assert points[0]["per_seed"] == [members[0]["accuracy"], members[1]["accuracy"]]
+    folders = sorted((out / "members").iterdir())
+    assert len(folders) == 8 and folders[5].name == "005-lr=0.03-weight_decay=0-seed=1"
+    run = load_run(folders[5])
+    assert run.config["train"]["lr"] == 0.03 and run.config["train"]["seed"] == 1
+    assert main(["sweep", "imdb-synth", "--grid", "lr"]) == 2
+    assert "--grid 'lr': expected NAME=V1,V2" in capsys.readouterr().err
