@@ -1,19 +1,17 @@
 """Train several seeds of one configuration together: one vmapped step for all members.
 
     step = make_ensemble_step(task.loss_fn(model), optimizer, clip_norm=1.0)
-    state = init_state(tree_stack([model.init(k) for k in init_keys]), optimizer)
+    state = init_members_state(tree_stack([model.init(k) for k in init_keys]), optimizer)
     state, metrics = step(state, batch, train_keys)      # every metric has shape (members,)
 
-The loss gradient of every member comes from ``torch.func.vmap`` over the same
-``grad_and_value(loss_fn)`` that :func:`seqfunc.train.make_step` differentiates: the
-parameters (and the dropout keys) are stacked along a leading ``members`` axis, the batch is
-shared. The optimizer then runs once over the stacked trees: the transforms of
-:mod:`seqfunc.optim` are elementwise (Adam moments, weight decay, the learning-rate step), so
-on stacked leaves they do for every member exactly what they do for one; their step counter is
-shared, as every member takes the same steps. Gradient clipping is the exception (a norm over
-all leaves) and is done here per member with the same formula as
-:func:`seqfunc.optim.clip_by_global_norm`. (The optimizer itself is not vmapped: torch's
-multi-tensor ``_foreach`` kernels it uses have no batching rule.)
+Every member's loss is the same ``loss_fn`` that :func:`seqfunc.train.make_step`
+differentiates, vmapped: the parameters (and the dropout keys) are stacked along a leading
+``members`` axis, the batch is shared. The parameters travel as one ``(members, n)`` matrix,
+so the flattened optimizer's elementwise transforms (Adam moments, weight decay, the
+learning-rate step) run once for all members and do for each row exactly what they do for one
+run's vector; their step counter is shared, as every member takes the same steps. Gradient
+clipping (a norm over all of a member's parameters) is a row norm here, with the formula of
+:func:`seqfunc.optim.clip_by_global_norm`.
 
 Member ``i`` with seed ``s`` uses the keys :func:`seqfunc.fit.fit` derives from ``s``
 (``k_init, k_train = split(key(s))``, step key ``fold_in(k_train, step)``) and the same data
@@ -31,50 +29,119 @@ import torch
 from torch.func import grad_and_value, vmap
 
 from seqfunc import optim, rng
-from seqfunc.train import TrainState, init_state
-from seqfunc.tree import tree_leaves, tree_map, tree_stack, tree_unstack
+from seqfunc.compiled import compile_fn
+from seqfunc.train import TrainState
+from seqfunc.tree import (
+    ravel_tree, tree_flatten, tree_leaves, tree_map, tree_stack, tree_unflatten, tree_unstack,
+)
 
 PyTree = Any
 
 
-def member_norms(tree: PyTree) -> torch.Tensor:
-    """Global L2 norm of each member of a stacked tree: ``(members,)``."""
-    leaves = tree_leaves(tree)
-    squares = [leaf.reshape(leaf.shape[0], -1).pow(2).sum(dim=1) for leaf in leaves]
-    return torch.stack(squares).sum(dim=0).sqrt()
+def ravel_members(tree: PyTree) -> tuple[torch.Tensor, Callable[[torch.Tensor], PyTree]]:
+    """``(flat (members, n), unravel)``: each member's leaves concatenated into one row (the
+    order of :func:`seqfunc.tree.ravel_tree`), and the function that cuts such a matrix back
+    into a stacked tree of views."""
+    leaves, spec = tree_flatten(tree)
+    members = leaves[0].shape[0]
+    shapes = [leaf.shape[1:] for leaf in leaves]
+    sizes = [math.prod(shape) for shape in shapes]
+
+    def unravel(flat: torch.Tensor) -> PyTree:
+        pieces = flat.split(sizes, dim=1)
+        return tree_unflatten([p.view(members, *s) for p, s in zip(pieces, shapes)], spec)
+
+    return torch.cat([leaf.reshape(members, -1) for leaf in leaves], dim=1), unravel
 
 
-def clip_members(grads: PyTree, max_norm: float) -> tuple[PyTree, torch.Tensor]:
-    """Scale each member's gradients by ``min(1, max_norm / norm)``; returns them and the
-    norms before clipping."""
-    norms = member_norms(grads)
+def clip_rows(grads: torch.Tensor, max_norm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale each row of ``grads`` ``(members, n)`` by ``min(1, max_norm / norm)`` (the formula
+    of :func:`seqfunc.optim.clip_by_global_norm`); ``max_norm`` a float or ``(members,)``.
+    Returns the clipped rows and the norms ``(members,)`` before clipping."""
+    norms = torch.linalg.vector_norm(grads, dim=1)
     scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
-    return tree_map(lambda g: g * scale.reshape(-1, *([1] * (g.dim() - 1))), grads), norms
+    return grads * scale[:, None], norms
+
+
+def init_members_state(params: PyTree, optimizer: optim.GradientTransformation) -> TrainState:
+    """The state :func:`make_ensemble_step` starts from: stacked ``params`` and the flattened
+    ``optimizer``'s state over their ``(members, n)`` matrix (moments ``(members, n)``)."""
+    device = tree_leaves(params)[0].device
+    return TrainState(params, optimizer.flat_inner.init(ravel_members(params)[0]),
+                      torch.zeros((), dtype=torch.int64, device=device))
 
 
 def make_ensemble_step(
-    loss_fn: Callable, optimizer: optim.GradientTransformation, *, clip_norm: float | None = None
+    loss_fn: Callable, optimizer: optim.GradientTransformation, *, clip_norm=None,
+    compile: bool = False,
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """``step(state, batch, keys) -> (state, metrics)`` over stacked params.
 
-    ``state.params`` leaves have a leading ``members`` axis, ``keys`` is ``(members, 2)``,
-    ``batch`` is shared. ``optimizer`` must not clip (pass ``clip_norm`` instead).
-    Metrics (``loss``, ``grad_norm`` and the loss's aux ones) are ``(members,)`` tensors.
+    ``state.params`` leaves have a leading ``members`` axis (start from
+    :func:`init_members_state`), ``keys`` is ``(members, 2)``, ``batch`` is shared.
+    ``optimizer`` is a flattened one (:func:`seqfunc.optim.flatten`) that does not clip:
+    ``clip_norm`` (a float, or a ``(members,)`` tensor: one norm per member) clips each
+    member's gradient. Metrics (``loss``, ``grad_norm`` and the loss's aux ones) are
+    ``(members,)`` tensors. ``compile=True`` compiles the whole step (once per batch shape).
+
+    The parameters travel as one ``(members, n)`` matrix (as :func:`seqfunc.train.make_step`
+    holds one run's as a vector): the optimizer's elementwise kernels run once over all
+    members, and clipping is one row norm. Eagerly, the forward pass is vmapped and the
+    backward pass is plain autograd on the sum of the members' losses (each member's gradient
+    is its own, as members share nothing): the gradients of ``vmap(grad(loss_fn))`` without
+    functorch's grad layer under vmap, which doubled the cost of the step. Compiled, the
+    graph is traced through ``vmap(grad_and_value(loss_fn))``.
     """
-    member_grads = vmap(grad_and_value(loss_fn, has_aux=True), in_dims=(0, None, 0))
+    inner = optimizer.flat_inner
+    if inner is None:
+        raise ValueError("make_ensemble_step: pass a flattened optimizer (seqfunc.optim.flatten)")
+    layout = None  # (unravel of one member's vector, the core step, unravel of the matrix)
+    last = (None, None)  # (params this step returned last, the matrix they view)
 
     def step(state: TrainState, batch: dict, keys: torch.Tensor):
-        grads, (loss, aux) = member_grads(state.params, batch, keys)
-        if clip_norm:
-            grads, norms = clip_members(grads, clip_norm)
-        else:
-            norms = member_norms(grads)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optim.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": norms, **aux}
+        nonlocal layout, last
+        params_tree, flat = last
+        if state.params is not params_tree:
+            flat, unravel_members = ravel_members(state.params)
+            one = ravel_tree(tree_map(lambda leaf: leaf[0], state.params))[1]
+            if layout is None or layout[0] is not one:
+                core = _members_core(loss_fn, inner, one, clip_norm, compile)
+                layout = (one, core, unravel_members)
+        _, core, unravel_members = layout
+        new_flat, opt_state, metrics = core(flat, state.opt_state, batch, keys)
+        params = unravel_members(new_flat)
+        last = (params, new_flat)
         return TrainState(params, opt_state, state.step + 1), metrics
 
     return step
+
+
+def _members_core(loss_fn, inner, unravel_one, clip_norm, compiled: bool) -> Callable:
+    """``(flat (members, n), opt_state, batch, keys) -> (flat, opt_state, metrics)``."""
+    member_loss = lambda row, batch, key: loss_fn(unravel_one(row), batch, key)
+    if compiled:
+        grads_of = vmap(grad_and_value(member_loss, has_aux=True), in_dims=(0, None, 0))
+    else:
+        losses_of = vmap(member_loss, in_dims=(0, None, 0))
+
+        def grads_of(flat, batch, keys):
+            leaf = flat.detach().requires_grad_()
+            with torch.enable_grad():
+                loss, aux = losses_of(leaf, batch, keys)
+                (grads,) = torch.autograd.grad(loss.sum(), [leaf])
+            aux = tree_map(lambda x: x.detach() if isinstance(x, torch.Tensor) else x, aux)
+            return grads, (loss.detach(), aux)
+
+    def core(flat, opt_state, batch, keys):
+        grads, (loss, aux) = grads_of(flat, batch, keys)
+        if clip_norm is not None:
+            grads, norms = clip_rows(grads, clip_norm)
+        else:
+            norms = torch.linalg.vector_norm(grads, dim=1)
+        updates, opt_state = inner.update(grads, opt_state, flat)
+        return flat + updates, opt_state, {"loss": loss, "grad_norm": norms, **aux}
+
+    return compile_fn(core, dynamic=False) if compiled else core
 
 
 def member_keys(seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +212,7 @@ def fit_ensemble(
     init_keys, train_keys = member_keys(seeds)
     params = tree_stack([model.init(k) for k in init_keys])
     params = tree_map(lambda t: t.to(device), params)
-    state = init_state(params, optimizer)
+    state = init_members_state(params, optimizer)
     step_fn = make_ensemble_step(task.loss_fn(model), optimizer, clip_norm=cfg.clip_norm)
 
     train_s = 0.0

@@ -28,7 +28,9 @@ __all__ = [
     "GradientTransformation", "apply_updates", "chain", "flatten", "sgd", "adam", "adamw", "radam",
     "clip_by_global_norm", "global_norm", "scale_by_schedule", "constant", "step_decay",
     "linear_warmup", "cosine_decay", "join_schedules", "warmup_cosine", "apply_if_finite",
-    "FiniteGuardState", "finite_guard_state",
+    "FiniteGuardState", "finite_guard_state", "inject_hyperparams", "InjectedState",
+    "tensor_scale_by_schedule", "tensor_scale_by_adam", "tensor_add_decayed_weights",
+    "tensor_scale_by_momentum", "tensor_sgd", "tensor_adam", "tensor_adamw",
 ]
 
 
@@ -352,3 +354,108 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     """``params + updates``, leaf-wise; returns a new tree."""
     p, spec = tree_flatten(params)
     return tree_unflatten(torch._foreach_add(p, _leaves(updates)), spec)
+
+
+# -- hyperparameters as tensors in the state (sweeps) -------------------------------------------
+
+
+class InjectedState(NamedTuple):
+    """State of :func:`inject_hyperparams`: the hyperparameters (float32 tensors) and the
+    state of the transformation built from them."""
+
+    hyperparams: dict
+    inner: PyTree
+
+
+def inject_hyperparams(
+    factory: Callable[..., GradientTransformation], **hyperparams
+) -> GradientTransformation:
+    """Keep ``hyperparams`` as tensors in the state; every update runs
+    ``factory(**state.hyperparams)`` (optax's ``inject_hyperparams``).
+
+    ``factory`` must accept tensors (the ``tensor_*`` optimizers below do). A hyperparameter
+    given as a ``(members, 1)`` tensor broadcasts against the ``(members, n)`` matrix of an
+    ensemble (:func:`seqfunc.ensemble.make_ensemble_step`): each member gets its own value in
+    one elementwise kernel. Values are float32, so they never promote float32 parameters.
+    """
+
+    def init(params):
+        device = _leaves(params)[0].device
+        tensors = {k: torch.as_tensor(v, dtype=torch.float32, device=device)
+                   for k, v in hyperparams.items()}
+        return InjectedState(tensors, factory(**tensors).init(params))
+
+    def update(updates, state, params=None):
+        updates, inner = factory(**state.hyperparams).update(updates, state.inner, params)
+        return updates, InjectedState(state.hyperparams, inner)
+
+    return GradientTransformation(init, update)
+
+
+def _tree_map2(fn, *trees):
+    leaves = [_leaves(t) for t in trees]
+    return tree_unflatten([fn(*xs) for xs in zip(*leaves)], tree_flatten(trees[0])[1])
+
+
+def tensor_scale_by_schedule(schedule: Schedule, *, sign: float = -1.0) -> GradientTransformation:
+    """:func:`scale_by_schedule` in broadcasting ops: ``schedule(count)`` may be any tensor
+    that broadcasts against the updates (one rate per member: ``(members, 1)``)."""
+
+    def update(updates, count, params=None):
+        scale = sign * schedule(count)
+        return _tree_map2(lambda u: u * scale, updates), count + 1
+
+    return GradientTransformation(_count_state, update)
+
+
+def tensor_scale_by_adam(b1, b2, eps=1e-8) -> GradientTransformation:
+    """:func:`scale_by_adam` in broadcasting ops: ``b1``, ``b2``, ``eps`` may be tensors."""
+
+    def init(params):
+        return {"mu": _zeros_like(params), "nu": _zeros_like(params), "count": _count_state(params)}
+
+    def update(updates, state, params=None):
+        mu = _tree_map2(lambda m, g: torch.lerp(m, g, 1.0 - b1), state["mu"], updates)
+        nu = _tree_map2(lambda v, g: torch.lerp(v, g * g, 1.0 - b2), state["nu"], updates)
+        count = state["count"] + 1
+        c = count.to(torch.float32)
+        bias1 = 1.0 - torch.pow(b1, c)
+        bias2 = 1.0 - torch.pow(b2, c)
+        direction = _tree_map2(lambda m, v: (m / bias1) / (torch.sqrt(v / bias2) + eps), mu, nu)
+        return direction, {"mu": mu, "nu": nu, "count": count}
+
+    return GradientTransformation(init, update)
+
+
+def tensor_add_decayed_weights(weight_decay) -> GradientTransformation:
+    """:func:`add_decayed_weights` with ``weight_decay`` possibly a tensor."""
+
+    def update(updates, state, params):
+        return _tree_map2(lambda u, p: u + weight_decay * p, updates, params), state
+
+    return GradientTransformation(lambda params: (), update)
+
+
+def tensor_scale_by_momentum(momentum) -> GradientTransformation:
+    """:func:`scale_by_momentum` (no Nesterov) with ``momentum`` possibly a tensor."""
+
+    def update(updates, velocity, params=None):
+        v = _tree_map2(lambda v, g: momentum * v + g, velocity, updates)
+        return v, v
+
+    return GradientTransformation(_zeros_like, update)
+
+
+def tensor_sgd(lr: Schedule, momentum=0.0) -> GradientTransformation:
+    """:func:`sgd` whose hyperparameters may be tensors (``lr``: a schedule ``step -> rate``);
+    with momentum always (a zero momentum is then a per-member value like any other)."""
+    return chain(tensor_scale_by_momentum(momentum), tensor_scale_by_schedule(lr))
+
+
+def tensor_adam(lr: Schedule, b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
+    return chain(tensor_scale_by_adam(b1, b2, eps), tensor_scale_by_schedule(lr))
+
+
+def tensor_adamw(lr: Schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01) -> GradientTransformation:
+    return chain(tensor_scale_by_adam(b1, b2, eps), tensor_add_decayed_weights(weight_decay),
+                 tensor_scale_by_schedule(lr))

@@ -1,0 +1,93 @@
+"""Sweeps: each member of a vmapped grid x seeds equals the plain run with its values."""
+
+import attrs
+import pytest
+import torch
+
+from seqfunc import optim
+from seqfunc.errors import ConfigError
+from seqfunc.fit import TrainConfig, build
+from seqfunc.sweep import grid_members, group_members, train_members
+from seqfunc.tree import tree_leaves
+from test_ensemble import sequential
+
+
+@pytest.mark.parametrize("model_name, options, optimizer, grid", [
+    ("transformer-classifier", {"d_model": 8, "heads": 2, "blocks": 1, "dropout": 0.2}, "sgd",
+     {"lr": [3e-3, 1e-2, 3e-2], "momentum": [0.0, 0.9]}),
+    ("baseline", {"d_model": 16, "pool": "max"}, "adamw",
+     {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 0.1], "clip_norm": [0.5]}),
+])
+def test_sweep_members_equal_single_runs(model_name, options, optimizer, grid):
+    base = TrainConfig(dataset="imdb-synth", model=model_name, model_options=options,
+                       dataset_options={"train_size": 96, "val_size": 32}, steps=7, batch_size=32,
+                       warmup_steps=2, clip_norm=0.5, optimizer=optimizer, eval_every=7)
+    members = grid_members(base, grid, seeds=[0, 5])
+    assert len(members) == 3 * 2 * 2 and group_members(members) == [list(range(12))]
+    dataset, model, task = build(base)
+    result = train_members(members, dataset=dataset, model=model, task=task)
+    for cfg, member in zip(members, result.member_params()):
+        alone = sequential(cfg, dataset, model, task, cfg.seed, 7)
+        for a, b in zip(tree_leaves(member), tree_leaves(alone)):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+    finals = [r[-1] for r in result.records]
+    assert all(r["split"] == "val" and r["step"] == 7 for r in finals)
+    assert len({round(r["loss"], 6) for r in finals}) > 1  # the hyperparameters did something
+
+
+def test_members_that_change_shapes_go_to_separate_jobs():
+    base = TrainConfig(dataset="imdb-synth", model="baseline")
+    members = grid_members(base, {"model.d_model": [8, 16], "lr": [1e-3, 1e-2]}, seeds=[0, 1, 2])
+    assert group_members(members) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    assert group_members(members, max_members=4) == [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9], [10, 11]]
+    with pytest.raises(ConfigError, match="train_members"):
+        train_members(members)
+    with pytest.raises(ConfigError, match="--grid widht"):
+        grid_members(base, {"widht": [1]}, seeds=[0])
+
+
+def test_injected_adamw_equals_adamw_and_broadcasts_per_member():
+    params = {"w": torch.randn(5, 3), "b": torch.randn(3)}
+    grads = [{"w": torch.randn(5, 3), "b": torch.randn(3)} for _ in range(3)]
+    plain = optim.adamw(1e-2, weight_decay=0.1)
+    injected = optim.inject_hyperparams(
+        lambda lr, wd: optim.tensor_adamw(lambda count: lr, weight_decay=wd), lr=1e-2, wd=0.1)
+    s1, s2, p1, p2 = plain.init(params), injected.init(params), params, params
+    for g in grads:
+        u1, s1 = plain.update(g, s1, p1)
+        u2, s2 = injected.update(g, s2, p2)
+        p1, p2 = optim.apply_updates(p1, u1), optim.apply_updates(p2, u2)
+    for a, b in zip(tree_leaves(p1), tree_leaves(p2)):
+        torch.testing.assert_close(a, b)
+    # two members as rows, each with its own rate: each row moves as the run with that rate
+    rows = torch.randn(2, 4)
+    stacked = optim.inject_hyperparams(lambda lr: optim.tensor_sgd(lambda c: lr), lr=[[0.1], [1.0]])
+    update, _ = stacked.update(torch.ones(2, 4), stacked.init(rows), rows)
+    torch.testing.assert_close(update, torch.tensor([[-0.1] * 4, [-1.0] * 4]))
+
+
+def test_sweep_command_writes_member_runs_table_and_best(tmp_path, capsys):
+    import json
+
+    from seqfunc.cli import main
+    from seqfunc.run import load_run
+
+    out = tmp_path / "sweep"
+    code = main(["sweep", "imdb-synth", "--model", "baseline", "-m", "d_model=8", "--steps", "6",
+                 "--batch-size", "32", "-d", "train_size=96", "-d", "val_size=32",
+                 "--optimizer", "adamw", "--grid", "lr=1e-3,3e-2", "--grid", "weight_decay=0,0.1",
+                 "--seeds", "2", "--max-members", "3", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "job 3/3" in printed and "<- best" in printed and "best: lr=" in printed
+    lines = [json.loads(line) for line in (out / "sweep.jsonl").read_text().splitlines()]
+    members, points = lines[:8], lines[8:]
+    assert [m["seed"] for m in members] == [0, 1] * 4 and len(points) == 4
+    assert points[0]["values"] == {"lr": 0.001, "weight_decay": 0}
+    assert points[0]["per_seed"] == [members[0]["accuracy"], members[1]["accuracy"]]
+    folders = sorted((out / "members").iterdir())
+    assert len(folders) == 8 and folders[5].name == "005-lr=0.03-weight_decay=0-seed=1"
+    run = load_run(folders[5])
+    assert run.config["train"]["lr"] == 0.03 and run.config["train"]["seed"] == 1
+    assert main(["sweep", "imdb-synth", "--grid", "lr"]) == 2
+    assert "--grid 'lr': expected NAME=V1,V2" in capsys.readouterr().err
