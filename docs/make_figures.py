@@ -6,6 +6,8 @@
   its ``metrics.jsonl`` (the default is the run ``benchmarks/run_all.py`` leaves behind; any
   ``seqfunc train --out DIR`` folder works).
 * ``attention_map.png``: ``seqfunc attention RUN "123+123"`` on the same run.
+* ``attention_kernels.png``: the causal attention weights of every kernel on the same random
+  queries and keys (``kernel.weights``): no run needed, drawn from the code as it is.
 * ``add2digits.png``: the RNN-vs-LSTM curves, re-drawn from the ``add2digits.json`` of a
   ``seqfunc experiment add2digits --out DIR`` run.
 
@@ -60,6 +62,37 @@ def formula_curves(run: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def attention_kernels(path: Path) -> None:
+    """One panel per kernel: its causal ``(t, t)`` weights for one head, same inputs for all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seqfunc import rng
+    from seqfunc.nn.attention_kernels import KERNELS, attention_kernel
+
+    t, d = 24, 16
+    q, k = (rng.normal(key, (1, 1, t, d)) for key in rng.split(rng.key(0)))
+    specs = {name: {"kind": name, "window": 6} if name == "window" else
+             {"kind": name, "chunk": 8} if name in ("linear", "chunked") else name
+             for name in KERNELS}
+    fig, axes = plt.subplots(1, len(specs), figsize=(1.6 * len(specs), 2.0))
+    for ax, (name, spec) in zip(axes, specs.items()):
+        kernel = attention_kernel(spec)
+        params = kernel.init(rng.key(1), 1, d)
+        weights = kernel.weights(params, q, k, causal=True)[0, 0]
+        ax.imshow(weights.detach().numpy(), cmap="viridis", vmin=0.0)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"causal attention weights of each kernel, {t} positions (rows: queries)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def attention_map(run: Path, path: Path) -> None:
     subprocess.run([sys.executable, "-m", "seqfunc", "attention", str(run), "123+123",
                     "--out", str(path)], check=True, cwd=ROOT)
@@ -90,6 +123,8 @@ def main() -> int:
         ("attention_map.png", attention_map, args.formula_run, "params.safetensors"),
         ("add2digits.png", add2digits, args.add2digits_run, "add2digits.json"),
     ]
+    attention_kernels(DOCS / "attention_kernels.png")
+    print("wrote  docs/attention_kernels.png")
     for name, draw, run, needs in figures:
         if not (run / needs).exists():
             print(f"kept   docs/{name}: no {run / needs}")
