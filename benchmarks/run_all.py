@@ -1,0 +1,317 @@
+"""Run every benchmark and quality command that fits a time budget; write the results page.
+
+    /work/bin/heavy python benchmarks/run_all.py [--budget 900] [--only NAME ...] [--list]
+
+Each job is a command a user can type (a benchmark of this folder, or a ``seqfunc`` command
+whose run folder holds the result). The jobs run one after another, cheapest first, while the
+budget lasts: a job whose expected time no longer fits is skipped, and one that outlives the
+budget is stopped. The figure of a benchmark is its last line (one JSON object); the figure of
+a training run is the last validation record of its ``metrics.jsonl`` and the command's wall
+time.
+
+Every result is stored in ``docs/results.json`` with its own date, commit and machine load, and
+a later run (``--only formula-throughput``) replaces only the jobs it ran. ``docs/results.md``
+is then rendered from that store: one table, the goal beside each figure, the jobs not measured
+yet listed with their command. Nothing on the page is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import signal
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = ROOT / "docs" / "results.json"
+PAGE = ROOT / "docs" / "results.md"
+RUNS = ROOT / "runs" / "run_all"
+
+
+@attrs.frozen
+class Job:
+    """One command and how to read its figure.
+
+    ``argv`` may contain ``{out}``: the job's run folder. ``reads`` says where the result is:
+    ``"stdout"``, the last line printed (one JSON object); ``"run"``, the last validation record
+    of the folder's ``metrics.jsonl``; any other name, that JSON file of the folder.
+    ``seconds`` is the expected wall time on the idle 2-core CPU, for the budget only.
+    """
+
+    name: str
+    what: str
+    argv: tuple[str, ...]
+    seconds: int
+    figure: Callable[[dict], str]
+    goal: str = ""
+    reads: str = "stdout"
+
+    @property
+    def command(self) -> str:
+        """The command as a user types it (``python`` for this interpreter)."""
+        words = ["python" if word == "{python}" else word for word in self.argv]
+        return " ".join(w for i, w in enumerate(words)
+                        if w != "{out}" and words[i + 1:i + 2] != ["{out}"])
+
+
+def _fmt_check(r: dict) -> str:
+    failed = f", **failed: {', '.join(r['failed'])}**" if r["failed"] else ""
+    return f"{len(r['passed'])} pass, {len(r['skipped'])} skip{failed} ({r['wall_s']:.0f} s)"
+
+
+def _fmt_add2digits(r: dict) -> str:
+    longest = max(row["length"] for row in r["results"])
+    acc = {row["model"]: row["final_val_accuracy"] for row in r["results"] if row["length"] == longest}
+    return (f"val accuracy at length {longest}: " + ", ".join(f"{m.upper()} **{a:.3f}**"
+            for m, a in acc.items()) + f" (chance 0.10; {r['wall_s'] / 60:.1f} min)")
+
+
+def _fmt_classify(r: dict) -> str:
+    cells = {(c["dataset"], c["model"]): c for c in r["cells"]}
+    best = max(cells.values(), key=lambda c: c["val_mean"])
+    return (f"{len(cells)} cells; e.g. {best['model']} on {best['dataset']} "
+            f"{best['val_mean']:.3f} ± {best['val_std']:.3f} ({r['wall_s']:.0f} s); "
+            "every cell in `classify.json`")
+
+
+def _fmt_scaling(r: dict) -> str:
+    parts = [f"{k} {v['time']:.2f} / {v['memory']:.2f}" for k, v in r["exponents"].items()]
+    return "time / memory exponents: " + "; ".join(parts)
+
+
+def _fmt_checkpoint(r: dict) -> str:
+    parts = [f"{name}: {v['checkpoint_s'] * 1e3:.0f} ms a checkpoint, "
+             f"{v['overhead_fraction']:.2%} of the run" for name, v in r.items() if name != "wall_s"]
+    return "; ".join(parts)
+
+
+PY = "{python}"
+JOBS: tuple[Job, ...] = (
+    Job("generate", "KV-cached generation, 512 tokens, GPT 4x128",
+        (PY, "benchmarks/generate.py"), 30,
+        lambda r: f"**{r['speedup']:.2f}x** ({r['cached_tokens_per_s']:.0f} vs "
+                  f"{r['uncached_tokens_per_s']:.0f} tokens/s), same tokens",
+        goal=">= 5x"),
+    Job("ensemble", "vmapped ensemble of 8 seeds vs 8 runs one after another",
+        (PY, "benchmarks/ensemble.py"), 40,
+        lambda r: f"**{r['speedup']:.2f}x** ({r['vmapped_s']:.1f} vs {r['sequential_s']:.1f} s)",
+        goal=">= 3x"),
+    Job("checkpoint-cost", "a checkpoint against the steps between two",
+        (PY, "benchmarks/checkpoint_cost.py"), 60, _fmt_checkpoint, goal="<= 2 % of the run"),
+    Job("check-transformer", "`seqfunc check` on the seq2seq Transformer",
+        ("seqfunc", "check", "transformer"), 40, _fmt_check, goal="every invariant passes"),
+    Job("formula-throughput", "formula training step vs seed 000's `torch.nn.Transformer`",
+        (PY, "benchmarks/formula_throughput.py"), 150,
+        lambda r: f"compiled **{r['ratio_compiled']:.2f}x** (untrimmed "
+                  f"{r['ratio_compiled_untrimmed']:.2f}x), eager **{r['ratio_eager']:.2f}x**",
+        goal=">= 2.5x compiled, >= 1.0x eager"),
+    Job("char-lm-throughput", "character GPT training step vs a `torch.nn` GPT",
+        (PY, "benchmarks/char_lm_throughput.py"), 150,
+        lambda r: f"{r['mode']} **{r['ratio']:.2f}x**, {100 * r['gflops'] / r['peak_gflops']:.0f} % "
+                  f"of the matmul peak (the step's matmuls alone: "
+                  f"{100 * r['matmul_ceiling_gflops'] / r['peak_gflops']:.0f} %); eager "
+                  f"{r['eager_ratio']:.2f}x",
+        goal=">= 1.3x, >= 75 % of peak"),
+    Job("attention-scaling", "attention kernels: growth of time and memory with length",
+        (PY, "benchmarks/attention_scaling.py", "--lengths", "512", "1024", "2048", "4096"), 150,
+        _fmt_scaling, goal="chunked, linear, window: memory exponent <= 1"),
+    Job("shakespeare", "Tiny Shakespeare, character model",
+        ("seqfunc", "train", "shakespeare", "--no-progress", "--out", "{out}"), 130,
+        lambda r: f"**{r['loss']:.4f}** nats/char in **{r['wall_s']:.0f} s**",
+        goal="<= 1.70 nats/char in 110 s", reads="run"),
+    Job("formula", "formula calculator, the default run",
+        ("seqfunc", "train", "--no-progress", "--out", "{out}"), 480,
+        lambda r: f"**{100 * r['exact_match']:.2f} %** exact match in **{r['wall_s'] / 60:.1f} min**",
+        goal=">= 99 % exact match in 10 min", reads="run"),
+    Job("classify-synthetic", "attention course's models on IMDb-synth and XOR, 3 seeds a cell",
+        ("seqfunc", "experiment", "classify", "--datasets", "imdb-synth,xor", "--out", "{out}"),
+        150, _fmt_classify, reads="classify.json"),
+    Job("imdb", "IMDb sentiment, mean-pool baseline",
+        ("seqfunc", "train", "imdb", "--no-progress", "--out", "{out}"), 150,
+        lambda r: f"**{r['accuracy']:.4f}** validation accuracy in **{r['wall_s']:.0f} s**",
+        goal=">= 0.89 validation", reads="run"),
+    Job("wikitext2", "WikiText-2 word-level Transformer LM",
+        ("seqfunc", "train", "wikitext2", "--no-progress", "--out", "{out}"), 480,
+        lambda r: f"perplexity **{r['perplexity']:.0f}** in **{r['wall_s'] / 60:.1f} min**",
+        reads="run"),
+    Job("add2digits", "RNN vs LSTM on Add2Digits",
+        ("seqfunc", "experiment", "add2digits", "--out", "{out}"), 420,
+        _fmt_add2digits, goal="LSTM clearly ahead at length 30"),
+    Job("translation", "English -> French, Transformer and LSTM seq2seq, BLEU on 2,000 test pairs",
+        (PY, "benchmarks/translation.py"), 2400,
+        lambda r: "; ".join(f"{m}: **{v['bleu_greedy']:.2f}** greedy / **{v['bleu_beam4']:.2f}** "
+                            f"beam 4 in {v['train_s'] / 60:.1f} min" for m, v in r.items()
+                            if m != "wall_s"),
+        goal="Transformer >= 30 BLEU in 15 min"),
+)
+
+
+def last_json_line(stdout: str) -> dict:
+    """The last non-empty line of a command's output, as a JSON object."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("printed nothing")
+    return json.loads(lines[-1])
+
+
+def last_validation(folder: Path) -> dict:
+    """The last ``"split": "val"`` record of a run folder's ``metrics.jsonl``."""
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
+               if line.strip()]
+    val = [r for r in records if r.get("split") == "val"]
+    if not val:
+        raise ValueError(f"{folder}/metrics.jsonl has no validation record")
+    return val[-1]
+
+
+def run_job(job: Job, timeout: float) -> dict:
+    """Run one job; its stored entry (result or the reason it has none) with date and load.
+
+    A job's run folder is ``runs/run_all/NAME`` (made afresh), so the figures script can draw
+    from it afterwards.
+    """
+    out = RUNS / job.name
+    shutil.rmtree(out, ignore_errors=True)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable if w == PY else str(out) if w == "{out}" else w for w in job.argv]
+    if argv[0] == "seqfunc":  # this interpreter's seqfunc, whatever PATH holds
+        argv[:1] = [sys.executable, "-m", "seqfunc"]
+    entry = {"command": job.command, "date": now(), "commit": commit(),
+             "load_before": round(os.getloadavg()[0], 2)}
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate()
+        entry["status"] = f"stopped after {timeout:.0f} s (budget)"
+        return entry
+    entry["wall_s"] = round(time.perf_counter() - start, 1)
+    entry["load_after"] = round(os.getloadavg()[0], 2)
+    if proc.returncode != 0:
+        tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
+        entry["status"] = f"exit {proc.returncode}: {tail}"
+        return entry
+    try:
+        result = (last_json_line(stdout) if job.reads == "stdout" else last_validation(out)
+                  if job.reads == "run" else json.loads((out / job.reads).read_text()))
+    except (ValueError, OSError) as err:
+        entry["status"] = f"no result: {err}"
+        return entry
+    entry["status"] = "ok"
+    entry["result"] = result
+    return entry
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def machine() -> str:
+    import torch
+
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def figure_cell(job: Job, entry: dict) -> str:
+    if entry.get("status") != "ok":
+        return f"not measured: {entry['status']}"
+    try:
+        return job.figure({**entry["result"], "wall_s": entry["wall_s"]})
+    except (KeyError, TypeError) as err:
+        return f"result without the expected field {err}"
+
+
+def render(store: dict) -> str:
+    """The results page: one table over every job, measured or not yet."""
+    lines = [
+        "# Results",
+        "",
+        "Every figure below was measured by `python benchmarks/run_all.py` on the command",
+        "beside it, and written into this page from that command's output, with the date, the",
+        "commit and the machine's 1-minute load average before and after the job (2.0 is the",
+        "two cores busy with the job alone; more means other work shared the machine, and",
+        "times are then upper bounds). Re-run one row with",
+        "`python benchmarks/run_all.py --only NAME`.",
+        "",
+        f"Machine: {store.get('machine', 'unknown')}.",
+        "",
+        "| what | command | measured | goal | load before / after | date, commit |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for job in JOBS:
+        entry = store.get("jobs", {}).get(job.name)
+        if entry is None:
+            lines.append(f"| {job.what} | `{job.command}` | not measured yet | {job.goal} | | |")
+            continue
+        load = f"{entry['load_before']} / {entry.get('load_after', '?')}"
+        lines.append(f"| {job.what} | `{job.command}` | {figure_cell(job, entry)} | {job.goal} "
+                     f"| {load} | {entry['date']}, `{entry['commit']}` |")
+    lines += ["", "Names for `--only`: " + ", ".join(f"`{job.name}`" for job in JOBS) + ".", ""]
+    return "\n".join(lines)
+
+
+def load_store() -> dict:
+    return json.loads(STORE.read_text()) if STORE.exists() else {"jobs": {}}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=900, help="seconds for all jobs")
+    parser.add_argument("--only", nargs="+", choices=[job.name for job in JOBS],
+                        help="run these jobs only (the others keep their stored results)")
+    parser.add_argument("--list", action="store_true", help="print the jobs and exit")
+    parser.add_argument("--render", action="store_true",
+                        help="only re-write docs/results.md from docs/results.json")
+    args = parser.parse_args()
+    if args.list:
+        for job in JOBS:
+            print(f"{job.name:<20}{job.seconds:>6} s  {job.command}")
+        return 0
+    if not args.render:
+        jobs = [job for job in JOBS if not args.only or job.name in args.only]
+        deadline = time.perf_counter() + args.budget
+        for job in sorted(jobs, key=lambda job: job.seconds):
+            left = deadline - time.perf_counter()
+            if job.seconds > left:
+                print(f"skip {job.name}: needs ~{job.seconds} s, {left:.0f} s left", flush=True)
+                continue
+            print(f"run  {job.name}: {job.command}", flush=True)
+            entry = run_job(job, timeout=left)
+            print(f"     {figure_cell(job, entry)}", flush=True)
+            store = load_store()  # re-read: keep what another run stored meanwhile
+            store["jobs"][job.name] = entry
+            store["machine"] = machine()
+            write_atomic(STORE, json.dumps(store, indent=1) + "\n")
+    write_atomic(PAGE, render(load_store()))
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
