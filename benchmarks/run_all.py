@@ -95,6 +95,20 @@ def _fmt_checkpoint(r: dict) -> str:
     return "; ".join(parts)
 
 
+def _fmt_check_datasets(r: dict) -> str:
+    checked = {name: v for name, v in r.items() if isinstance(v, dict) and "wall_s" in v}
+    failed = [name for name, v in checked.items() if v["failed"]]
+    head = (f"**{len(checked) - len(failed)} of {len(r) - 1}** datasets pass"
+            + (f", **failed: {', '.join(failed)}**" if failed else ""))
+    return head + "; " + ", ".join(f"{name} {v['wall_s']:.0f} s" for name, v in checked.items())
+
+
+def _fmt_data_parallel(r: dict) -> str:
+    return (f"efficiency **{r['efficiency']:.2f}** ({r['examples_per_s_2x1']:.0f} examples/s on 2x1 vs "
+            f"{r['examples_per_s_1x1']:.0f} on 1x1, {r['examples_per_s_1x2']:.0f} on 1x2); "
+            f"all-reduce {r['allreduce_fraction']:.1%} of the step")
+
+
 PY = "{python}"
 JOBS: tuple[Job, ...] = (
     Job("generate", "KV-cached generation, 512 tokens, GPT 4x128",
@@ -108,6 +122,11 @@ JOBS: tuple[Job, ...] = (
         goal=">= 3x"),
     Job("checkpoint-cost", "a checkpoint against the steps between two",
         (PY, "benchmarks/checkpoint_cost.py"), 60, _fmt_checkpoint, goal="<= 2 % of the run"),
+    Job("data-parallel", "formula step: 2 processes x 1 thread vs 1 process x 1 and x 2 threads",
+        (PY, "benchmarks/data_parallel.py"), 120, _fmt_data_parallel, goal="efficiency >= 0.85"),
+    Job("check-datasets", "`seqfunc check --dataset` on every built-in dataset",
+        (PY, "benchmarks/check_datasets.py"), 120, _fmt_check_datasets,
+        goal="every dataset passes"),
     Job("check-transformer", "`seqfunc check` on the seq2seq Transformer",
         ("seqfunc", "check", "transformer"), 40, _fmt_check, goal="every invariant passes"),
     Job("formula-throughput", "formula training step vs seed 000's `torch.nn.Transformer`",
@@ -144,6 +163,18 @@ JOBS: tuple[Job, ...] = (
         ("seqfunc", "train", "wikitext2", "--no-progress", "--out", "{out}"), 480,
         lambda r: f"perplexity **{r['perplexity']:.0f}** in **{r['wall_s'] / 60:.1f} min**",
         reads="run"),
+    Job("wikitext-reference", "WikiText-2: seed 002's recipe, PyTorch's module model vs seqfunc's, "
+        "then seqfunc's default recipe in the module's 3-epoch time", (PY, "benchmarks/wikitext_reference.py"),
+        720, lambda r: (f"test perplexity by epoch: module {', '.join(f'{p:.0f}' for p in r['ref_ppl'])}; "
+                        f"seqfunc {', '.join(f'{p:.0f}' for p in r['seed_recipe_ppl'])}; "
+                        f"tokens/s **{r['tokens_per_s_ratio']:.2f}x**; default recipe **{r['default_ppl']:.0f}** "
+                        f"in {r['default_wall_s']:.0f} s (module's 3 epochs: {r['ref_wall_3_epochs_s']:.0f} s)"),
+        goal="seed recipe within 3 % of the module; default <= 250 in the module's 3-epoch time; >= 1.5x tokens/s"),
+    Job("enwik8", "enwik8 (4 MB prefix), byte-level GPT, the default recipe",
+        ("seqfunc", "train", "enwik8", "--no-progress", "--out", "{out}"), 600,
+        lambda r: (f"**{r['bits_per_token']:.3f}** bits per byte (last position "
+                   f"{r['last_bits_per_token']:.3f}) in **{r['wall_s'] / 60:.1f} min**"),
+        goal="<= 2.2 bits per byte in 10 min", reads="run"),
     Job("add2digits", "RNN vs LSTM on Add2Digits",
         ("seqfunc", "experiment", "add2digits", "--out", "{out}"), 420,
         _fmt_add2digits, goal="LSTM clearly ahead at length 30"),

@@ -79,7 +79,9 @@ class Dataset(Protocol):
     ``seqfunc train DATASET`` starts from (steps, batch_size, lr, model, ...), and
     ``model_recipes: ClassVar[dict[str, dict]]``, the fields that replace them for
     ``seqfunc train DATASET --model NAME``;
-    ``num_batches(split, batch_size)`` when batches are bucketed; ``summary() -> str``, logged
+    ``num_batches(split, batch_size)`` when the batches of a split are not
+    ``num_examples(split) // batch_size`` (bucketed batches, token streams); ``shuffle = False``
+    when training epochs repeat the same batches; ``summary() -> str``, logged
     when training starts; ``save_artifacts(folder)`` with a classmethod
     ``from_artifacts(config, folder)``: what the dataset learned from its data (a tokenizer,
     say) is saved into the run folder and the run is rebuilt from it, without the data.
@@ -203,8 +205,11 @@ DATASET_CONTRACT: tuple[Attribute, ...] = (
     Attribute("unit", _LM, ("train",), '"char", "byte" or "word": what a token is in the metrics',
               '"char"'),
     Attribute("summary", _ALL, ("train",), "summary() -> str, logged when training starts", "nothing logged"),
-    Attribute("num_batches", _ALL, _RUN, "num_batches(split, batch_size) for bucketed batches",
+    Attribute("num_batches", _ALL, _RUN, "num_batches(split, batch_size): batches of a split when "
+              "they are not num_examples // batch_size (bucketed batches, token streams)",
               "num_examples(split) // batch_size"),
+    Attribute("shuffle", _ALL, ("check --dataset",), "False for a dataset whose training epochs "
+              "repeat the same batches", "True: epochs differ"),
     Attribute("train_defaults", _ALL, ("train",), "the TrainConfig fields `seqfunc train DATASET` starts from",
               "TrainConfig's defaults"),
     Attribute("model_recipes", _ALL, ("train",), "per model name, fields replacing train_defaults",

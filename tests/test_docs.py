@@ -28,14 +28,17 @@ def fenced_blocks(text: str, languages: tuple[str, ...]) -> list[str]:
 
 
 def seqfunc_commands(text: str) -> list[list[str]]:
-    """Every ``seqfunc ...`` command in the shell blocks (``a && seqfunc b`` counts too)."""
+    """Every ``seqfunc ...`` command in the shell blocks (``a && seqfunc b`` and
+    ``torchrun ... -m seqfunc b`` count too)."""
     commands = []
     for block in fenced_blocks(text, ("bash", "sh")):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # continued lines joined
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
                 if words and words[0] == "seqfunc":
                     commands.append(words[1:])
+                elif words and words[0] == "torchrun" and "seqfunc" in words:  # -m seqfunc ...
+                    commands.append(words[words.index("seqfunc") + 1:])
     return commands
 
 

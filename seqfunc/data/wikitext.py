@@ -147,9 +147,19 @@ class WikiText2Dataset:
         self.vocab = build_vocab(tokens["train"])
         self.data = {s: torch.tensor(self.vocab[t], dtype=torch.int64) for s, t in tokens.items()}
 
+    #: Seed 002's loop reads the stream in order every epoch.
+    shuffle: ClassVar[bool] = False
+
     def num_examples(self, split: str) -> int:
-        """Tokens per stream / bptt at batch size 1: fit divides by the batch size."""
+        """Full ``bptt`` windows of the stream at batch size 1."""
         return (self.data[split].numel() - 1) // self.config.bptt
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        """Batches :meth:`batches` yields: the stream cut into ``batch_size`` columns, read
+        ``bptt`` rows at a time; training drops the last, shorter window."""
+        column = self.data[split].numel() // batch_size
+        full, rest = divmod(column - 1, self.config.bptt)
+        return full + (rest > 0 and split != "train")
 
     def batches(
         self, split: str, batch_size: int, *, epoch: int = 0, drop_last: bool | None = None

@@ -159,10 +159,16 @@ def check_epochs_differ(dataset, case) -> None:
 
 
 def check_counts(dataset, case) -> None:
-    """``num_examples`` is the rows a held-out split yields; training yields ``num_batches``
-    (when declared) or ``num_examples // batch_size`` batches."""
+    """``num_examples`` is the rows a held-out split yields, or, for a dataset that declares
+    ``num_batches``, every split yields ``num_batches(split, batch_size)`` batches; training
+    yields ``num_examples // batch_size`` batches otherwise."""
     split, size = case["split"], case["batch_size"]
     n = dataset.num_examples(split)
+    if split != "train" and hasattr(dataset, "num_batches"):
+        count = sum(1 for _ in dataset.batches(split, size, drop_last=False))
+        expected = dataset.num_batches(split, size)
+        assert count == expected, f"split {split!r} yields {count} batches of {size}; num_batches says {expected}"
+        return
     if split == "train":
         count = sum(1 for _ in dataset.batches(split, size, epoch=case["epoch"]))
         expected = dataset.num_batches(split, size) if hasattr(dataset, "num_batches") else n // size
