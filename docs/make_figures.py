@@ -1,6 +1,7 @@
 """Regenerate the documentation's figures (small PNGs in ``docs/``) from real runs.
 
     python docs/make_figures.py [--formula-run runs/run_all/formula] [--add2digits-run runs/add2digits]
+                                 [--sweep-run runs/sweep_imdb-synth]
 
 * ``formula_curves.png``: training loss and validation exact match of a formula run, read from
   its ``metrics.jsonl`` (the default is the run ``benchmarks/run_all.py`` leaves behind; any
@@ -10,6 +11,10 @@
   queries and keys (``kernel.weights``): no run needed, drawn from the code as it is.
 * ``add2digits.png``: the RNN-vs-LSTM curves, re-drawn from the ``add2digits.json`` of a
   ``seqfunc experiment add2digits --out DIR`` run.
+* ``sweep_imdb-synth.png``: the learning rate x weight decay sweep of the sweeps page, re-drawn
+  from the folder of ``seqfunc sweep imdb-synth --optimizer adamw --grid
+  lr=3e-4,1e-3,3e-3,1e-2 --grid weight_decay=0,0.1 --seeds 2 -d train_size=8000 -d
+  val_size=2000 --epochs 1 --out runs/sweep_imdb-synth``.
 
 A figure whose run is missing is left as it is, and the script says so; it never draws from
 made-up numbers. Needs matplotlib (``pip install ".[plot]"``).
@@ -113,15 +118,34 @@ def add2digits(run: Path, path: Path) -> None:
     plot(rows, list(args["lengths"]), path, title)
 
 
+def sweep_figure(run: Path, path: Path) -> None:
+    """``sweep.png`` of a ``seqfunc sweep --out DIR`` folder, re-drawn from its files (the
+    grid and seeds in sweep.json, the summaries in sweep.jsonl, each member's validation
+    curve in members/*/metrics.jsonl)."""
+    import itertools
+
+    from seqfunc.sweep_folder import plot_sweep
+
+    spec = json.loads((run / "sweep.json").read_text())
+    lines = [json.loads(line) for line in (run / "sweep.jsonl").read_text().splitlines()]
+    summaries = [line for line in lines if "point" in line]
+    points = [dict(zip(spec["grid"], values)) for values in itertools.product(*spec["grid"].values())]
+    curves = [[r for r in read_metrics(folder) if r.get("split") == "val"]
+              for folder in sorted((run / "members").iterdir())]
+    plot_sweep(points, spec["seeds"], curves, summaries, summaries[0]["metric"], path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--formula-run", type=Path, default=ROOT / "runs" / "run_all" / "formula")
     parser.add_argument("--add2digits-run", type=Path, default=ROOT / "runs" / "add2digits")
+    parser.add_argument("--sweep-run", type=Path, default=ROOT / "runs" / "sweep_imdb-synth")
     args = parser.parse_args()
     figures = [
         ("formula_curves.png", formula_curves, args.formula_run, "metrics.jsonl"),
         ("attention_map.png", attention_map, args.formula_run, "params.safetensors"),
         ("add2digits.png", add2digits, args.add2digits_run, "add2digits.json"),
+        ("sweep_imdb-synth.png", sweep_figure, args.sweep_run, "sweep.jsonl"),
     ]
     attention_kernels(DOCS / "attention_kernels.png")
     print("wrote  docs/attention_kernels.png")

@@ -152,7 +152,8 @@ def member_keys(seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def step_keys(train_keys: torch.Tensor, step: int) -> torch.Tensor:
-    return torch.stack([rng.fold_in(k, step) for k in train_keys])
+    """Each member's key of step ``step``, ``fold_in(k_train, step)``: ``(members, 2)``."""
+    return rng.fold_in(train_keys, step)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -99,10 +99,13 @@ def split(key: KeyArray, num: int = 2) -> KeyArray:
 
 
 def fold_in(key: KeyArray, data: int) -> KeyArray:
-    """A key derived from ``key`` and an integer (a layer index, a step, an epoch)."""
+    """A key derived from ``key`` and an integer (a layer index, a step, an epoch).
+
+    ``key`` may be a stack of keys ``(..., 2)``: each is folded with ``data`` (the keys of
+    an ensemble's members in one call)."""
     data = int(data) & _MASK32
     counter = torch.tensor([2 * data, 2 * data + 1], dtype=torch.int64, device=key.device)
-    return _hash(_mix32(key ^ 0x2545F491), counter)
+    return _hash(_mix32(key ^ 0x2545F491).unsqueeze(-2), counter)
 
 
 def random_bits(key: KeyArray, shape: Sequence[int]) -> torch.Tensor:

@@ -101,14 +101,21 @@ def _schedule(cfg: TrainConfig, steps: int, lr: torch.Tensor, lr_end: torch.Tens
     return lambda count: lr
 
 
-def members_optimizer(members: Sequence[TrainConfig], steps: int) -> optim.GradientTransformation:
+def members_optimizer(members: Sequence[TrainConfig], steps: int, *, rows: bool = True
+                      ) -> optim.GradientTransformation:
     """The members' optimizer (one job: they share all but :data:`INJECTED`), flattened, its
     hyperparameters ``(members, 1)`` tensors in the state; without clipping (the ensemble
-    step clips each member with :func:`members_clip_norm`)."""
+    step clips each member with :func:`members_clip_norm`).
+
+    ``rows=False`` (one member): the hyperparameters are 0-d tensors, for the single-run step
+    :func:`seqfunc.train.make_step`; one compiled step then serves any values."""
     cfg = members[0]
     if cfg.optimizer not in ("adam", "adamw", "sgd"):
         raise ConfigError(f"optimizer {cfg.optimizer!r}: a sweep trains adam, adamw or sgd")
-    values = {name: [[float(getattr(m, name) or 0.0)] for m in members]
+    if not rows and len(members) != 1:
+        raise ValueError("members_optimizer(rows=False) takes one member")
+    values = {name: [[float(getattr(m, name) or 0.0)] for m in members] if rows
+              else float(getattr(cfg, name) or 0.0)
               for name in INJECTED if name != "clip_norm"}
 
     def factory(lr, lr_end, b1, b2, weight_decay, momentum):
@@ -172,12 +179,18 @@ def train_members(
     step_fn = make_ensemble_step(task.loss_fn(model), optimizer,
                                  clip_norm=None if clip is None else clip.to(device),
                                  compile=bool(cfg.compile))
+    trim = getattr(task, "trim_padding", None) if cfg.trim_padding else None
+    if cfg.trim_padding and trim is None:
+        raise ConfigError(f"trim_padding=True: the {task.kind!r} task of dataset "
+                          f"{cfg.dataset!r} does not trim padding; drop the option")
     records: tuple[list[dict], ...] = tuple([] for _ in members)
     window: list[dict] = []
     train_s, step, epoch = 0.0, 0, 0
     while step < steps:
         for batch in dataset.batches("train", cfg.batch_size, epoch=epoch):
             batch = {k: v.to(device) for k, v in batch.items()}
+            if trim is not None:  # as seqfunc train does (TrainConfig.trim_padding)
+                batch = trim(batch)
             start = time.perf_counter()
             state, metrics = step_fn(state, batch, step_keys(train_keys, step).to(device))
             train_s += time.perf_counter() - start

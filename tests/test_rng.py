@@ -156,3 +156,10 @@ def test_int32_hash_under_vmap_and_compile_equals_the_int64_formula():
         assert torch.equal(got[0], r)
         for g, t in zip(got[1:], thresholds):
             assert torch.equal(g, r < t)
+
+
+def test_fold_in_folds_a_stack_of_keys_as_each_key():
+    keys = torch.stack([rng.key(s) for s in (0, 1, 7, 2**40)])
+    for data in (0, 3, 2**33 + 5):
+        assert torch.equal(rng.fold_in(keys, data), torch.stack([rng.fold_in(k, data) for k in keys]))
+    assert rng.fold_in(rng.key(0), 1).shape == (2,)

@@ -91,3 +91,40 @@ def test_sweep_command_writes_member_runs_table_and_best(tmp_path, capsys):
     assert run.config["train"]["lr"] == 0.03 and run.config["train"]["seed"] == 1
     assert main(["sweep", "imdb-synth", "--grid", "lr"]) == 2
     assert "--grid 'lr': expected NAME=V1,V2" in capsys.readouterr().err
+
+
+def test_sweep_members_trim_padding_as_seqfunc_train_does():
+    from seqfunc import rng
+    from seqfunc.fit import make_optimizer
+    from seqfunc.train import init_state, make_step
+
+    base = TrainConfig(dataset="formula", model="transformer", steps=3, batch_size=16,
+                       model_options={"d_model": 16, "heads": 2, "encoder_layers": 1,
+                                      "decoder_layers": 1, "d_ff": 16, "dropout": 0.0},
+                       dataset_options={"val_size": 16}, optimizer="sgd", schedule="constant",
+                       trim_padding=True, eval_every=3)
+    members = grid_members(base, {"lr": [0.05, 0.2]}, seeds=[0])
+    dataset, model, task = build(base)
+    widths = {b["src"].shape[1] for b, _ in zip(dataset.batches("train", 16), range(3))}
+    assert widths == {dataset.max_source_len}  # untrimmed, the batches are full width
+    seen = []
+
+    class Recording:  # the task, its loss recording the source widths it trains on
+        def __getattr__(self, name):
+            return getattr(task, name)
+
+        def loss_fn(self, model):
+            inner = task.loss_fn(model)
+            return lambda params, batch, key: seen.append(batch["src"].shape[1]) or inner(params, batch, key)
+
+    result = train_members(members, dataset=dataset, model=model, task=Recording())
+    assert seen and max(seen) < dataset.max_source_len  # trimmed before the step
+    for cfg, member in zip(members, result.member_params()):
+        optimizer = make_optimizer(cfg, 3)
+        k_init, k_train = rng.split(rng.key(cfg.seed))
+        state = init_state(model.init(k_init), optimizer)
+        step = make_step(task.loss_fn(model), optimizer, trim=task.trim_padding)
+        for i, batch in zip(range(3), dataset.batches("train", 16)):
+            state, _ = step(state, batch, rng.fold_in(k_train, i))
+        for a, b in zip(tree_leaves(member), tree_leaves(state.params)):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
