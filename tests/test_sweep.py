@@ -128,3 +128,12 @@ def test_sweep_members_trim_padding_as_seqfunc_train_does():
             state, _ = step(state, batch, rng.fold_in(k_train, i))
         for a, b in zip(tree_leaves(member), tree_leaves(state.params)):
             torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_a_data_parallel_sweep_is_refused_in_one_line(capsys, tmp_path):
+    from seqfunc.cli import main
+
+    assert main(["sweep", "xor", "--grid", "lr=1e-3,1e-2", "--nproc", "2", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not run data-parallel" in err[0], err
+    assert not (tmp_path / "s").exists()

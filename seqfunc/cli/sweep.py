@@ -62,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
     from seqfunc.cli.train import resolve_config
     from seqfunc.sweep_folder import run_sweep
 
+    from seqfunc.runs.distributed import launched_world
+
     if args.resume is not None:
         raise UsageError("--resume: a sweep does not resume yet; start it again")
+    if getattr(args, "nproc", None) or launched_world() > 1:
+        raise UsageError("a sweep trains its members in one process (vmapped); it does not run "
+                         "data-parallel: drop --nproc / torchrun")
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds}: need at least 1")
     if args.max_members is not None and args.max_members < 1:
