@@ -173,8 +173,9 @@ def _over_recipe(recipe: dict, file_fields: dict, *, same_dataset: bool) -> dict
 
 
 def print_config(cfg) -> None:
-    """The resolved config as JSON: the training fields (with the dataset and model options
-    given) and the dataset's whole config. ``--config`` reads it back."""
+    """The resolved config as JSON, laid out as a run's ``config.json``: the training fields
+    (with the dataset and model options given) and the dataset's whole config (for reading;
+    ``--config`` reads the training fields back)."""
     import json
 
     from seqfunc import registry
@@ -182,7 +183,7 @@ def print_config(cfg) -> None:
 
     dataset_cls = registry.get_dataset(cfg.dataset)
     dataset_config = from_dict(dataset_cls.Config, cfg.dataset_options, where="dataset options")
-    print(json.dumps({"train": to_dict(cfg), "dataset": {"name": cfg.dataset, **to_dict(dataset_config)}},
+    print(json.dumps({"train": to_dict(cfg), "dataset": {"name": cfg.dataset, "config": to_dict(dataset_config)}},
                      indent=2, default=str))
 
 

@@ -2,7 +2,7 @@
 
 ``seqfunc train csv -d path=reviews.csv`` (then ``seqfunc predict RUN "some text"``). Each row
 is one example: ``text_column`` holds the text, ``label_column`` its class, any string (or, in
-JSONL, any scalar). The classes are the distinct labels of the training file, sorted (numbers
+JSONL, any scalar). The classes are the distinct labels of ``path``, sorted (numbers
 numerically); their names are kept in the run folder, so ``predict`` answers with them.
 
 The format follows the file's suffix (``.tsv``/``.tab``: tab-separated, ``.jsonl``/``.ndjson``:
@@ -180,6 +180,7 @@ class CsvDataset(ClassificationData):
             raise ConfigError("csv: no file given; set the dataset option path "
                               "(seqfunc train csv -d path=FILE.csv)")
         train = self._records("path")
+        labels = [label for _, label in train]  # the classes: every label of path
         if c.val_path:
             val = self._records("val_path")
         else:
@@ -195,7 +196,7 @@ class CsvDataset(ClassificationData):
             val = [row for i, row in enumerate(train) if i in held]
             train = [row for i, row in enumerate(train) if i not in held]
         if not hasattr(self, "classes"):
-            self.classes = tuple(label_order(label for _, label in train))
+            self.classes = tuple(label_order(labels))
             self.vocab = frequency_vocab((tokens for tokens, _ in train), c.vocab_size)
         index = {name: i for i, name in enumerate(self.classes)}
         unknown = [label for _, label in val if label not in index]
