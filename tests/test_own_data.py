@@ -295,3 +295,13 @@ def test_tensorboard_missing_is_one_line_before_any_run_folder(tmp_path, capsys,
                    "--out", str(tmp_path / "run"))
     assert "needs the tensorboard package: pip install 'seqfunc[tensorboard]'" in err
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+@pytest.mark.parametrize("flags, compiled", [
+    (["--steps", "5"], None), (["--steps", "500"], True), (["--steps", "5", "--compile"], True), ([], True),
+])
+def test_a_smoke_run_skips_the_recipes_compilation(flags, compiled):
+    from seqfunc.cli import build_parser
+    from seqfunc.cli.train import resolve_config
+
+    assert resolve_config(build_parser().parse_args(["train", "wikitext2", *flags])).compile is compiled

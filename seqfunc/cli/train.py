@@ -14,6 +14,10 @@ from seqfunc.config import from_dict, typed_fields
 # Shortcut flags for model options; "layers" fans out to whichever layer counts a model has.
 MODEL_SHORTCUTS = {"d_model": "d_model", "heads": "heads", "d_ff": "d_ff", "dropout": "dropout"}
 LAYER_FIELDS = ("layers", "encoder_layers", "decoder_layers", "num_layers")
+#: A recipe's ``compile=True`` applies from this many ``--steps`` on: compiling the step takes
+#: 30-60 s on 2 CPU cores, which a smoke run (``--steps 5``) never wins back. ``--compile``
+#: compiles any run.
+COMPILE_FROM_STEPS = 200
 
 
 def add_parser(subparsers) -> None:
@@ -125,6 +129,9 @@ def resolve_config(args: argparse.Namespace):
         "checkpoint_every": args.checkpoint_every, "tensorboard": args.tensorboard,
     }
     fields.update({k: v for k, v in flag_fields.items() if v is not None})
+    if (args.steps is not None and args.steps < COMPILE_FROM_STEPS and args.compile is None
+            and not args.config and recipe.get("compile")):
+        fields["compile"] = None  # the default: compiled on CUDA, not on the CPU
     train_options = dict(parse_assignment(a) for a in args.train_option)
     fields.update(typed_fields(TrainConfig, train_options, where="train options"))
     if args.steps is not None and args.epochs is None:
