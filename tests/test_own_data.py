@@ -305,3 +305,17 @@ def test_a_smoke_run_skips_the_recipes_compilation(flags, compiled):
     from seqfunc.cli.train import resolve_config
 
     assert resolve_config(build_parser().parse_args(["train", "wikitext2", *flags])).compile is compiled
+
+
+def test_text_reads_a_folder_in_path_order(tmp_path):
+    folder = tmp_path / "books"
+    (folder / "b").mkdir(parents=True)
+    write_text(folder / "a.txt", lines=100, seed=1)
+    write_text(folder / "b" / "c.txt", lines=100, seed=2)
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    ds = TextDataset(TextConfig(path=str(folder), context=16))
+    whole = (folder / "a.txt").read_text() + "\n" + (folder / "b" / "c.txt").read_text()
+    assert ds.decode(ds.data["train"].tolist() + ds.data["val"].tolist()) == whole
+    (tmp_path / "none").mkdir()
+    with pytest.raises(SeqfuncError, match="the folder holds no files"):
+        TextDataset(TextConfig(path=str(tmp_path / "none")))
