@@ -132,7 +132,7 @@ def test_text_empty_file_is_one_line_naming_it(tmp_path, capsys):
 
 def test_csv_with_three_string_labels_trains_and_predicts_their_names(tmp_path, capsys):
     data, run = write_csv(tmp_path / "colours.csv"), tmp_path / "run"
-    out = train(capsys, "csv", "-d", f"path={data}", "--epochs", "8", "--lr", "0.02", "--out", str(run))
+    out = train(capsys, "csv", "-d", f"path={data}", "--epochs", "8", "--out", str(run))
     assert "accuracy" in out
     data.unlink()
     assert main(["predict", str(run), "sky sea ocean", "grass leaf frog", "fire rose apple"]) == 0
@@ -255,6 +255,7 @@ def test_config_file_toml_and_json_then_print_config(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     cfg = printed["train"]
     assert (cfg["dataset"], cfg["model"], cfg["steps"], cfg["lr"]) == ("csv", "baseline", 7, 0.02)
+    assert cfg["batch_size"] == 32 and cfg["epochs"] is None  # the recipe's, and --steps wins
     assert cfg["model_options"] == {"pool": "mean", "d_model": 24}  # over the recipe's
     assert printed["dataset"]["config"]["val_fraction"] == 0.25 and printed["dataset"]["config"]["max_len"] == 256
     again = tmp_path / "printed.json"

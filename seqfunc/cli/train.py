@@ -176,6 +176,9 @@ def _over_recipe(recipe: dict, file_fields: dict, *, same_dataset: bool) -> dict
             fields[key] = value
     if other_model and same_dataset and "model_options" not in file_fields:
         fields["model_options"] = {}
+    for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the file's length wins
+        if file_fields.get(length) is not None and other not in file_fields:
+            fields[other] = None
     return fields
 
 

@@ -136,9 +136,11 @@ class CsvDataset(ClassificationData):
     Config: ClassVar[type] = CsvConfig
     splits: ClassVar[tuple[str, ...]] = ("train", "val")
     full_training_batches: ClassVar[bool] = True
-    #: ``seqfunc train csv -d path=FILE``: the mean-pool baseline, 10 epochs
+    #: ``seqfunc train csv -d path=FILE``: the mean-pool baseline, 10 epochs at a high rate for
+    #: small files (the IMDb 1,000-review sample: 0.81 validation accuracy at lr 1e-2, 0.72 at
+    #: IMDb's 2e-3)
     train_defaults: ClassVar[dict] = {
-        "model": "baseline", "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 2e-3,
+        "model": "baseline", "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-2,
         "schedule": "warmup_cosine", "warmup_steps": 20, "clip_norm": 1.0,
         "eval_batch_size": 256, "examples": 3, "model_options": {"pool": "mean", "d_model": 64},
     }
