@@ -16,11 +16,28 @@ from seqfunc.devices import resolve_device
 
 @attrs.frozen
 class Run:
+    """A loaded run folder: ``load_run(path).predict(["some text"])``."""
+
     path: Path
     config: dict
     dataset: Any
     model: Any
     params: dict
+
+    @property
+    def task(self) -> str:
+        """The task kind: ``"classification"``, ``"seq2seq"`` or ``"language_model"``."""
+        return self.dataset.task
+
+    def predict(self, texts, **options) -> list[dict]:
+        """One prediction dict per text (a single string is one text), whatever the task
+        kind: classification ``{"input", "label", "probabilities"}``, seq2seq
+        ``{"input", "output"}``, language model ``{"input", "continuation"}``. Options:
+        ``beam`` (seq2seq), ``tokens``, ``temperature``, ``top_k``, ``seed`` (language model),
+        ``batch_size``; see :func:`seqfunc.predict.predict`."""
+        from seqfunc.predict import predict
+
+        return predict(self, texts, **options)
 
 
 def load_run(

@@ -28,9 +28,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seqfunc import __version__
+
     parser = Parser(
         prog="seqfunc", description="Sequence models as pure functions, trained with torch.func."
     )
+    parser.add_argument("--version", action="version", version=f"seqfunc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"seqfunc.cli.{name}").add_parser(subparsers)
@@ -39,7 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # A subcommand with `intermixed=FIELD` takes positionals after its options too
+    # (`seqfunc predict RUN --json "some text"`); anything else left over is an error.
+    field = getattr(args, "intermixed", None)
+    if extra and field and not any(a.startswith("-") and a != "-" for a in extra):
+        setattr(args, field, [*getattr(args, field), *extra])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = [*(sys.argv[1:] if argv is None else argv)]  # for launchers that re-run it
     # In a data-parallel group every rank meets the same user error: rank 0 reports it.
     speaks = os.environ.get("RANK", "0") == "0"

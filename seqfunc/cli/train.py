@@ -14,6 +14,10 @@ from seqfunc.config import from_dict, typed_fields
 # Shortcut flags for model options; "layers" fans out to whichever layer counts a model has.
 MODEL_SHORTCUTS = {"d_model": "d_model", "heads": "heads", "d_ff": "d_ff", "dropout": "dropout"}
 LAYER_FIELDS = ("layers", "encoder_layers", "decoder_layers", "num_layers")
+#: A recipe's ``compile=True`` applies from this many ``--steps`` on: compiling the step takes
+#: 30-60 s on 2 CPU cores, which a smoke run (``--steps 5``) never wins back. ``--compile``
+#: compiles any run.
+COMPILE_FROM_STEPS = 200
 
 
 def add_parser(subparsers) -> None:
@@ -26,8 +30,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("dataset", nargs="?", default=None, help="dataset name (default: formula)")
     p.add_argument("--model", default=None, help="model name (default: the dataset's default)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NAME-TIME)")
-    p.add_argument("--config", type=Path, default=None,
-                   help="a config.json of an earlier run to start from")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="a JSON or TOML file of training fields with [dataset] and [model] "
+                   "sections, any subset (or an earlier run's config.json); flags override it")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (JSON, usable as --config) and exit")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN",
                    help="continue the run folder RUN from its newest complete checkpoint, with "
                    "its saved config (flags may extend --steps/--epochs)")
@@ -56,6 +63,9 @@ def add_parser(subparsers) -> None:
     g.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="write a checkpoint every N steps (default: at every evaluation)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also log the metrics as TensorBoard events in RUN/tensorboard "
+                   "(pip install 'seqfunc[tensorboard]')")
     d = p.add_argument_group("several processes (torch.distributed; see also torchrun)")
     d.add_argument("--nproc", type=int, metavar="N",
                    help="train data-parallel on N processes of this machine, launched by "
@@ -81,12 +91,13 @@ def add_parser(subparsers) -> None:
 def resolve_config(args: argparse.Namespace):
     """TrainConfig = defaults < the dataset's recommended recipe < --config file < flags."""
     from seqfunc import registry
-    from seqfunc.checkpoint import read_json
+    from seqfunc.config_file import read_config_file
     from seqfunc.fit import TrainConfig
 
     fields: dict = {}
+    complete = False
     if args.config:
-        fields.update(read_json(args.config).get("train", {}))
+        fields, complete = read_config_file(args.config)
     dataset = args.dataset or fields.get("dataset") or TrainConfig().dataset
     dataset_cls = registry.get_dataset(dataset)
     recipe = dict(getattr(dataset_cls, "train_defaults", {}))
@@ -101,8 +112,8 @@ def resolve_config(args: argparse.Namespace):
         recipe = dict(named[args.recipe])
     if args.model in getattr(dataset_cls, "model_recipes", {}):  # a recipe for this model
         recipe = {**recipe, **dataset_cls.model_recipes[args.model], "model": args.model}
-    if not args.config or fields.get("dataset") != dataset:
-        fields = {**recipe, **{k: v for k, v in fields.items() if k not in ("dataset", "model")}}
+    if not (complete and fields.get("dataset") == dataset):
+        fields = _over_recipe(recipe, fields, same_dataset=fields.get("dataset", dataset) == dataset)
     fields["dataset"] = dataset
     fields["model"] = args.model or fields.get("model") or TrainConfig().model
     if recipe.get("model", fields["model"]) != fields["model"] and (
@@ -115,9 +126,12 @@ def resolve_config(args: argparse.Namespace):
         "warmup_steps": args.warmup_steps, "clip_norm": args.clip_norm, "seed": args.seed,
         "device": args.device, "compile": args.compile, "eval_every": args.eval_every,
         "eval_batches": args.eval_batches, "examples": args.examples,
-        "checkpoint_every": args.checkpoint_every,
+        "checkpoint_every": args.checkpoint_every, "tensorboard": args.tensorboard,
     }
     fields.update({k: v for k, v in flag_fields.items() if v is not None})
+    if (args.steps is not None and args.steps < COMPILE_FROM_STEPS and args.compile is None
+            and not args.config and recipe.get("compile")):
+        fields["compile"] = None  # the default: compiled on CUDA, not on the CPU
     train_options = dict(parse_assignment(a) for a in args.train_option)
     fields.update(typed_fields(TrainConfig, train_options, where="train options"))
     if args.steps is not None and args.epochs is None:
@@ -147,9 +161,49 @@ def resolve_config(args: argparse.Namespace):
     return from_dict(TrainConfig, fields, where="train options")
 
 
+def _over_recipe(recipe: dict, file_fields: dict, *, same_dataset: bool) -> dict:
+    """A partial config file's fields over the dataset's recipe: its dataset and model
+    options extend the recipe's (a model other than the recipe's starts from none of them).
+    A file written for another dataset keeps only its training fields."""
+    fields = dict(recipe)
+    other_model = "model" in file_fields and file_fields["model"] != recipe.get("model")
+    for key, value in file_fields.items():
+        if key == "dataset" or (not same_dataset and key in ("model", "model_options", "dataset_options")):
+            continue
+        if key == "dataset_options" or (key == "model_options" and not other_model):
+            fields[key] = {**fields.get(key, {}), **value}
+        else:
+            fields[key] = value
+    if other_model and same_dataset and "model_options" not in file_fields:
+        fields["model_options"] = {}
+    for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the file's length wins
+        if file_fields.get(length) is not None and other not in file_fields:
+            fields[other] = None
+    return fields
+
+
+def print_config(cfg) -> None:
+    """The resolved config as JSON, laid out as a run's ``config.json``: the training fields
+    (with the dataset and model options given) and the dataset's whole config (for reading;
+    ``--config`` reads the training fields back)."""
+    import json
+
+    from seqfunc import registry
+    from seqfunc.config import from_dict, to_dict
+
+    dataset_cls = registry.get_dataset(cfg.dataset)
+    dataset_config = from_dict(dataset_cls.Config, cfg.dataset_options, where="dataset options")
+    print(json.dumps({"train": to_dict(cfg), "dataset": {"name": cfg.dataset, "config": to_dict(dataset_config)}},
+                     indent=2, default=str))
+
+
 def run(args: argparse.Namespace) -> int:
     from seqfunc.fit import fit
     from seqfunc.runs import distributed
+
+    if args.print_config:
+        print_config(run_config(args)[0])
+        return 0
 
     if args.nproc is not None:
         from seqfunc.cli.launch import launch

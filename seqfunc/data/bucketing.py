@@ -72,6 +72,45 @@ def bucket_batches(
     return batches
 
 
+def full_batches(
+    lengths: Sequence[int], *, batch_size: int, max_len: int, pad_multiple: int = 32,
+    seed: int = 0, epoch: int = 0,
+) -> list[list[int]]:
+    """Training index lists of exactly ``batch_size`` examples each, shuffled per
+    ``(seed, epoch)``: full batches within each width, then the rows left over in every width
+    pooled (in width order) into full batches of mixed widths (padded to the widest); fewer
+    than ``batch_size`` rows left at the end sit this epoch out. Small data loses at most one
+    batch's worth of rows per epoch, where dropping per width could lose most of it."""
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size={batch_size}: must be > 0")
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(padded_width(n, max_len=max_len, pad_multiple=pad_multiple), []).append(i)
+    rng = Random(f"{seed}:{epoch}")
+    batches: list[list[int]] = []
+    leftover: list[int] = []
+    for width in sorted(groups):
+        members = groups[width]
+        rng.shuffle(members)
+        full = len(members) - len(members) % batch_size
+        batches.extend(members[start : start + batch_size] for start in range(0, full, batch_size))
+        leftover.extend(members[full:])
+    full = len(leftover) - len(leftover) % batch_size
+    batches.extend(leftover[start : start + batch_size] for start in range(0, full, batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def count_full_batches(lengths: Sequence[int], *, batch_size: int, max_len: int,
+                       pad_multiple: int = 32) -> int:
+    """``len(full_batches(...))`` without building them (the same for every epoch)."""
+    widths: dict[int, int] = {}
+    for n in lengths:
+        w = padded_width(n, max_len=max_len, pad_multiple=pad_multiple)
+        widths[w] = widths.get(w, 0) + 1
+    return sum(c // batch_size for c in widths.values()) + sum(c % batch_size for c in widths.values()) // batch_size
+
+
 def count_batches(
     lengths: Sequence[int], *, batch_size: int, max_len: int, pad_multiple: int = 32,
     token_budget: int | None = None,
@@ -107,17 +146,30 @@ class BucketedSplits:
     evaluation batches keep the stored order with ``batch_size`` rows.
     """
 
+    #: Without a token budget, training batches hold exactly ``batch_size`` rows
+    #: (:func:`full_batches`); False keeps every row, the last batch of a width smaller.
+    full_training_batches: bool = False
+
     def _bucket_options(self, split: str) -> dict:
         c = self.config
         return {"max_len": c.max_len, "pad_multiple": c.pad_multiple,
                 "token_budget": c.token_budget if split == "train" else None}
 
+    def _full(self, split: str) -> bool:
+        return self.full_training_batches and split == "train" and self.config.token_budget is None
+
     def num_batches(self, split: str, batch_size: int) -> int:
         """Batches per epoch of ``split`` (the same every epoch)."""
+        if self._full(split):
+            return count_full_batches(self._lengths(split), batch_size=batch_size,
+                                      max_len=self.config.max_len, pad_multiple=self.config.pad_multiple)
         return count_batches(self._lengths(split), batch_size=batch_size, **self._bucket_options(split))
 
     def batch_indices(self, split: str, batch_size: int, *, epoch: int = 0) -> list[list[int]]:
         """Example indices of each batch of one epoch of ``split``."""
+        if self._full(split):
+            return full_batches(self._lengths(split), batch_size=batch_size, max_len=self.config.max_len,
+                                pad_multiple=self.config.pad_multiple, seed=self.config.seed, epoch=epoch)
         return bucket_batches(
             self._lengths(split), batch_size=batch_size, shuffle=split == "train",
             seed=self.config.seed, epoch=epoch, **self._bucket_options(split),

@@ -46,6 +46,11 @@ class CharLMDataset:
         self._check_split(split)
         if split == "train":
             return self.data["train"].numel() // self.config.context
+        return self.eval_slices
+
+    @property
+    def eval_slices(self) -> int:
+        """Fixed windows per held-out split (``config.eval_slices``)."""
         return self.config.eval_slices
 
     def batches(
@@ -61,8 +66,8 @@ class CharLMDataset:
                 yield random_slices(data, rng.fold_in(key, i), batch_size, context)
             return
         key = rng.fold_in(rng.key(self.config.seed), 1_000_003 + self.splits.index(split))
-        windows = random_slices(data, key, self.config.eval_slices, context)
-        stop = self.config.eval_slices
+        windows = random_slices(data, key, self.eval_slices, context)
+        stop = self.eval_slices
         if drop_last:
             stop -= stop % batch_size
         for start in range(0, stop, batch_size):

@@ -173,12 +173,15 @@ def read_source(path: Path, **csv_options) -> Iterator[tuple[str, Record | Probl
 
 
 def check_records(
-    items: Iterable[tuple[str, Record | Problem]], *, bad_rows: str, source: Path
+    items: Iterable[tuple[str, Record | Problem]], *, bad_rows: str, source: Path,
+    name: str = "imdb", item: str = "review",
 ) -> tuple[dict[str, list[tuple[list[str], int]]], list[Problem]]:
-    """Tokenise; reject (or, with ``bad_rows="skip"``, collect) the bad rows.
+    """Tokenise; reject (or, with ``bad_rows="skip"``, collect) the bad rows. ``name`` (the
+    dataset) and ``item`` (what a row holds) word the messages.
 
     Returns ``{split: [(tokens, label), ...]}`` and the problems skipped.
     """
+    what = item
     splits: dict[str, list[tuple[list[str], int]]] = {}
     problems: list[Problem] = []
     for split, item in items:
@@ -187,16 +190,16 @@ def check_records(
             if tokens:
                 splits.setdefault(split, []).append((tokens, item.label))
                 continue
-            item = Problem(item.where, "the review is empty (no words after tokenising)")
+            item = Problem(item.where, f"the {what} is empty (no words after tokenising)")
         if bad_rows == "error":
-            raise DataError(f"{item} (pass bad_rows=skip to leave such rows out)")
+            raise DataError(f"{item} (pass -d bad_rows=skip to leave such rows out)")
         problems.append(item)
     if problems:
         shown = "; ".join(map(str, problems[:3]))
-        print(f"imdb: skipped {len(problems)} bad row(s) of {source}: {shown}"
+        print(f"{name}: skipped {len(problems)} bad row(s) of {source}: {shown}"
               f"{' ...' if len(problems) > 3 else ''}", file=sys.stderr)
     if not splits.get("train"):
-        raise DataError(f"{source}: no training reviews found")
+        raise DataError(f"{source}: no training {what}s found")
     return splits, problems
 
 

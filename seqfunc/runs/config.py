@@ -51,13 +51,15 @@ class TrainConfig:
     keep_checkpoints: int = attrs.field(default=2, validator=positive)
     #: stop after this many non-finite updates in a row (each one is skipped)
     max_nonfinite: int = attrs.field(default=5, validator=positive)
+    #: also write the metrics as TensorBoard events into RUN/tensorboard (needs tensorboard)
+    tensorboard: bool = False
 
 
 #: Fields a resumed run may change: the length of the run, and options that do not change
 #: the parameters it ends with.
 RESUMABLE_CHANGES = frozenset({
     "steps", "epochs", "eval_batch_size", "examples", "checkpoint_every", "keep_checkpoints",
-    "max_nonfinite", "final_eval_batches",
+    "max_nonfinite", "final_eval_batches", "tensorboard",
 })
 
 

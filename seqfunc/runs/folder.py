@@ -102,8 +102,12 @@ class MetricsLog:
     count (a checkpoint's), it drops the lines written after it, so a resumed run's file reads
     as if the run had never stopped."""
 
-    def __init__(self, path: Path, keep_lines: int = 0, *, writer: bool = True):
+    def __init__(self, path: Path, keep_lines: int = 0, *, writer: bool = True,
+                 tensorboard: Path | None = None):
+        """``tensorboard``: also write every record as TensorBoard scalars into this folder
+        (:mod:`seqfunc.runs.tensorboard`)."""
         self.path, self.writer, self.lines, self.records = path, writer, keep_lines, []
+        self.events = None
         if not writer:  # records kept in memory only
             return
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
@@ -114,6 +118,11 @@ class MetricsLog:
         with open(path, "w", encoding="utf-8") as f:
             f.writelines(lines[:keep_lines])
         self.lines = keep_lines
+        if tensorboard is not None:
+            from seqfunc.runs.tensorboard import TensorBoardLog
+
+            steps = [r["step"] for r in self.records if isinstance(r.get("step"), int)]
+            self.events = TensorBoardLog(tensorboard, purge_step=max(steps) + 1 if steps else None)
 
     def write(self, record: dict) -> None:
         self.records.append(record)
@@ -122,3 +131,10 @@ class MetricsLog:
             return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if self.events is not None:
+            self.events.write(record)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seqfunc.errors import NonFiniteError, RunInterrupted, SeqfuncError
-from seqfunc.runs import distributed
+from seqfunc.runs import distributed, tensorboard
 from seqfunc.runs.config import TrainConfig, check_resume_config
 from seqfunc.runs.folder import MetricsLog, RunFolder
 from seqfunc.runs.plots import plot_metrics
 from seqfunc.runs.side_tasks import SideTasks
 from seqfunc.runs.signals import StopSignals
 from seqfunc.runs.state import Progress
+from seqfunc.runs.tensorboard import EVENTS_FOLDER
 from seqfunc.runs.trainer import Trainer
 from seqfunc.tree import tree_count
 
@@ -49,7 +50,8 @@ def fit(
     run, trainer = _setup(out_dir, cfg, resume, ranks, writer)
     cfg = trainer.cfg
     state, at = _starting_state(run, trainer, resume, log)
-    metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines, writer=writer)
+    metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines, writer=writer,
+                         tensorboard=run.path / EVENTS_FOLDER if cfg.tensorboard else None)
     if hasattr(trainer.dataset, "summary") and at.step == 0:
         log(trainer.dataset.summary())
     log(f"{cfg.model} on {cfg.dataset}: {tree_count(state.params):,} parameters, "
@@ -109,6 +111,8 @@ def _setup(out_dir, cfg, resume: bool, ranks, writer: bool) -> tuple[RunFolder, 
     trainer = failure = None
     try:
         trainer = Trainer(_run_config(run, cfg, resume), ranks)
+        if trainer.cfg.tensorboard and writer:
+            tensorboard.require()  # before anything is written
     except SeqfuncError as exc:
         failure = exc
     distributed.raise_together(failure, ranks)

@@ -34,6 +34,7 @@ class SideTasks:
 
     def __exit__(self, *exc) -> None:
         self.bar.close()
+        self.metrics.close()
 
     def advance(self) -> None:
         self.bar.update(1)
