@@ -120,6 +120,10 @@ JOBS: tuple[Job, ...] = (
         (PY, "benchmarks/ensemble.py"), 40,
         lambda r: f"**{r['speedup']:.2f}x** ({r['vmapped_s']:.1f} vs {r['sequential_s']:.1f} s)",
         goal=">= 3x"),
+    Job("sweep", "sweep of 12 members (4 lr x 3 seeds) in one vmapped step vs one after another, "
+        "both compiled", (PY, "benchmarks/sweep.py"), 180,
+        lambda r: (f"formula Transformer **{r['speedup_formula']:.2f}x**, IMDb-synth classifier "
+                   f"**{r['speedup_classifier']:.2f}x**"), goal=">= 3x"),
     Job("checkpoint-cost", "a checkpoint against the steps between two",
         (PY, "benchmarks/checkpoint_cost.py"), 60, _fmt_checkpoint, goal="<= 2 % of the run"),
     Job("data-parallel", "formula step: 2 processes x 1 thread vs 1 process x 1 and x 2 threads",

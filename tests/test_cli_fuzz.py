@@ -10,6 +10,7 @@ import io
 import itertools
 import warnings
 from pathlib import Path
+from unittest import mock
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -60,7 +61,7 @@ FILE_KINDS = ("empty", "bytes", "huge line", "latin-1", "text")
 def run(argv: list[str]) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
-            warnings.catch_warnings():
+            mock.patch("sys.stdin", io.StringIO("")), warnings.catch_warnings():  # predict reads stdin
         warnings.simplefilter("ignore")
         try:
             code = main(argv)

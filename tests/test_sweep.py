@@ -137,3 +137,14 @@ def test_a_data_parallel_sweep_is_refused_in_one_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not run data-parallel" in err[0], err
     assert not (tmp_path / "s").exists()
+
+
+def test_sweep_prints_its_base_config_and_refuses_tensorboard(capsys, tmp_path):
+    import json
+
+    from seqfunc.cli import main
+
+    assert main(["sweep", "xor", "--grid", "lr=1e-3,1e-2", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["train"]["dataset"] == "xor"
+    assert main(["sweep", "xor", "--grid", "lr=1e-3", "--tensorboard", "--out", str(tmp_path / "s")]) == 2
+    assert "--tensorboard" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -73,8 +73,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds {args.seeds}: need at least 1")
     if args.max_members is not None and args.max_members < 1:
         raise UsageError(f"--max-members {args.max_members}: need at least 1")
+    if getattr(args, "tensorboard", None):
+        raise UsageError("--tensorboard: a sweep logs to sweep.jsonl and each member's "
+                         "metrics.jsonl, not to TensorBoard")
     grid = parse_grid(args.grid)
     cfg = resolve_config(args)
+    if getattr(args, "print_config", False):
+        from seqfunc.cli.train import print_config
+
+        print_config(cfg)  # the config every member starts from, before the grid
+        return 0
     out = args.out or Path("sweeps") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
     run_sweep(cfg, grid, range(args.seeds), out, max_members=args.max_members)
