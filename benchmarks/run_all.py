@@ -113,9 +113,10 @@ PY = "{python}"
 JOBS: tuple[Job, ...] = (
     Job("generate", "KV-cached generation, 512 tokens, GPT 4x128",
         (PY, "benchmarks/generate.py"), 30,
-        lambda r: f"**{r['speedup']:.2f}x** ({r['cached_tokens_per_s']:.0f} vs "
-                  f"{r['uncached_tokens_per_s']:.0f} tokens/s), same tokens",
-        goal=">= 5x"),
+        lambda r: f"cached **{r['speedup']:.2f}x** uncached ({r['cached_tokens_per_s']:.0f} vs "
+                  f"{r['uncached_tokens_per_s']:.0f} tokens/s); compiled **{r['compiled_speedup']:.2f}x** "
+                  f"cached eager ({r['compiled_tokens_per_s']:.0f} tokens/s); same tokens",
+        goal="cached >= 5x uncached, compiled >= 3x cached"),
     Job("ensemble", "vmapped ensemble of 8 seeds vs 8 runs one after another",
         (PY, "benchmarks/ensemble.py"), 40,
         lambda r: f"**{r['speedup']:.2f}x** ({r['vmapped_s']:.1f} vs {r['sequential_s']:.1f} s)",

@@ -105,3 +105,11 @@ def test_wrong_type_names_field_and_type(field, value, expected):
 def test_json_configs_round_trip_unchanged():
     example = Example(n=3, x=0.5, flag=True, name="b", limit=4, sizes=(1, 2))
     assert from_dict(Example, attrs.asdict(example)) == example
+
+
+def test_a_path_the_system_refuses_is_one_line(capsys, tmp_path):
+    """Too long a name, or a folder where a file is wanted: the OS's reason, in one line."""
+    assert "File name too long" in one_error_line(capsys, ["predict", "x" * 300, "1+1"])
+    line = one_error_line(capsys, ["train", "shakespeare", "-d", f"path={tmp_path}", "--out",
+                                   str(tmp_path / "run")])
+    assert str(tmp_path) in line

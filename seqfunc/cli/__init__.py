@@ -16,8 +16,10 @@ COMMANDS = ["train", "predict", "translate", "experiment", "list", "check", "att
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
-#: Exceptions besides SeqfuncError that mean "the input is wrong", not "seqfunc is broken".
-USER_ERRORS = (FileNotFoundError, UnicodeDecodeError)
+#: Exceptions besides SeqfuncError that mean "the input is wrong", not "seqfunc is broken":
+#: a path the user gave that the system refuses (missing, too long, a folder, not readable)
+#: and files that are not UTF-8.
+USER_ERRORS = (OSError, UnicodeDecodeError)
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,15 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         if speaks:
             print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `seqfunc list | head`: the reader has all it wants
+        _silence_stdout()
+        return 0
     except USER_ERRORS as exc:
         print(f"seqfunc {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seqfunc {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `seqfunc list | head`: the reader has all it wants
-        _silence_stdout()
-        return 0
 
 
 def _silence_stdout() -> None:
