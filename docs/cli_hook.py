@@ -1,8 +1,9 @@
-"""MkDocs hook: the command-line page shows the current ``--help`` of every subcommand.
+"""MkDocs hook: pages that show what the code says, so they cannot drift from it.
 
 A page containing the line ``<!-- seqfunc --help -->`` gets, in its place, ``seqfunc --help``
 and one section per subcommand with its ``--help``, taken from the parser itself
-(:func:`seqfunc.cli.build_parser`), so the page cannot drift from the code.
+(:func:`seqfunc.cli.build_parser`); ``<!-- dataset contract -->`` and
+``<!-- model contract -->`` become the tables of :mod:`seqfunc.contracts`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ def help_sections() -> str:
     return "\n".join(sections)
 
 
+def contract_tables() -> dict[str, str]:
+    from seqfunc.contracts import DATASET_CONTRACT, MODEL_CONTRACT, contract_table
+
+    return {"<!-- dataset contract -->": contract_table(DATASET_CONTRACT),
+            "<!-- model contract -->": contract_table(MODEL_CONTRACT)}
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    if MARKER not in markdown:
-        return markdown
-    return markdown.replace(MARKER, help_sections())
+    if MARKER in markdown:
+        markdown = markdown.replace(MARKER, help_sections())
+    for marker, table in contract_tables().items():
+        markdown = markdown.replace(marker, table)
+    return markdown

@@ -355,9 +355,20 @@ def task_kinds_of(obj: Any) -> tuple[str, ...]:
     return (obj.task,)
 
 
+def contract_table(contract: tuple[Attribute, ...]) -> str:
+    """A contract as a Markdown table (the docs page renders it from here): attribute, task
+    kinds, the commands that read it, what it is, and the fallback without it."""
+    rows = ["| attribute | task kinds | read by | what it is | without it |", "| --- | --- | --- | --- | --- |"]
+    for a in contract:
+        kinds = "all" if set(a.kinds) == set(TASK_KINDS) else ", ".join(a.kinds)
+        used = ", ".join(f"`{u}`" for u in a.used_by)
+        rows.append(f"| `{a.name}` | {kinds} | {used} | {a.meaning} | {a.fallback or '**required**'} |")
+    return "\n".join(rows)
+
+
 __all__ = [
     "Dataset", "Model", "Batch", "PyTree", "Vocab", "TASK_KINDS", "BATCH_LAYOUTS",
     "MODEL_INPUTS", "MODEL_OUTPUTS", "DATASET_ATTRIBUTES", "contract_problems", "task_kinds_of",
-    "Attribute", "DATASET_CONTRACT", "MODEL_CONTRACT", "optional", "required", "token_list", "tokens_text",
+    "Attribute", "DATASET_CONTRACT", "MODEL_CONTRACT", "contract_table", "optional", "required", "token_list", "tokens_text",
     "decode_text", "decode_target", "decode_source", "max_target_len", "encoder_decoder",
 ]
