@@ -3,7 +3,7 @@ N ranks compute what one process computes on the same global batches; a killed r
 torchrun restart the group, which resumes; two "nodes" on 127.0.0.1 rendezvous and train.
 
 Every launch runs with a time-out and an environment tag; afterwards every process carrying
-the tag is killed (torchrun starts its workers in sessions of their own), so no process
+the tag is killed (torchrun detaches its workers into process groups of their own), so no process
 outlives its test.
 """
 
