@@ -49,6 +49,7 @@ def worker(rank: int, world: int, threads: int, port: int, argv: list[str],
     from seqfunc.runs import distributed
     from seqfunc.runs.state import Progress
     from seqfunc.runs.trainer import Trainer
+    from seqfunc.tree import tree_leaves
 
     ranks = None
     if world > 1:
@@ -59,7 +60,8 @@ def worker(rank: int, world: int, threads: int, port: int, argv: list[str],
     trainer = Trainer(cfg, ranks)
     state, at = trainer.initial_state(), Progress()
     batches = trainer.batches(at)
-    packed = sum(p.numel() for p in torch.utils._pytree.tree_leaves(state.params)) + 8
+    # The step's all-reduce packs the flat gradient with the loss and a few metrics.
+    packed = sum(p.numel() for p in tree_leaves(state.params)) + 8
 
     def run_steps(n: int) -> float:
         nonlocal state

@@ -36,6 +36,14 @@ def rows_per_batch(width: int, batch_size: int, token_budget: int | None) -> int
     return max(1, min(batch_size, token_budget // width))
 
 
+def width_groups(lengths: Sequence[int], *, max_len: int, pad_multiple: int) -> dict[int, list[int]]:
+    """Example indices by padded width, each list in index order."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(padded_width(n, max_len=max_len, pad_multiple=pad_multiple), []).append(i)
+    return groups
+
+
 def bucket_batches(
     lengths: Sequence[int],
     *,
@@ -56,9 +64,7 @@ def bucket_batches(
         raise ConfigError(f"batch_size={batch_size}: must be > 0")
     if token_budget is not None and token_budget <= 0:
         raise ConfigError(f"token_budget={token_budget}: must be > 0")
-    groups: dict[int, list[int]] = {}
-    for i, n in enumerate(lengths):
-        groups.setdefault(padded_width(n, max_len=max_len, pad_multiple=pad_multiple), []).append(i)
+    groups = width_groups(lengths, max_len=max_len, pad_multiple=pad_multiple)
     rng = Random(f"{seed}:{epoch}")
     batches: list[list[int]] = []
     for width in sorted(groups):
@@ -83,9 +89,7 @@ def full_batches(
     batch's worth of rows per epoch, where dropping per width could lose most of it."""
     if batch_size <= 0:
         raise ConfigError(f"batch_size={batch_size}: must be > 0")
-    groups: dict[int, list[int]] = {}
-    for i, n in enumerate(lengths):
-        groups.setdefault(padded_width(n, max_len=max_len, pad_multiple=pad_multiple), []).append(i)
+    groups = width_groups(lengths, max_len=max_len, pad_multiple=pad_multiple)
     rng = Random(f"{seed}:{epoch}")
     batches: list[list[int]] = []
     leftover: list[int] = []
@@ -104,10 +108,8 @@ def full_batches(
 def count_full_batches(lengths: Sequence[int], *, batch_size: int, max_len: int,
                        pad_multiple: int = 32) -> int:
     """``len(full_batches(...))`` without building them (the same for every epoch)."""
-    widths: dict[int, int] = {}
-    for n in lengths:
-        w = padded_width(n, max_len=max_len, pad_multiple=pad_multiple)
-        widths[w] = widths.get(w, 0) + 1
+    widths = {w: len(members) for w, members in
+              width_groups(lengths, max_len=max_len, pad_multiple=pad_multiple).items()}
     return sum(c // batch_size for c in widths.values()) + sum(c % batch_size for c in widths.values()) // batch_size
 
 
@@ -116,10 +118,8 @@ def count_batches(
     token_budget: int | None = None,
 ) -> int:
     """``len(bucket_batches(...))`` without building them (the same for every epoch)."""
-    widths: dict[int, int] = {}
-    for n in lengths:
-        w = padded_width(n, max_len=max_len, pad_multiple=pad_multiple)
-        widths[w] = widths.get(w, 0) + 1
+    widths = {w: len(members) for w, members in
+              width_groups(lengths, max_len=max_len, pad_multiple=pad_multiple).items()}
     return sum(-(-count // rows_per_batch(w, batch_size, token_budget)) for w, count in widths.items())
 
 
