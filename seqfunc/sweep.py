@@ -29,7 +29,7 @@ from seqfunc import optim
 from seqfunc.config import to_dict
 from seqfunc.ensemble import init_members_state, make_ensemble_step, member_keys, step_keys
 from seqfunc.errors import ConfigError
-from seqfunc.runs.build import build, steps_per_epoch, total_steps
+from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
 from seqfunc.tree import tree_map, tree_stack, tree_unstack
 
@@ -179,10 +179,7 @@ def train_members(
     step_fn = make_ensemble_step(task.loss_fn(model), optimizer,
                                  clip_norm=None if clip is None else clip.to(device),
                                  compile=bool(cfg.compile))
-    trim = getattr(task, "trim_padding", None) if cfg.trim_padding else None
-    if cfg.trim_padding and trim is None:
-        raise ConfigError(f"trim_padding=True: the {task.kind!r} task of dataset "
-                          f"{cfg.dataset!r} does not trim padding; drop the option")
+    trim = padding_trimmer(cfg, task)
     records: tuple[list[dict], ...] = tuple([] for _ in members)
     window: list[dict] = []
     train_s, step, epoch = 0.0, 0, 0

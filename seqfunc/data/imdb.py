@@ -181,25 +181,24 @@ def check_records(
 
     Returns ``{split: [(tokens, label), ...]}`` and the problems skipped.
     """
-    what = item
     splits: dict[str, list[tuple[list[str], int]]] = {}
     problems: list[Problem] = []
-    for split, item in items:
-        if isinstance(item, Record):
-            tokens = tokenize(item.text)
+    for split, entry in items:
+        if isinstance(entry, Record):
+            tokens = tokenize(entry.text)
             if tokens:
-                splits.setdefault(split, []).append((tokens, item.label))
+                splits.setdefault(split, []).append((tokens, entry.label))
                 continue
-            item = Problem(item.where, f"the {what} is empty (no words after tokenising)")
+            entry = Problem(entry.where, f"the {item} is empty (no words after tokenising)")
         if bad_rows == "error":
-            raise DataError(f"{item} (pass -d bad_rows=skip to leave such rows out)")
-        problems.append(item)
+            raise DataError(f"{entry} (pass -d bad_rows=skip to leave such rows out)")
+        problems.append(entry)
     if problems:
         shown = "; ".join(map(str, problems[:3]))
         print(f"{name}: skipped {len(problems)} bad row(s) of {source}: {shown}"
               f"{' ...' if len(problems) > 3 else ''}", file=sys.stderr)
     if not splits.get("train"):
-        raise DataError(f"{source}: no training {what}s found")
+        raise DataError(f"{source}: no training {item}s found")
     return splits, problems
 
 

@@ -25,6 +25,18 @@ def build(cfg: TrainConfig):
     return dataset, model_cls(model_config), task_for(dataset)
 
 
+def padding_trimmer(cfg: TrainConfig, task):
+    """The task's ``trim_padding(batch) -> batch`` when the config asks for it, else None; a
+    ConfigError for a task that cannot trim."""
+    if not cfg.trim_padding:
+        return None
+    trim = getattr(task, "trim_padding", None)
+    if trim is None:
+        raise ConfigError(f"trim_padding=True: the {task.kind!r} task of dataset "
+                          f"{cfg.dataset!r} does not trim padding; drop the option")
+    return trim
+
+
 def steps_per_epoch(dataset, batch_size: int) -> int:
     """Training batches in one epoch (datasets with bucketed batches say how many they make)."""
     if hasattr(dataset, "num_batches"):

@@ -11,9 +11,8 @@ import torch
 
 from seqfunc import optim, rng
 from seqfunc.devices import resolve_device
-from seqfunc.errors import ConfigError
 from seqfunc.runs import distributed
-from seqfunc.runs.build import build, make_optimizer, steps_per_epoch, total_steps
+from seqfunc.runs.build import build, make_optimizer, padding_trimmer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.state import Progress
 from seqfunc.train import TrainState, init_state, make_step, resolve_compile
@@ -29,10 +28,7 @@ class Trainer:
         self.cfg, self.ranks = cfg, ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
         self.dataset, self.model, self.task = build(cfg)
-        trim = getattr(self.task, "trim_padding", None) if cfg.trim_padding else None
-        if cfg.trim_padding and trim is None:
-            raise ConfigError(f"trim_padding=True: the {self.task.kind!r} task of dataset "
-                              f"{cfg.dataset!r} does not trim padding; drop the option")
+        trim = padding_trimmer(cfg, self.task)
         self.steps_per_epoch = steps_per_epoch(self.dataset, cfg.batch_size)
         self.total_steps = total_steps(cfg, self.steps_per_epoch)
         self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
