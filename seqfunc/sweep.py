@@ -1,8 +1,8 @@
 """Hyperparameter sweeps as vmapped runs: every member of a grid x seeds trained in one step.
 
     members = grid_members(base_cfg, {"lr": [1e-3, 3e-3], "weight_decay": [0.0, 0.1]}, seeds=[0, 1, 2])
-    result = train_members(members)          # one vmapped job: 12 members
-    result.params                            # stacked: leaves (members, ...)
+    jobs = group_members(members)            # one vmapped job: 12 members
+    result = train_members(members)          # seqfunc.sweep_job: result.params stacked (members, ...)
 
 Members may differ in the optimizer's hyperparameters (:data:`INJECTED`: the learning rate,
 i.e. the schedule's peak, its end value, Adam's betas, weight decay, momentum, the clipping
@@ -19,19 +19,15 @@ same update in broadcasting ops) up to float rounding.
 from __future__ import annotations
 
 import itertools
-import time
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import attrs
 import torch
 
 from seqfunc import optim
 from seqfunc.config import to_dict
-from seqfunc.ensemble import init_members_state, make_ensemble_step, member_keys, step_keys
 from seqfunc.errors import ConfigError
-from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
-from seqfunc.tree import tree_map, tree_stack, tree_unstack
 
 #: TrainConfig fields that may differ between the members of one vmapped job.
 INJECTED = ("lr", "lr_end", "b1", "b2", "weight_decay", "momentum", "clip_norm")
@@ -133,92 +129,3 @@ def members_clip_norm(members: Sequence[TrainConfig]) -> torch.Tensor | None:
     if members[0].clip_norm is None:
         return None
     return torch.tensor([m.clip_norm for m in members], dtype=torch.float32)
-
-
-@attrs.frozen
-class MembersResult:
-    members: tuple[TrainConfig, ...]
-    params: Any  # stacked: leaves (members, ...)
-    opt_state: Any  # the flattened optimizer's state over the (members, n) matrix
-    records: tuple[list[dict], ...]  # per member: its metrics.jsonl records
-    steps: int
-    train_s: float
-    dataset: Any
-    model: Any
-
-    def member_params(self) -> list:
-        return tree_unstack(self.params)
-
-    def member_opt_state(self, i: int):
-        """Member ``i``'s rows of the optimizer state (shared 0-d counters as they are)."""
-        return tree_map(lambda x: x[i] if isinstance(x, torch.Tensor) and x.dim() else x,
-                        self.opt_state)
-
-
-def train_members(
-    members: Sequence[TrainConfig], *, dataset=None, model=None, task=None,
-    log: Callable[[str], None] | None = None,
-) -> MembersResult:
-    """Train ``members`` (one job: see :func:`group_members`) in one vmapped step, evaluating
-    every member on the validation split every ``eval_every`` steps and at the end."""
-    cfg = members[0]
-    keys = {job_key(m) for m in members}
-    if len(keys) > 1:
-        raise ConfigError("train_members: the members differ in more than "
-                          f"{', '.join(INJECTED)} and the seed; group them with group_members")
-    if dataset is None or model is None or task is None:
-        dataset, model, task = build(cfg)
-    device = torch.device(cfg.device)
-    steps = total_steps(cfg, steps_per_epoch(dataset, cfg.batch_size))
-    eval_every = cfg.eval_every or max(steps // 10, 1)
-    optimizer = members_optimizer(members, steps)
-    clip = members_clip_norm(members)
-    init_keys, train_keys = member_keys([m.seed for m in members])
-    params = tree_map(lambda t: t.to(device), tree_stack([model.init(k) for k in init_keys]))
-    state = init_members_state(params, optimizer)
-    step_fn = make_ensemble_step(task.loss_fn(model), optimizer,
-                                 clip_norm=None if clip is None else clip.to(device),
-                                 compile=bool(cfg.compile))
-    trim = padding_trimmer(cfg, task)
-    records: tuple[list[dict], ...] = tuple([] for _ in members)
-    window: list[dict] = []
-    train_s, step, epoch = 0.0, 0, 0
-    while step < steps:
-        for batch in dataset.batches("train", cfg.batch_size, epoch=epoch):
-            batch = {k: v.to(device) for k, v in batch.items()}
-            if trim is not None:  # as seqfunc train does (TrainConfig.trim_padding)
-                batch = trim(batch)
-            start = time.perf_counter()
-            state, metrics = step_fn(state, batch, step_keys(train_keys, step).to(device))
-            train_s += time.perf_counter() - start
-            step += 1
-            window.append(metrics)
-            if step % cfg.log_every == 0 or step == steps:
-                _log_train(records, window, step, epoch)
-            if step % eval_every == 0 or step == steps:
-                _evaluate(records, task, model, dataset, state.params, cfg, step, device,
-                          final=step == steps)
-                if log:
-                    losses = ", ".join(f"{r[-1]['loss']:.4f}" for r in records)
-                    log(f"  step {step}/{steps}: val loss {losses}")
-            if step >= steps:
-                break
-        epoch += 1
-    return MembersResult(tuple(members), state.params, state.opt_state, records, step, train_s,
-                         dataset, model)
-
-
-def _log_train(records, window: list[dict], step: int, epoch: int) -> None:
-    mean = {k: torch.stack([m[k] for m in window]).mean(dim=0).tolist() for k in window[0]}
-    window.clear()
-    for i, member in enumerate(records):
-        member.append({"step": step, "split": "train", "epoch": epoch,
-                       **{k: v[i] for k, v in mean.items()}})
-
-
-def _evaluate(records, task, model, dataset, params, cfg, step, device, final: bool) -> None:
-    limit = cfg.final_eval_batches if final else cfg.eval_batches
-    for member, member_params in zip(records, tree_unstack(params)):
-        batches = itertools.islice(dataset.batches("val", cfg.eval_batch_size), limit)
-        member.append({"step": step, "split": "val",
-                       **task.evaluate(model, member_params, batches, device=device)})

@@ -1,6 +1,7 @@
 """A sweep on disk: ``run_sweep`` trains a grid x seeds and leaves a sweep folder::
 
-    sweep.json          the base config, the grid and the seeds
+    sweep.json          the base config, the grid, the seeds and --max-members
+    jobs/job-NNN/       checkpoints of a vmapped job while it trains (removed when it is done)
     members/NNN-.../    one run folder per member (config.json, metrics.jsonl, params...),
                         loadable like any run (``seqfunc predict``, ``load_run``)
     sweep.jsonl         one line per member (its values, seed, final validation metrics),
@@ -12,18 +13,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import signal
 from pathlib import Path
 from typing import Callable, Sequence
 
-from seqfunc.checkpoint import atomic_write, write_json
-from seqfunc.config import to_dict
+from seqfunc.checkpoint import atomic_write, read_json, write_json
+from seqfunc.config import from_dict, to_dict
 from seqfunc.ensemble import mean_std
-from seqfunc.errors import CheckpointError
+from seqfunc.errors import CheckpointError, RunInterrupted
 from seqfunc.runs.folder import MetricsLog, RunFolder
 from seqfunc.runs.plots import ACCURACY_METRICS, plot_metrics
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.state import Progress
-from seqfunc.sweep import grid_members, group_members, train_members
+from seqfunc.sweep import grid_members, group_members
+from seqfunc.sweep_job import train_members
 
 
 def primary_metric(record: dict) -> tuple[str, bool]:
@@ -44,28 +48,54 @@ def run_sweep(
     max_members: int | None = None, log: Callable[[str], None] = print,
 ) -> dict:
     """Train every member, write the sweep folder, print the table; returns the best grid
-    point's summary (``{"values", "metric", "mean", "std", "seeds"}``)."""
+    point's summary (``{"values", "metric", "mean", "std", "seeds"}``).
+
+    Each vmapped job checkpoints under ``jobs/`` while it trains (``checkpoint_every`` steps,
+    default ``eval_every``); SIGINT/SIGTERM write a checkpoint and raise
+    :class:`~seqfunc.errors.RunInterrupted`, and :func:`resume_sweep` continues the sweep."""
     out = Path(out_dir)
     if (out / "sweep.json").exists():
-        raise CheckpointError(f"{out} already holds a sweep; choose another --out")
+        raise CheckpointError(f"{out} already holds a sweep; resume it with "
+                              f"`seqfunc sweep --resume {out}` or choose another --out")
+    grid_members(base, grid, seeds)  # a bad grid fails before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sweep.json", {
+        "base": to_dict(base), "grid": [[k, list(v)] for k, v in grid.items()],  # in order
+        "seeds": list(seeds), "max_members": max_members,
+    })
+    return _train_sweep(out, base, dict(grid), list(seeds), max_members, log)
+
+
+def resume_sweep(out_dir, *, log: Callable[[str], None] = print) -> dict:
+    """Continue the sweep folder ``out_dir`` with its saved base config, grid and seeds:
+    finished jobs are read back, the interrupted one continues from its newest complete
+    checkpoint; the folder ends as the uninterrupted sweep's."""
+    out = Path(out_dir)
+    if not (out / "sweep.json").is_file():
+        raise CheckpointError(f"{out}: not a sweep folder (no sweep.json)")
+    saved = read_json(out / "sweep.json")
+    try:
+        base = from_dict(TrainConfig, saved["base"], where=f"{out / 'sweep.json'} base")
+        grid, seeds = {name: values for name, values in saved["grid"]}, list(saved["seeds"])
+        max_members = saved["max_members"]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{out / 'sweep.json'}: not a sweep description "
+                              "(base, grid, seeds, max_members)") from None
+    return _train_sweep(out, base, grid, seeds, max_members, log)
+
+
+def _train_sweep(out: Path, base: TrainConfig, grid: dict, seeds: list, max_members, log) -> dict:
     members = grid_members(base, grid, seeds)
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "sweep.json", {"base": to_dict(base), "grid": {k: list(v) for k, v in grid.items()},
-                                    "seeds": list(seeds)})
+    folders = [out / "members" / member_name(i, points[i // len(seeds)], m.seed)
+               for i, m in enumerate(members)]
     jobs = group_members(members, max_members)
-    finals: list[dict] = [{} for _ in members]
     curves: list[list[dict]] = [[] for _ in members]
     for number, job in enumerate(jobs, 1):
-        log(f"job {number}/{len(jobs)}: {len(job)} members in one vmapped step")
-        result = train_members([members[i] for i in job], log=log)
-        log(f"  trained in {result.train_s:.1f}s")
-        for row, i in enumerate(job):
-            point = points[i // len(seeds)]
-            folder = out / "members" / member_name(i, point, members[i].seed)
-            _write_member(folder, result, row)
-            curves[i] = [r for r in result.records[row] if r["split"] == "val"]
-            finals[i] = curves[i][-1]
+        records = _job_records(out, number, len(jobs), job, members, folders, log)
+        for i, member_records in zip(job, records):
+            curves[i] = [r for r in member_records if r["split"] == "val"]
+    finals = [curve[-1] for curve in curves]
     summaries = _summaries(points, seeds, finals)
     lines = [{"member": i, "values": points[i // len(seeds)], "seed": cfg.seed,
               **{k: v for k, v in finals[i].items() if k != "split"}} for i, cfg in enumerate(members)]
@@ -78,6 +108,37 @@ def run_sweep(
     if plot_sweep(points, seeds, curves, summaries, metric, out / "sweep.png") is None:
         log("matplotlib is not installed: no sweep.png (pip install 'seqfunc[plot]')")
     return best
+
+
+def _job_records(out: Path, number: int, count: int, job: list[int], members, folders, log
+                 ) -> list[list[dict]]:
+    """Train job ``number`` (or read it back if its member folders are complete) and write
+    its members' run folders; each member's records."""
+    job_dir = out / "jobs" / f"job-{number:03d}"
+    done = [folders[i] for i in job if (folders[i] / "state.json").is_file()]  # written last
+    if len(done) == len(job):
+        log(f"job {number}/{count}: {len(job)} members, already trained")
+        records = [_read_records(folder / "metrics.jsonl") for folder in done]
+    else:
+        log(f"job {number}/{count}: {len(job)} members in one vmapped step")
+        try:
+            result = train_members([members[i] for i in job], log=log, folder=job_dir)
+        except RunInterrupted as exc:
+            raise RunInterrupted(f"{exc}. Resume with: seqfunc sweep --resume {out}",
+                                 exc.signum) from None
+        except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint is whole
+            raise RunInterrupted(f"stopped at once; the last checkpoint is whole. Resume with: "
+                                 f"seqfunc sweep --resume {out}", signal.SIGINT) from None
+        log(f"  trained in {result.train_s:.1f}s")
+        for row, i in enumerate(job):
+            _write_member(folders[i], result, row)
+        records = list(result.records)
+    shutil.rmtree(job_dir, ignore_errors=True)  # the member folders hold the job now
+    return records
+
+
+def _read_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _write_member(folder: Path, result, row: int) -> None:

@@ -2,7 +2,7 @@
 tests start it as a subprocess. Faults are real: the process kills itself with SIGKILL (no
 cleanup of any kind runs) or sends itself a signal.
 
-    python run_driver.py FAULT STEP -- train ...
+    python run_driver.py FAULT STEP -- train ...     (or sweep ...: STEP counts the vmapped steps)
 
 FAULT: none | kill (SIGKILL after step STEP) | kill-in-checkpoint (SIGKILL half-way through
 writing the optimizer state of the checkpoint of step STEP) | SIGINT | SIGTERM | SIGINT2 (two
@@ -19,21 +19,24 @@ import sys
 import torch
 
 from seqfunc import cli
+from seqfunc import sweep_job
 from seqfunc.runs import checkpoint, trainer
 
 torch.set_num_threads(1)  # the same reduction order in every process
 
 
 def after_step(n: int, action) -> None:
-    original = trainer.Trainer.step
+    """``action()`` after the step numbered ``n - 1`` of a run or of a sweep's job."""
+    for cls in (trainer.Trainer, sweep_job.MembersJob):
+        original = cls.step
 
-    def step(self, state, batch, step, *args):
-        out = original(self, state, batch, step, *args)
-        if step + 1 == n:
-            action()
-        return out
+        def step(self, state, batch, step, *args, original=original):
+            out = original(self, state, batch, step, *args)
+            if step + 1 == n:
+                action()
+            return out
 
-    trainer.Trainer.step = step
+        cls.step = step
 
 
 def in_checkpoint(n: int, action) -> None:

@@ -7,7 +7,8 @@ import torch
 from seqfunc import optim
 from seqfunc.errors import ConfigError
 from seqfunc.fit import TrainConfig, build
-from seqfunc.sweep import grid_members, group_members, train_members
+from seqfunc.sweep import grid_members, group_members
+from seqfunc.sweep_job import train_members
 from seqfunc.tree import tree_leaves
 from test_ensemble import sequential
 

@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
         description="Train every point of a grid of hyperparameters, each with several seeds, "
         "as one vmapped run (members that differ in shapes, e.g. model.d_model, train as "
         "separate vmapped jobs). Leaves a sweep folder: members/ (one run folder each), "
-        "sweep.jsonl, sweep.png; prints mean +- std over seeds per point and the best point.",
+        "sweep.jsonl, sweep.png; prints mean +- std over seeds per point and the best point. "
+        "Ctrl-C or SIGTERM writes a checkpoint and stops; --resume SWEEP continues it.",
     )
     p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="values of one hyperparameter: a training field (lr, weight_decay, b1, "
@@ -32,7 +33,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-members", type=int, default=None, metavar="K",
                    help="at most K members per vmapped step (memory); the rest run after")
     p.add_argument("--out", type=Path, default=None, help="sweep folder (default: sweeps/NAME-TIME)")
-    p.add_argument("--resume", help=argparse.SUPPRESS)
+    p.add_argument("--resume", type=Path, default=None, metavar="SWEEP",
+                   help="continue the sweep folder SWEEP (stopped by Ctrl-C, SIGTERM or a "
+                   "crash) with its saved config, grid and seeds")
     p.set_defaults(func=run)
 
 
@@ -60,12 +63,9 @@ def _value(text: str):
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.cli.train import resolve_config
-    from seqfunc.sweep_folder import run_sweep
-
     from seqfunc.runs.distributed import launched_world
+    from seqfunc.sweep_folder import resume_sweep, run_sweep
 
-    if args.resume is not None:
-        raise UsageError("--resume: a sweep does not resume yet; start it again")
     if getattr(args, "nproc", None) or launched_world() > 1:
         raise UsageError("a sweep trains its members in one process (vmapped); it does not run "
                          "data-parallel: drop --nproc / torchrun")
@@ -76,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "tensorboard", None):
         raise UsageError("--tensorboard: a sweep logs to sweep.jsonl and each member's "
                          "metrics.jsonl, not to TensorBoard")
+    start = time.perf_counter()
+    if args.resume is not None:
+        if args.grid:
+            raise UsageError("--grid cannot be combined with --resume: the sweep folder's "
+                             "saved grid is used")
+        resume_sweep(args.resume)
+        return _finished(args.resume, start)
     grid = parse_grid(args.grid)
     cfg = resolve_config(args)
     if getattr(args, "print_config", False):
@@ -84,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
         print_config(cfg)  # the config every member starts from, before the grid
         return 0
     out = args.out or Path("sweeps") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    start = time.perf_counter()
     run_sweep(cfg, grid, range(args.seeds), out, max_members=args.max_members)
+    return _finished(out, start)
+
+
+def _finished(out: Path, start: float) -> int:
     print(f"\nsweep folder: {out}  ({(time.perf_counter() - start) / 60:.1f} min)")
     return 0

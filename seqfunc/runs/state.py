@@ -19,9 +19,9 @@ class Progress:
     epoch: int = 0  # the epoch the next batch comes from
     batch_in_epoch: int = 0  # that batch's index in its epoch
     metrics_lines: int = 0  # lines of metrics.jsonl written so far
-    #: the training metrics of the steps since the last train record (floats), averaged
-    #: into the next one
-    window: list[dict[str, float]] = attrs.field(factory=list)
+    #: the training metrics of the steps since the last train record (floats, or lists of
+    #: one float per member in a sweep), averaged into the next one
+    window: list[dict] = attrs.field(factory=list)
     elapsed_s: float = 0.0  # training wall time before this process
 
     def advance(self, epoch: int, index: int) -> None:
@@ -31,7 +31,9 @@ class Progress:
         self.epoch, self.batch_in_epoch = epoch, index + 1
 
     def to_json(self) -> dict:
-        window = [{k: float(v) for k, v in m.items()} for m in self.window]  # tensors -> floats
+        # tensors -> floats (one per member for a sweep's (members,) metrics); exact for float32
+        window = [{k: v.tolist() if hasattr(v, "tolist") else float(v) for k, v in m.items()}
+                  for m in self.window]
         return {**attrs.asdict(self, recurse=False), "window": window}
 
     @classmethod

@@ -67,13 +67,7 @@ class Trainer:
         return state, metrics, stop
 
     def batches(self, progress: Progress) -> Iterator[tuple[int, int, dict]]:
-        """``(epoch, index in epoch, batch)`` from ``progress``'s position on, for ever."""
-        epoch, skip = progress.epoch, progress.batch_in_epoch
-        while True:
-            batches = self.dataset.batches("train", self.cfg.batch_size, epoch=epoch)
-            for index, batch in enumerate(islice(batches, skip, None), start=skip):
-                yield epoch, index, batch
-            epoch, skip = epoch + 1, 0
+        return train_batches(self.dataset, self.cfg.batch_size, progress)
 
     def evaluate(self, params, limit: int | None) -> dict:
         """The task's validation metrics, on the first ``limit`` batches (None: all)."""
@@ -90,3 +84,14 @@ class Trainer:
         """``(in a row, in all)`` non-finite updates skipped so far (0, 0 without the guard)."""
         guard = optim.finite_guard_state(opt_state)
         return (0, 0) if guard is None else (int(guard.streak), int(guard.skipped))
+
+
+def train_batches(dataset, batch_size: int, progress: Progress) -> Iterator[tuple[int, int, dict]]:
+    """``(epoch, index in epoch, batch)`` of the training split from ``progress``'s position
+    on, for ever."""
+    epoch, skip = progress.epoch, progress.batch_in_epoch
+    while True:
+        batches = dataset.batches("train", batch_size, epoch=epoch)
+        for index, batch in enumerate(islice(batches, skip, None), start=skip):
+            yield epoch, index, batch
+        epoch, skip = epoch + 1, 0
