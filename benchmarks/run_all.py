@@ -222,7 +222,7 @@ def run_job(job: Job, timeout: float) -> dict:
     argv = [sys.executable if w == PY else str(out) if w == "{out}" else w for w in job.argv]
     if argv[0] == "seqfunc":  # this interpreter's seqfunc, whatever PATH holds
         argv[:1] = [sys.executable, "-m", "seqfunc"]
-    entry = {"command": job.command, "date": now(), "commit": commit(),
+    entry = {"command": job.command, "date": now(), "commit": commit(), "cpu": cpu(),
              "load_before": round(os.getloadavg()[0], 2)}
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -268,6 +268,21 @@ def machine() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
+def cpu() -> str:
+    """The CPU's model name and widest vector unit (e.g. ``AMD EPYC, AVX2``): the same
+    2-core machine kind comes with AVX-512 or without it, about 2x apart in matmul speed."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    name = fields.get("model name\t", "").strip() or "unknown"
+    flags = set(fields.get("flags\t\t", "").split())
+    vector = next((v for flag, v in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+                   if flag in flags), "no AVX")
+    return f"{name}, {vector}"
+
+
 def figure_cell(job: Job, entry: dict) -> str:
     if entry.get("status") != "ok":
         return f"not measured: {entry['status']}"
@@ -287,7 +302,9 @@ def render(store: dict) -> str:
         "commit and the machine's 1-minute load average before and after the job (2.0 is the",
         "two cores busy with the job alone; more means other work shared the machine, and",
         "times are then upper bounds). Re-run one row with",
-        "`python benchmarks/run_all.py --only NAME`.",
+        "`python benchmarks/run_all.py --only NAME`. The CPU is recorded with each row (rows",
+        "without it predate that): machines of the same kind come with and without AVX-512,",
+        "and times differ by about 2x between them.",
         "",
         f"Machine: {store.get('machine', 'unknown')}.",
         "",
@@ -300,8 +317,9 @@ def render(store: dict) -> str:
             lines.append(f"| {job.what} | `{job.command}` | not measured yet | {job.goal} | | |")
             continue
         load = f"{entry['load_before']} / {entry.get('load_after', '?')}"
+        cpu_note = f", {entry['cpu']}" if entry.get("cpu") else ""
         lines.append(f"| {job.what} | `{job.command}` | {figure_cell(job, entry)} | {job.goal} "
-                     f"| {load} | {entry['date']}, `{entry['commit']}` |")
+                     f"| {load} | {entry['date']}, `{entry['commit']}`{cpu_note} |")
     lines += ["", "Names for `--only`: " + ", ".join(f"`{job.name}`" for job in JOBS) + ".", ""]
     return "\n".join(lines)
 
