@@ -275,9 +275,13 @@ def cpu() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or "unknown"
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    name = fields.get("model name\t", "").strip() or "unknown"
-    flags = set(fields.get("flags\t\t", "").split())
+    fields = {}
+    for line in info.splitlines():  # "key<tabs>: value", one block per core: the first wins
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or "unknown"
+    flags = set(fields.get("flags", "").split())
     vector = next((v for flag, v in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
                    if flag in flags), "no AVX")
     return f"{name}, {vector}"

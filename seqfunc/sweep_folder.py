@@ -57,13 +57,13 @@ def run_sweep(
     if (out / "sweep.json").exists():
         raise CheckpointError(f"{out} already holds a sweep; resume it with "
                               f"`seqfunc sweep --resume {out}` or choose another --out")
-    grid_members(base, grid, seeds)  # a bad grid fails before anything is written
+    members = grid_members(base, grid, seeds)  # a bad grid fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sweep.json", {
         "base": to_dict(base), "grid": [[k, list(v)] for k, v in grid.items()],  # in order
         "seeds": list(seeds), "max_members": max_members,
     })
-    return _train_sweep(out, base, dict(grid), list(seeds), max_members, log)
+    return _train_sweep(out, members, dict(grid), list(seeds), max_members, log)
 
 
 def resume_sweep(out_dir, *, log: Callable[[str], None] = print) -> dict:
@@ -81,11 +81,11 @@ def resume_sweep(out_dir, *, log: Callable[[str], None] = print) -> dict:
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{out / 'sweep.json'}: not a sweep description "
                               "(base, grid, seeds, max_members)") from None
-    return _train_sweep(out, base, grid, seeds, max_members, log)
+    return _train_sweep(out, grid_members(base, grid, seeds), grid, seeds, max_members, log)
 
 
-def _train_sweep(out: Path, base: TrainConfig, grid: dict, seeds: list, max_members, log) -> dict:
-    members = grid_members(base, grid, seeds)
+def _train_sweep(out: Path, members: list[TrainConfig], grid: dict, seeds: list, max_members,
+                 log) -> dict:
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     folders = [out / "members" / member_name(i, points[i // len(seeds)], m.seed)
                for i, m in enumerate(members)]

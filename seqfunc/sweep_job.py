@@ -28,7 +28,7 @@ import attrs
 import torch
 
 from seqfunc.ensemble import init_members_state, make_ensemble_step, member_keys, step_keys
-from seqfunc.errors import ConfigError, RunInterrupted
+from seqfunc.errors import CheckpointError, ConfigError, RunInterrupted
 from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.folder import RunFolder
@@ -69,8 +69,8 @@ class MembersJob:
         if len({job_key(m) for m in members}) > 1:
             raise ConfigError("train_members: the members differ in more than "
                               f"{', '.join(INJECTED)} and the seed; group them with group_members")
-        self.members, cfg = tuple(members), members[0]
-        self.cfg = cfg
+        self.members = tuple(members)
+        self.cfg = cfg = members[0]
         if dataset is None or model is None or task is None:
             dataset, model, task = build(cfg)
         self.dataset, self.model, self.task = dataset, model, task
@@ -99,7 +99,7 @@ class MembersJob:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         if self.trim is not None:  # as seqfunc train does (TrainConfig.trim_padding)
             batch = self.trim(batch)
-        return self.step_fn(state, batch, step_keys(self.train_keys, step).to(self.device))
+        return self.step_fn(state, batch, step_keys(self.train_keys, step))
 
     def batches(self, at: Progress) -> Iterator[tuple[int, int, dict]]:
         return train_batches(self.dataset, self.cfg.batch_size, at)
@@ -176,7 +176,8 @@ def _starting_point(job: MembersJob, run: RunFolder | None, log) -> tuple[TrainS
     at = Progress.from_json(saved, where=str(checkpoint / "state.json"))
     lines = saved.get("records")
     if not isinstance(lines, list) or len(lines) != len(job.members):
-        raise ConfigError(f"{checkpoint / 'state.json'}: records of {len(job.members)} members expected")
+        raise CheckpointError(f"{checkpoint / 'state.json'}: not the records of "
+                              f"{len(job.members)} members")
     if log:
         log(f"  resuming from {checkpoint}")
     records = tuple([json.loads(line) for line in member] for member in lines)

@@ -44,6 +44,12 @@ def width_groups(lengths: Sequence[int], *, max_len: int, pad_multiple: int) -> 
     return groups
 
 
+def width_counts(lengths: Sequence[int], *, max_len: int, pad_multiple: int) -> dict[int, int]:
+    """How many examples each padded width has."""
+    groups = width_groups(lengths, max_len=max_len, pad_multiple=pad_multiple)
+    return {width: len(members) for width, members in groups.items()}
+
+
 def bucket_batches(
     lengths: Sequence[int],
     *,
@@ -108,8 +114,7 @@ def full_batches(
 def count_full_batches(lengths: Sequence[int], *, batch_size: int, max_len: int,
                        pad_multiple: int = 32) -> int:
     """``len(full_batches(...))`` without building them (the same for every epoch)."""
-    widths = {w: len(members) for w, members in
-              width_groups(lengths, max_len=max_len, pad_multiple=pad_multiple).items()}
+    widths = width_counts(lengths, max_len=max_len, pad_multiple=pad_multiple)
     return sum(c // batch_size for c in widths.values()) + sum(c % batch_size for c in widths.values()) // batch_size
 
 
@@ -118,8 +123,7 @@ def count_batches(
     token_budget: int | None = None,
 ) -> int:
     """``len(bucket_batches(...))`` without building them (the same for every epoch)."""
-    widths = {w: len(members) for w, members in
-              width_groups(lengths, max_len=max_len, pad_multiple=pad_multiple).items()}
+    widths = width_counts(lengths, max_len=max_len, pad_multiple=pad_multiple)
     return sum(-(-count // rows_per_batch(w, batch_size, token_budget)) for w, count in widths.items())
 
 
