@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["key", "split", "fold_in", "random_bits", "uniform", "normal", "bernoulli", "KeyArray"]
+__all__ = ["key", "split", "fold_in", "fold_in_range", "random_bits", "uniform", "normal", "bernoulli", "KeyArray"]
 
 KeyArray = torch.Tensor
 _MASK32 = 0xFFFFFFFF
@@ -106,6 +106,14 @@ def fold_in(key: KeyArray, data: int) -> KeyArray:
     data = int(data) & _MASK32
     counter = torch.tensor([2 * data, 2 * data + 1], dtype=torch.int64, device=key.device)
     return _hash(_mix32(key ^ 0x2545F491).unsqueeze(-2), counter)
+
+
+def fold_in_range(key: KeyArray, num: int) -> KeyArray:
+    """``fold_in(key, i)`` for ``i`` in ``range(num)``, in one call: shape ``(num, 2)`` (the
+    keys of a loop's steps, without a hash call per step)."""
+    data = torch.arange(num, dtype=torch.int64, device=key.device) & _MASK32
+    counter = 2 * data[:, None] + torch.arange(2, device=key.device)
+    return _hash(_mix32(key ^ 0x2545F491), counter)
 
 
 def random_bits(key: KeyArray, shape: Sequence[int]) -> torch.Tensor:

@@ -39,6 +39,22 @@ def test_kv_cache_logits_equal_full_recompute(
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=2e-5, rtol=1e-4)
 
 
+def test_donated_extend_writes_in_place_and_equals_the_pure_one():
+    model = GPT(GPTConfig(vocab_size=11, context=16, d_model=8, heads=2, layers=2))
+    params = model.init(rng.key(0))
+    tokens = rng.random_bits(rng.key(1), (2, 7)) % 11
+    _, cache = model.extend(params, tokens[:, :5], model.init_cache(params, 2, 16))
+    before = [b.clone() for b in cache["k"] + cache["v"]]
+    pure_logits, pure = model.extend(params, tokens[:, 5:], cache)
+    assert all(torch.equal(b, a) for b, a in zip(cache["k"] + cache["v"], before))  # untouched
+    logits, donated = model.extend(params, tokens[:, 5:], cache, donate=True)
+    torch.testing.assert_close(logits, pure_logits)
+    for mine, theirs, written in zip(cache["k"] + cache["v"], donated["k"] + donated["v"], pure["k"] + pure["v"]):
+        assert mine.data_ptr() == theirs.data_ptr()  # the same buffer, written in place
+        torch.testing.assert_close(theirs, written)
+    assert int(donated["pos"]) == 7
+
+
 @pytest.mark.parametrize("make", [
     lambda: GPT(GPTConfig(vocab_size=9, context=12, d_model=8, heads=2, layers=2)),
     lambda: TransformerLM(TransformerLMConfig(vocab_size=9, d_model=8, heads=2, d_ff=8, layers=2)),

@@ -163,3 +163,13 @@ def test_fold_in_folds_a_stack_of_keys_as_each_key():
     for data in (0, 3, 2**33 + 5):
         assert torch.equal(rng.fold_in(keys, data), torch.stack([rng.fold_in(k, data) for k in keys]))
     assert rng.fold_in(rng.key(0), 1).shape == (2,)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**40), num=st.integers(0, 70))
+def test_fold_in_range_is_fold_in_of_each_index(seed, num):
+    k = rng.key(seed)
+    got = rng.fold_in_range(k, num)
+    assert got.shape == (num, 2)
+    for i in range(num):
+        assert torch.equal(got[i], rng.fold_in(k, i))

@@ -121,7 +121,7 @@ class GPT:
         if self.config.positions == "learned" and t > self.config.context:
             raise ValueError(f"GPT: {t} tokens exceed the learned position table ({self.config.context})")
         positions = torch.arange(t, device=tokens.device)
-        logits, _ = self._forward(params, tokens, positions, None, None, key, train)
+        logits, _ = self._forward(params, tokens, positions, key, train)
         return logits
 
     def init_cache(self, params: dict, batch: int, max_len: int) -> dict:
@@ -134,17 +134,22 @@ class GPT:
             head_dim=self.head_dim, dtype=weight.dtype, device=weight.device,
         )
 
-    def extend(self, params: dict, tokens: torch.Tensor, cache: dict) -> tuple[torch.Tensor, dict]:
+    def extend(
+        self, params: dict, tokens: torch.Tensor, cache: dict, *, donate: bool = False
+    ) -> tuple[torch.Tensor, dict]:
         """Run ``tokens (b, t)`` placed after the ``cache["pos"]`` tokens already cached:
         ``(logits (b, t, vocab), cache')``. Equal to the last ``t`` rows of :meth:`apply` on
-        the whole sequence."""
+        the whole sequence. ``donate``: write into ``cache``'s buffers (which ``cache'``
+        shares) instead of copies; ``cache`` must not be used again
+        (:func:`seqfunc.nn.kv_cache.write`)."""
         pos, t = cache["pos"], tokens.shape[1]
-        mask = kv_cache.cached_causal_mask(pos, t, kv_cache.capacity(cache))
+        window = kv_cache.visible_window(pos, t, kv_cache.capacity(cache))
         positions = pos + torch.arange(t, device=tokens.device)
-        return self._forward(params, tokens, positions, mask, cache, None, False)
+        return self._forward(params, tokens, positions, None, False, cached=(cache, window, donate))
 
-    def _forward(self, params, tokens, positions, mask, cache, key, train):
-        """``mask`` None means plain causal attention over ``tokens``."""
+    def _forward(self, params, tokens, positions, key, train, cached=None):
+        """``cached``: None (plain causal attention over ``tokens``) or ``(cache, window,
+        donate)`` for :meth:`extend`."""
         c = self.config
         x = nn.embedding(params["embed"], tokens)
         if c.positions == "learned":
@@ -162,12 +167,16 @@ class GPT:
 
             def attend(h, layer=layer, i=i):
                 q, k, v = project_heads(layer["attn"], h, None, c.heads)
-                if cache is not None:
-                    k = kv_cache.write(cache["k"][i], k, cache["pos"])
-                    v = kv_cache.write(cache["v"][i], v, cache["pos"])
-                    new_k.append(k)
-                    new_v.append(v)
-                out = _DOT.apply({}, q, k, v, mask, causal=mask is None)
+                if cached is None:
+                    out = _DOT.apply({}, q, k, v, causal=True)
+                else:
+                    cache, window, donate = cached
+                    new_k.append(kv_cache.write(cache["k"][i], k, cache["pos"], donate=donate))
+                    new_v.append(kv_cache.write(cache["v"][i], v, cache["pos"], donate=donate))
+                    out = _DOT.apply(
+                        {}, q, window.read(new_k[i]), window.read(new_v[i]), window.mask,
+                        causal=window.causal,
+                    )
                 return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
 
             def ff(h, layer=layer, k_inner=k_ff_inner):
@@ -182,9 +191,9 @@ class GPT:
             x = nn.layer_norm(params["norm"], x)
         head = params.get("head") or {"weight": params["embed"]["weight"]}
         logits = nn.linear(head, x)
-        if cache is None:
+        if cached is None:
             return logits, None
-        return logits, {"k": new_k, "v": new_v, "pos": cache["pos"] + tokens.shape[1]}
+        return logits, {"k": new_k, "v": new_v, "pos": cached[0]["pos"] + tokens.shape[1]}
 
     def _residual(self, x, norm, sublayer, rate, key, train):
         if self.config.norm_first:

@@ -1,18 +1,26 @@
-"""A key/value cache for incremental decoding, as an explicit pytree (pure functions).
+"""A key/value cache for incremental decoding, as an explicit pytree.
 
-Fixed-size, preallocated buffers plus a position index: every decoding step has the same
-tensor shapes, so a compiled step never recompiles, and nothing is mutated in place::
+Fixed-size, preallocated buffers plus a position index, so every decoding step has the same
+tensor shapes and a compiled step never recompiles::
 
     cache = init_kv_cache(layers=4, batch=1, heads=4, max_len=576, head_dim=32)
+    view = visible_window(cache["pos"], q_len, capacity(cache))
     # per layer: k_all = write(cache["k"][i], k_new, cache["pos"]); the same for v
-    mask = cached_causal_mask(cache["pos"], q_len, max_len)   # (q_len, max_len)
-    cache = advance(cache, new_k, new_v, q_len)
+    #            attend(q, view.read(k_all), view.read(v_all), view.mask, causal=view.causal)
 
-Queries attend over the whole buffer; the mask hides the slots not written yet, so the
-result equals attention over the filled prefix (masked scores get weight exactly 0).
+A write is pure by default (a new buffer; the argument is left untouched). ``donate=True``
+writes into the buffer itself, as a donated buffer in JAX: one position costs one position
+instead of a copy of the whole cache, and the cache passed in must not be used again.
+
+Which slots a query reads (:func:`visible_window`): compiled, the whole buffer under a mask
+that hides the slots not written yet (fixed shapes; masked scores get weight exactly 0, so the
+result equals attention over the filled prefix); eagerly, where shapes are free, only the
+filled prefix, which needs no mask for a single query.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -32,10 +40,14 @@ def init_kv_cache(
     }
 
 
-def write(buffer: torch.Tensor, new: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """``buffer (b, h, T, d)`` with ``new (b, h, t, d)`` written at slots ``pos .. pos + t - 1``
-    (a new tensor; the argument is left untouched)."""
+def write(
+    buffer: torch.Tensor, new: torch.Tensor, pos: torch.Tensor, *, donate: bool = False
+) -> torch.Tensor:
+    """``buffer (b, h, T, d)`` with ``new (b, h, t, d)`` written at slots ``pos .. pos + t - 1``:
+    a new tensor, or ``buffer`` itself, written in place, when ``donate``."""
     slots = pos + torch.arange(new.shape[2], device=new.device)
+    if donate:
+        return buffer.index_copy_(2, slots, new)
     return buffer.index_copy(2, slots, new)
 
 
@@ -45,6 +57,29 @@ def cached_causal_mask(pos: torch.Tensor, q_len: int, max_len: int) -> torch.Ten
     device = pos.device
     query_pos = pos + torch.arange(q_len, device=device)
     return torch.arange(max_len, device=device)[None, :] <= query_pos[:, None]
+
+
+class Window(NamedTuple):
+    """The slots new queries read: the first ``length`` of the buffers, under ``mask``
+    (``(q_len, length)``, True = may attend; None: all of them) or, with ``causal``, the
+    attention kernels' causal rule (query ``i`` reads slots ``j <= i + length - q_len``)."""
+
+    length: int
+    mask: torch.Tensor | None = None
+    causal: bool = False
+
+    def read(self, buffer: torch.Tensor) -> torch.Tensor:
+        """``buffer (b, h, T, d)`` -> the ``(b, h, length, d)`` slots read."""
+        return buffer if self.length == buffer.shape[2] else buffer[:, :, : self.length]
+
+
+def visible_window(pos: torch.Tensor, q_len: int, max_len: int) -> Window:
+    """What ``q_len`` queries placed after the ``pos`` cached tokens read (module docstring):
+    under ``torch.compile`` the whole ``max_len`` buffer and :func:`cached_causal_mask`;
+    eagerly the ``pos + q_len`` filled slots, causally (a single query reads them all)."""
+    if torch.compiler.is_compiling():
+        return Window(max_len, mask=cached_causal_mask(pos, q_len, max_len))
+    return Window(int(pos) + q_len, causal=q_len > 1)
 
 
 def capacity(cache: dict) -> int:

@@ -12,10 +12,11 @@ from seqfunc.nn.attention_kernels.base import (
 )
 
 
-#: Under torch.compile on the CPU, up to this many keys the scores are written out (two
-#: batched matmuls and a softmax), which inductor fuses into fewer, faster loops than it gets
-#: around torch's fused kernel. Eager mode keeps the fused kernel: eager CPU ``bmm`` on many
-#: tiny matrices loops over the batch and is slower than it.
+#: Under torch.compile on the CPU, up to this many keys (or for a single query, a decoding
+#: step, whatever the keys) the scores are written out (two batched matmuls and a softmax),
+#: which inductor fuses into fewer, faster loops than it gets around torch's fused kernel.
+#: Eager mode keeps the fused kernel: eager CPU ``bmm`` on many tiny matrices loops over the
+#: batch and is slower than it.
 COMPILED_CPU_WRITTEN_OUT_MAX_KEYS = 64
 
 #: ... and when each head's product is tiny (``tq * tk * d`` up to this, ``d`` a multiple of
@@ -52,7 +53,7 @@ def softmax_attention(q, k, v, mask=None, *, broadcast=False, empty_rows=True):
 class DotProduct(AttentionKernel):
     """``softmax(q k^T / sqrt(d)) v`` (eq. 2 of seed 002). Accepts any mask broadcastable to
     ``(b, h, tq, tk)``. Compiled for the CPU with at most
-    :data:`COMPILED_CPU_WRITTEN_OUT_MAX_KEYS` keys it is :func:`softmax_attention` (in its
+    :data:`COMPILED_CPU_WRITTEN_OUT_MAX_KEYS` keys or one query it is :func:`softmax_attention` (in its
     broadcast form for heads up to :data:`COMPILED_CPU_BROADCAST_MAX_PRODUCT`); otherwise
     torch picks its fused kernel: with no mask and ``causal`` it may use a flash-style kernel
     whose memory is linear in the length; with a mask tensor, the ``(tq, tk)`` scores are
@@ -65,7 +66,7 @@ class DotProduct(AttentionKernel):
         tq, tk, d = q.shape[2], k.shape[2], q.shape[3]
         if (
             torch.compiler.is_compiling() and q.device.type == "cpu"
-            and tk <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS
+            and (tk <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS or tq == 1)
         ):
             broadcast = d % 16 == 0 and tq * tk * d <= COMPILED_CPU_BROADCAST_MAX_PRODUCT
             # causal alone with tk >= tq: every query may attend key 0
