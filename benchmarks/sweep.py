@@ -38,7 +38,6 @@ import statistics
 import sys
 import time
 
-import attrs
 import torch
 
 from seqfunc import optim, registry, rng

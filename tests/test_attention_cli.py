@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from seqfunc.cli import main
 from seqfunc.fit import TrainConfig, fit

@@ -1,6 +1,5 @@
 """The vmap ensemble: members equal runs trained one after another with make_step."""
 
-import attrs
 import pytest
 import torch
 

@@ -1,6 +1,5 @@
 """Sweeps: each member of a vmapped grid x seeds equals the plain run with its values."""
 
-import attrs
 import pytest
 import torch
 

@@ -13,7 +13,6 @@ member's accuracy, the recipe and the wall time).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
