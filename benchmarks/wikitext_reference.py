@@ -2,15 +2,18 @@
 seqfunc's ``transformer_lm``, same files, same recipe, one process; then seqfunc's default
 ``wikitext2`` recipe within the tutorial model's 3-epoch wall time.
 
-    python benchmarks/wikitext_reference.py            # 3 epochs each, then the default recipe
-    python benchmarks/wikitext_reference.py --epochs 2 --no-default
+    python benchmarks/wikitext_reference.py            # 3 seeds x 3 epochs each, then the default recipe
+    python benchmarks/wikitext_reference.py --seeds 1 --epochs 2 --no-default
 
 Both train on ``wiki.valid.tokens`` and are tested on ``wiki.test.tokens`` (the shared copy has
 no training file; see ``seqfunc/data/wikitext.py``), batch 20, bptt 35, SGD 5.0, StepLR 0.95
 stepped once per epoch, gradients clipped at 0.5, dropout 0.2, test batch 10. The epochs of the
 two models alternate (module epoch 1, seqfunc epoch 1, module epoch 2, ...), so machine drift
 falls on both; tokens/s is per epoch of training (evaluation excluded) and the ratio is the
-median of the per-epoch ratios. seqfunc's step is compiled when ``--compile`` (the default) and
+median of the per-epoch ratios. Each model trains ``--seeds`` times (initialisation and dropout
+differ; the data order is the tutorial's, fixed): the two curves agree within noise at an
+epoch when their mean perplexities differ by at most twice the standard error of that
+difference. seqfunc's step is compiled when ``--compile`` (the default) and
 its compilation is done on a throw-away step before the clock starts. Last line: one JSON object.
 """
 
@@ -125,10 +128,52 @@ def default_recipe(budget_s: float) -> tuple[float, float]:
     return record["perplexity"], wall
 
 
+def train_pair(dataset, seed: int, args) -> dict:
+    """One seed of both models, their epochs alternating: perplexity, training seconds and
+    training + testing seconds per epoch, per model; training tokens per epoch."""
+    runners = {
+        "module": reference_runner(dataset, seed, args.eval_batch),
+        "seqfunc": seqfunc_runner(dataset, seed, args.compile, args.eval_batch),
+    }
+    out = {name: {"ppl": [], "train_s": [], "wall_s": []} for name in runners}
+    for epoch in range(1, args.epochs + 1):
+        for name, (train_epoch, test) in runners.items():
+            start = time.perf_counter()
+            out["tokens"] = train_epoch()
+            out[name]["train_s"].append(time.perf_counter() - start)
+            out[name]["ppl"].append(test())
+            out[name]["wall_s"].append(time.perf_counter() - start)
+        m, q = out["module"], out["seqfunc"]
+        print(f"{seed:>4} {epoch:>5} {m['ppl'][-1]:>11.1f} {q['ppl'][-1]:>12.1f} "
+              f"{out['tokens'] / m['train_s'][-1]:>13.0f} {out['tokens'] / q['train_s'][-1]:>14.0f} "
+              f"{m['train_s'][-1] / q['train_s'][-1]:>6.2f}")
+    return out
+
+
+def curve_agreement(ref: list[list[float]], ours: list[list[float]]) -> list[dict]:
+    """Per epoch, over seeds: each model's mean and standard deviation, the gap of the means
+    (% of the module's), and whether it is within noise: at most twice the standard error of
+    the difference of the means (needs two seeds or more)."""
+    rows = []
+    for m, q in zip(zip(*ref), zip(*ours)):
+        n = len(m)
+        sd_m = statistics.stdev(m) if n > 1 else float("nan")
+        sd_q = statistics.stdev(q) if n > 1 else float("nan")
+        mean_m, mean_q = statistics.fmean(m), statistics.fmean(q)
+        two_se = 2 * math.sqrt((sd_m**2 + sd_q**2) / n) if n > 1 else float("nan")
+        rows.append({"ref_mean": mean_m, "ref_sd": sd_m, "mean": mean_q, "sd": sd_q,
+                     "gap_pct": 100 * (mean_q / mean_m - 1), "two_se": two_se,
+                     "within_noise": bool(n > 1 and abs(mean_q - mean_m) <= two_se)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the first seed")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds per model (seed, seed + 1, ...): their spread is the noise "
+                        "the two curves are compared against")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--eval-batch", type=int, default=10,
                         help="test batch size of both models (the tutorial: 10; larger is "
@@ -138,38 +183,42 @@ def main() -> None:
     args = parser.parse_args()
 
     dataset = WikiText2Dataset()
-    runners = {
-        "module": reference_runner(dataset, args.seed, args.eval_batch),
-        "seqfunc": seqfunc_runner(dataset, args.seed, args.compile, args.eval_batch),
-    }
-    ppl = {name: [] for name in runners}
-    seconds = {name: [] for name in runners}  # training only
-    walls = {name: [] for name in runners}  # training and testing
-    tokens = 0
-    print(f"{'epoch':>5} {'module ppl':>11} {'seqfunc ppl':>12} {'module tok/s':>13} "
+    print(f"{'seed':>4} {'epoch':>5} {'module ppl':>11} {'seqfunc ppl':>12} {'module tok/s':>13} "
           f"{'seqfunc tok/s':>14} {'ratio':>6}")
-    for epoch in range(1, args.epochs + 1):
-        for name, (train_epoch, test) in runners.items():
-            start = time.perf_counter()
-            tokens = train_epoch()
-            seconds[name].append(time.perf_counter() - start)
-            ppl[name].append(test())
-            walls[name].append(time.perf_counter() - start)
-        rates = {name: tokens / seconds[name][-1] for name in runners}
-        print(f"{epoch:>5} {ppl['module'][-1]:>11.1f} {ppl['seqfunc'][-1]:>12.1f} "
-              f"{rates['module']:>13.0f} {rates['seqfunc']:>14.0f} "
-              f"{rates['seqfunc'] / rates['module']:>6.2f}")
-    ratio = statistics.median(m / s for m, s in zip(seconds["module"], seconds["seqfunc"]))
-    gaps = [abs(s / m - 1) for m, s in zip(ppl["module"], ppl["seqfunc"])]
-    print(f"perplexity gap per epoch: {', '.join(f'{100 * g:.1f} %' for g in gaps)}; "
-          f"tokens/s ratio (median of epochs) {ratio:.2f}x")
-    ref_wall = sum(walls["module"][:3]) * (3 / min(3, args.epochs))
+    runs = [train_pair(dataset, args.seed + i, args) for i in range(args.seeds)]
+    tokens = runs[0]["tokens"]
+    ref = [run["module"]["ppl"] for run in runs]
+    ours = [run["seqfunc"]["ppl"] for run in runs]
+    agreement = curve_agreement(ref, ours)
+    print(f"\nover {args.seeds} seed(s): test perplexity mean +- sd per epoch")
+    print(f"{'epoch':>5} {'module':>15} {'seqfunc':>15} {'gap':>8} {'2 x s.e.':>9}  within noise")
+    for epoch, row in enumerate(agreement, 1):
+        print(f"{epoch:>5} {row['ref_mean']:>8.1f} +- {row['ref_sd']:<4.1f} {row['mean']:>8.1f} +- "
+              f"{row['sd']:<4.1f} {row['gap_pct']:>+7.1f}% {row['two_se']:>9.1f}  "
+              f"{'yes' if row['within_noise'] else 'no'}")
+    ratio = statistics.median(
+        m / s for run in runs for m, s in zip(run["module"]["train_s"], run["seqfunc"]["train_s"])
+    )
+    ref_walls = [sum(run["module"]["wall_s"][:3]) * (3 / min(3, args.epochs)) for run in runs]
+    ref_wall = statistics.median(ref_walls)
+    print(f"tokens/s ratio (median of every epoch of every seed) {ratio:.2f}x; the module's "
+          f"3 epochs take {ref_wall:.0f} s (median of seeds)")
+    module_s = sum(sum(run["module"]["train_s"]) for run in runs)
+    seqfunc_s = sum(sum(run["seqfunc"]["train_s"]) for run in runs)
+    epochs_run = args.epochs * args.seeds
     result = {
-        "ref_ppl": [round(p, 2) for p in ppl["module"]],
-        "seed_recipe_ppl": [round(p, 2) for p in ppl["seqfunc"]],
+        "ref_ppl": [round(row["ref_mean"], 2) for row in agreement],
+        "seed_recipe_ppl": [round(row["mean"], 2) for row in agreement],
+        "ref_ppl_sd": [round(row["ref_sd"], 2) for row in agreement],
+        "seed_recipe_ppl_sd": [round(row["sd"], 2) for row in agreement],
+        "gap_pct": [round(row["gap_pct"], 2) for row in agreement],
+        "within_noise": [row["within_noise"] for row in agreement],
+        "ref_ppl_by_seed": [[round(p, 2) for p in r] for r in ref],
+        "seed_recipe_ppl_by_seed": [[round(p, 2) for p in r] for r in ours],
+        "seeds": args.seeds,
         "ref_wall_3_epochs_s": round(ref_wall, 1),
-        "ref_tokens_per_s": round(tokens * len(seconds["module"]) / sum(seconds["module"])),
-        "seqfunc_tokens_per_s": round(tokens * len(seconds["seqfunc"]) / sum(seconds["seqfunc"])),
+        "ref_tokens_per_s": round(tokens * epochs_run / module_s),
+        "seqfunc_tokens_per_s": round(tokens * epochs_run / seqfunc_s),
         "tokens_per_s_ratio": round(ratio, 3),
         "compiled": args.compile,
         "eval_batch": args.eval_batch,
