@@ -7,9 +7,9 @@ explicit key (Gumbel-max sampling), so the same key gives the same text.
 
 A model whose ``extend`` takes ``donate`` has its cache written in place (a cache is never
 reused once extended). The cache is preallocated with fixed shapes, so the one-token decoding
-step (extend + sample) has the same shapes at every position: ``compile=True`` compiles it once per model and
-sampling setting (as a static cache with ``torch.compile`` does for Hugging Face's
-``generate``); the prompt's prefill stays eager.
+step (extend + sample) has the same shapes at every position: ``compile=True`` compiles it
+once per model and sampling setting (as a static cache with ``torch.compile`` does for
+Hugging Face's ``generate``); the prompt's prefill stays eager.
 """
 
 from __future__ import annotations

@@ -72,9 +72,11 @@ class LanguageModelTask:
     def evaluate(self, model, params, batches, *, device=None) -> dict[str, float]:
         total = last = 0.0
         tokens = sequences = 0
+        vocab = None
         for batch in batches:
             inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
-            for rows in row_chunks(inputs.shape, vocab_size(model, params, inputs)):
+            vocab = vocab or vocab_size(model, params, inputs)
+            for rows in row_chunks(inputs.shape, vocab):
                 nll = F.cross_entropy(
                     model.apply(params, inputs[rows]).flatten(0, 1), targets[rows].reshape(-1),
                     reduction="none",

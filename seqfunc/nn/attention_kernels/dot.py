@@ -53,8 +53,9 @@ def softmax_attention(q, k, v, mask=None, *, broadcast=False, empty_rows=True):
 class DotProduct(AttentionKernel):
     """``softmax(q k^T / sqrt(d)) v`` (eq. 2 of seed 002). Accepts any mask broadcastable to
     ``(b, h, tq, tk)``. Compiled for the CPU with at most
-    :data:`COMPILED_CPU_WRITTEN_OUT_MAX_KEYS` keys or one query it is :func:`softmax_attention` (in its
-    broadcast form for heads up to :data:`COMPILED_CPU_BROADCAST_MAX_PRODUCT`); otherwise
+    :data:`COMPILED_CPU_WRITTEN_OUT_MAX_KEYS` keys or one query it is
+    :func:`softmax_attention` (in its broadcast form for heads up to
+    :data:`COMPILED_CPU_BROADCAST_MAX_PRODUCT`); otherwise
     torch picks its fused kernel: with no mask and ``causal`` it may use a flash-style kernel
     whose memory is linear in the length; with a mask tensor, the ``(tq, tk)`` scores are
     built."""
