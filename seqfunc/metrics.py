@@ -10,13 +10,30 @@ def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: int | None = None,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Mean cross-entropy over the non-ignored targets. ``logits (..., C)``, ``targets (...)``."""
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        targets.reshape(-1),
-        ignore_index=-100 if ignore_index is None else ignore_index,
-        label_smoothing=label_smoothing,
-    )
+    """Mean cross-entropy over the non-ignored targets. ``logits (..., C)``, ``targets (...)``.
+
+    Eagerly torch's fused kernel; under ``torch.compile`` written out
+    (:func:`written_out_cross_entropy`), whose gradient inductor fuses into one pass."""
+    logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    ignore = -100 if ignore_index is None else ignore_index
+    if torch.compiler.is_compiling():
+        return written_out_cross_entropy(logits, targets, ignore, label_smoothing)
+    return F.cross_entropy(logits, targets, ignore_index=ignore, label_smoothing=label_smoothing)
+
+
+def written_out_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int, label_smoothing: float
+) -> torch.Tensor:
+    """``F.cross_entropy`` of ``logits (n, C)`` and ``targets (n,)`` as ``logsumexp`` minus the
+    target's logit picked by a one-hot product: its gradient, ``softmax - one-hot``, is one
+    elementwise expression, where inductor builds ``log_softmax``'s backward from a dense sum
+    over the classes (a large vocabulary's loss and gradient: 21 -> 12 ms a step)."""
+    classes = torch.arange(logits.shape[-1], device=logits.device)
+    picked = (logits * (classes == targets[:, None])).sum(-1)
+    if label_smoothing:
+        picked = (1.0 - label_smoothing) * picked + label_smoothing * logits.mean(-1)
+    keep = (targets != ignore_index).to(logits.dtype)
+    return ((torch.logsumexp(logits, -1) - picked) * keep).sum() / keep.sum()
 
 
 def predictions(logits: torch.Tensor) -> torch.Tensor:

@@ -290,9 +290,10 @@ def test_written_out_dot_attention_equals_the_fused_kernel_with_empty_rows(broad
         torch.testing.assert_close(w, g)
 
 
+@pytest.mark.parametrize("name", ["dot", "simple"])
 @pytest.mark.parametrize("d", [4, 16])  # 16: tiny heads take the broadcast form
-def test_compiled_dot_kernel_equals_eager(d):
-    kernel = attention_kernel("dot")
+def test_compiled_dot_kernel_equals_eager(name, d):
+    kernel = attention_kernel(name)
     q, k, v = (t.float() for t in qkv(7, 2, 2, 5, 5, d, d))
     mask = random_mask(8, (2, 1, 1, 5)) | (torch.arange(5) == 0)
     for causal in (False, True):

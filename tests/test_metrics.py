@@ -1,5 +1,7 @@
 import pytest
 import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
 
 from seqfunc import metrics
 
@@ -34,3 +36,30 @@ def test_sequence_and_exact_match():
     assert float(metrics.sequence_accuracy(logits, targets, ignore_index=0)) == 0.5
     assert float(metrics.exact_match(torch.tensor([[1, 2, 0], [3, 1, 0]]), targets)) == 0.5
     assert float(metrics.exact_match(torch.tensor([[1, 2], [3, 0]]), targets)) == 0.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 20), classes=st.integers(1, 30), ignore=st.sampled_from([None, 0, 3]),
+       smoothing=st.sampled_from([0.0, 0.1]), seed=st.integers(0, 10**6))
+def test_written_out_cross_entropy_equals_torch_with_its_gradient(rows, classes, ignore, smoothing, seed):
+    """The form ``cross_entropy`` takes under torch.compile: value and gradient of F's."""
+    g = torch.Generator().manual_seed(seed)
+    logits = (3 * torch.randn(rows, classes, generator=g)).requires_grad_()
+    targets = torch.randint(0, classes, (rows,), generator=g)
+    if ignore is not None and ignore < classes:  # some targets ignored
+        targets = torch.where(targets % 3 == 0, ignore, targets)
+    want = F.cross_entropy(logits, targets, ignore_index=-100 if ignore is None else ignore,
+                           label_smoothing=smoothing)
+    got = metrics.written_out_cross_entropy(logits, targets, -100 if ignore is None else ignore, smoothing)
+    if torch.isnan(want):  # every target ignored: both are 0 / 0
+        assert torch.isnan(got)
+        return
+    torch.testing.assert_close(got, want)
+    for a, b in zip(torch.autograd.grad(got, logits), torch.autograd.grad(want, logits)):
+        torch.testing.assert_close(a, b)
+
+
+def test_compiled_cross_entropy_equals_eager():
+    logits, targets = torch.randn(4, 6, 50), torch.randint(0, 50, (4, 6))
+    fn = lambda x, t: metrics.cross_entropy(x, t, ignore_index=7, label_smoothing=0.1)  # noqa: E731
+    torch.testing.assert_close(torch.compile(fn, dynamic=False)(logits, targets), fn(logits, targets))

@@ -19,7 +19,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from seqfunc import rng
+from seqfunc import metrics, rng
 from seqfunc.contracts import decode_text, optional
 
 LANGUAGE_MODEL = "language_model"
@@ -63,7 +63,7 @@ class LanguageModelTask:
     def loss_fn(self, model, *, train: bool = True) -> Callable:
         def loss(params, batch, key):
             logits = model.apply(params, batch["inputs"], key=key, train=train)
-            value = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
+            value = metrics.cross_entropy(logits, batch["targets"])
             return value, {}
 
         return loss

@@ -28,6 +28,27 @@ COMPILED_CPU_WRITTEN_OUT_MAX_KEYS = 64
 COMPILED_CPU_BROADCAST_MAX_PRODUCT = 2048
 
 
+def broadcast_pays(q: torch.Tensor, k: torch.Tensor) -> bool:
+    """Whether, compiled for the CPU, the products of ``q (b, h, tq, d)`` with
+    ``k (b, h, tk, d)`` are faster as broadcast multiply-and-sum loops than as ``bmm``
+    (:data:`COMPILED_CPU_BROADCAST_MAX_PRODUCT`)."""
+    tq, tk, d = q.shape[2], k.shape[2], q.shape[3]
+    return (
+        torch.compiler.is_compiling() and q.device.type == "cpu"
+        and d % 16 == 0 and tq * tk * d <= COMPILED_CPU_BROADCAST_MAX_PRODUCT
+    )
+
+
+def broadcast_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``q k^T`` as ``(b, h, tq, 1, d) * (b, h, 1, tk, d)`` summed over ``d``: ``(b, h, tq, tk)``."""
+    return (q.unsqueeze(3) * k.unsqueeze(2)).sum(-1)
+
+
+def broadcast_mix(weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``weights (b, h, tq, tk) @ v (b, h, tk, dv)`` as a broadcast multiply-and-sum."""
+    return (weights.unsqueeze(-1) * v.unsqueeze(2)).sum(3)
+
+
 def softmax_attention(q, k, v, mask=None, *, broadcast=False, empty_rows=True):
     """``softmax(q k^T / sqrt(d)) v`` in plain ops; a query with no allowed key gets zeros
     (and zero gradients: the masked scores take none). ``empty_rows=False`` promises that
@@ -35,7 +56,7 @@ def softmax_attention(q, k, v, mask=None, *, broadcast=False, empty_rows=True):
     as broadcast-multiply-and-sum, which inductor fuses into loops instead of batched
     matmuls (compiled, the ``(b, h, tq, tk, d)`` product is never stored; eagerly it is)."""
     if broadcast:
-        scores = (q.unsqueeze(3) * k.unsqueeze(2)).sum(-1)
+        scores = broadcast_scores(q, k)
     else:
         scores = torch.matmul(q, k.transpose(-2, -1))
     scores = scores * default_scale(q.shape[-1])
@@ -45,7 +66,7 @@ def softmax_attention(q, k, v, mask=None, *, broadcast=False, empty_rows=True):
     if mask is not None and empty_rows:
         weights = weights.nan_to_num(nan=0.0)
     if broadcast:
-        return (weights.unsqueeze(-1) * v.unsqueeze(2)).sum(3)
+        return broadcast_mix(weights, v)
     return torch.matmul(weights, v)
 
 
@@ -64,12 +85,12 @@ class DotProduct(AttentionKernel):
 
     def apply(self, params, q, k, v, mask=None, *, causal=False):
         mask = check_mask(mask, q, k)
-        tq, tk, d = q.shape[2], k.shape[2], q.shape[3]
+        tq, tk = q.shape[2], k.shape[2]
         if (
             torch.compiler.is_compiling() and q.device.type == "cpu"
             and (tk <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS or tq == 1)
         ):
-            broadcast = d % 16 == 0 and tq * tk * d <= COMPILED_CPU_BROADCAST_MAX_PRODUCT
+            broadcast = broadcast_pays(q, k)
             # causal alone with tk >= tq: every query may attend key 0
             empty_rows = mask is not None or tk < tq
             mask = with_causal(mask, tq, tk, causal, q.device)

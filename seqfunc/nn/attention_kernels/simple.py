@@ -12,6 +12,7 @@ import torch
 from seqfunc.nn.attention_kernels.base import (
     AttentionKernel, check_mask, masked_softmax, with_causal,
 )
+from seqfunc.nn.attention_kernels.dot import broadcast_mix, broadcast_pays, broadcast_scores
 
 
 @attrs.frozen
@@ -27,4 +28,7 @@ class Simple(AttentionKernel):
         return masked_softmax(torch.einsum("bhqd,bhkd->bhqk", q, k), mask)
 
     def apply(self, params, q, k, v, mask=None, *, causal=False):
+        if broadcast_pays(q, k):  # tiny heads, compiled for the CPU: loops instead of bmm
+            mask = with_causal(check_mask(mask, q, k), q.shape[2], k.shape[2], causal, q.device)
+            return broadcast_mix(masked_softmax(broadcast_scores(q, k), mask), v)
         return torch.einsum("bhqk,bhkd->bhqd", self.weights(params, q, k, mask, causal=causal), v)
