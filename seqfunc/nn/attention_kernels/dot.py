@@ -19,24 +19,32 @@ from seqfunc.nn.attention_kernels.base import (
 #: batch and is slower than it.
 COMPILED_CPU_WRITTEN_OUT_MAX_KEYS = 64
 
-#: ... and when each head's product is tiny (``tq * tk * d`` up to this, ``d`` a multiple of
-#: 16), both products are written as broadcast-multiply-and-sum: inductor's fused loops beat
-#: ``bmm``'s per-matrix cost there (forward + backward, 500 heads of 11 x 11 x 16: 1.4x;
-#: 6 x 6 x 16: 2.2x) but lose on larger heads (16 x 16 x 16: 0.8x; 64 x 64 x 32: 0.5x) and
-#: on ``d = 8`` (0.1x). Measured on a 2-core AMD EPYC (inductor emits 16-lane AVX-512 code),
-#: torch 2.13.
-COMPILED_CPU_BROADCAST_MAX_PRODUCT = 2048
+#: ... and when each head's product is tiny, both products are written as
+#: broadcast-multiply-and-sum: inductor's fused loops beat ``bmm``'s per-matrix cost there.
+#: Where that pays depends on the vector width inductor emits, so the limits are per
+#: ``torch.backends.cpu.get_cpu_capability()``: ``(largest tq * tk * d, d a multiple of)``.
+#: Measured forward + backward on ~500 heads, one thread, torch 2.13, 2-core AMD EPYCs:
+#: AVX-512: 11 x 11 x 16 1.4x, 6 x 6 x 16 2.2x; 16 x 16 x 16 0.8x, d = 8 0.1x.
+#: AVX2: 6 x 6 x 8 3.3x, 6 x 6 x 64 2.7x, 16 x 16 x 16 1.3x, 16 x 16 x 32 1.3x; 24 x 24 x 16 0.9x.
+#: Other CPUs take the AVX-512 limits, the narrower ones.
+COMPILED_CPU_BROADCAST_LIMITS = {"AVX512": (2048, 16), "AVX2": (8192, 8)}
+
+
+def broadcast_limits() -> tuple[int, int]:
+    """This CPU's ``(largest tq * tk * d, d a multiple of)`` for the broadcast form."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return COMPILED_CPU_BROADCAST_LIMITS.get(capability, COMPILED_CPU_BROADCAST_LIMITS["AVX512"])
 
 
 def broadcast_pays(q: torch.Tensor, k: torch.Tensor) -> bool:
     """Whether, compiled for the CPU, the products of ``q (b, h, tq, d)`` with
     ``k (b, h, tk, d)`` are faster as broadcast multiply-and-sum loops than as ``bmm``
-    (:data:`COMPILED_CPU_BROADCAST_MAX_PRODUCT`)."""
+    (:func:`broadcast_limits`)."""
+    if not (torch.compiler.is_compiling() and q.device.type == "cpu"):
+        return False
     tq, tk, d = q.shape[2], k.shape[2], q.shape[3]
-    return (
-        torch.compiler.is_compiling() and q.device.type == "cpu"
-        and d % 16 == 0 and tq * tk * d <= COMPILED_CPU_BROADCAST_MAX_PRODUCT
-    )
+    max_product, lanes = broadcast_limits()
+    return d % lanes == 0 and tq * tk * d <= max_product
 
 
 def broadcast_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -75,8 +83,8 @@ class DotProduct(AttentionKernel):
     """``softmax(q k^T / sqrt(d)) v`` (eq. 2 of seed 002). Accepts any mask broadcastable to
     ``(b, h, tq, tk)``. Compiled for the CPU with at most
     :data:`COMPILED_CPU_WRITTEN_OUT_MAX_KEYS` keys or one query it is
-    :func:`softmax_attention` (in its broadcast form for heads up to
-    :data:`COMPILED_CPU_BROADCAST_MAX_PRODUCT`); otherwise
+    :func:`softmax_attention` (in its broadcast form for tiny heads,
+    :func:`broadcast_limits`); otherwise
     torch picks its fused kernel: with no mask and ``causal`` it may use a flash-style kernel
     whose memory is linear in the length; with a mask tensor, the ``(tq, tk)`` scores are
     built."""
