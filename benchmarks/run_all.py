@@ -111,11 +111,13 @@ def _fmt_data_parallel(r: dict) -> str:
 
 PY = "{python}"
 
+
 def _mean_sd(record: dict, name: str) -> str:
     """``"429 +- 12, 259 +- 3"``: a per-epoch list and its ``_sd`` list (plain without one)."""
     sds = record.get(f"{name}_sd") or [None] * len(record[name])
     return ", ".join(f"{m:.0f}" + (f" +- {sd:.0f}" if sd is not None else "")
                      for m, sd in zip(record[name], sds))
+
 
 JOBS: tuple[Job, ...] = (
     Job("generate", "KV-cached generation, 512 tokens, GPT 4x128",

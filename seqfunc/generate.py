@@ -130,9 +130,11 @@ def generate(
 
     capacity = prompt.shape[1] + new_tokens if window is None else min(window, prompt.shape[1] + new_tokens)
 
+    extend = donating_extend(model)
+
     def prefill(context):
         cache = model.init_cache(params, context.shape[0], capacity)
-        logits, cache = donating_extend(model)(params, context, cache)
+        logits, cache = extend(params, context, cache)
         return logits[:, -1], cache
 
     step = decode_step(model, temperature=temperature, top_k=top_k, compile=compile)

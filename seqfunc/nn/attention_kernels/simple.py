@@ -25,10 +25,12 @@ class Simple(AttentionKernel):
 
     def weights(self, params, q, k, mask=None, *, causal=False):
         mask = with_causal(check_mask(mask, q, k), q.shape[2], k.shape[2], causal, q.device)
+        if broadcast_pays(q, k):  # tiny heads, compiled for the CPU: loops instead of bmm
+            return masked_softmax(broadcast_scores(q, k), mask)
         return masked_softmax(torch.einsum("bhqd,bhkd->bhqk", q, k), mask)
 
     def apply(self, params, q, k, v, mask=None, *, causal=False):
-        if broadcast_pays(q, k):  # tiny heads, compiled for the CPU: loops instead of bmm
-            mask = with_causal(check_mask(mask, q, k), q.shape[2], k.shape[2], causal, q.device)
-            return broadcast_mix(masked_softmax(broadcast_scores(q, k), mask), v)
-        return torch.einsum("bhqk,bhkd->bhqd", self.weights(params, q, k, mask, causal=causal), v)
+        weights = self.weights(params, q, k, mask, causal=causal)
+        if broadcast_pays(q, k):
+            return broadcast_mix(weights, v)
+        return torch.einsum("bhqk,bhkd->bhqd", weights, v)
