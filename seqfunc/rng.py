@@ -63,14 +63,14 @@ _MUL2_I32 = _i32(0x846CA68B)
 _SIGN_I32 = _i32(1 << 31)
 
 
-def _bits32(key: KeyArray, shape: Sequence[int]) -> torch.Tensor:
-    """``_hash(key, arange(numel))`` reshaped to ``shape``, as int32 bit patterns.
+def _bits32(key: KeyArray, shape: Sequence[int], offset: int = 0) -> torch.Tensor:
+    """``_hash(key, offset + arange(numel))`` reshaped to ``shape``, as int32 bit patterns.
 
     After the first op every step updates a fresh temporary in place (no allocations).
     """
     k0, k1 = key.to(torch.int32).unbind(-1)
     counter = torch.arange(math.prod(shape), dtype=torch.int32, device=key.device)
-    x = torch.add(counter, k1)
+    x = torch.add(counter, k1 + _i32(offset)) if offset else torch.add(counter, k1)
     x.mul_(_GOLDEN_I32).bitwise_xor_(k0)
     x.bitwise_xor_(x.bitwise_right_shift(16).bitwise_and_(0xFFFF)).mul_(_MUL1_I32)
     x.bitwise_xor_(x.bitwise_right_shift(15).bitwise_and_(0x1FFFF)).mul_(_MUL2_I32)
@@ -145,12 +145,16 @@ def normal(
     return (std * radius * torch.cos(2.0 * math.pi * u2)).to(dtype)
 
 
-def bernoulli(key: KeyArray, p: float, shape: Sequence[int]) -> torch.Tensor:
-    """Boolean tensor, True with probability ``p`` (exact to 2**-32)."""
+def bernoulli(key: KeyArray, p: float, shape: Sequence[int], *, offset: int = 0) -> torch.Tensor:
+    """Boolean tensor, True with probability ``p`` (exact to 2**-32).
+
+    ``offset``: the elements from ``offset`` on of a longer draw with the same key, i.e.
+    ``bernoulli(key, p, (offset + n,))[offset:].reshape(shape)`` (``n`` elements in ``shape``)
+    without drawing the first ``offset``."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
     threshold = int(round(p * 2**32))
     if threshold >= 2**32:
         return torch.ones(tuple(shape), dtype=torch.bool, device=key.device)
     # bits < threshold as unsigned words: flip the sign bit of both sides, compare signed
-    return _bits32(key, shape).bitwise_xor_(_SIGN_I32) < threshold - 2**31
+    return _bits32(key, shape, offset).bitwise_xor_(_SIGN_I32) < threshold - 2**31

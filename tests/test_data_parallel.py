@@ -28,15 +28,18 @@ DRIVER = Path(__file__).with_name("run_driver.py")
 TIMEOUT_S = 240
 COMMON = ["--steps", "5", "-t", "log_every=1", "--eval-every", "5", "--examples", "0",
           "--no-progress"]
-#: One small run of each task kind; imdb-synth's batches are bucketed.
+#: One small run of each task kind, dropout on; imdb-synth's batches are bucketed.
+DROPOUT = ["-m", "dropout=0.2"]
 KINDS = {
     "seq2seq": ["train", "formula", "--batch-size", "16", "--d-model", "16", "--heads", "2",
                 "--layers", "1", "--d-ff", "32", "-d", "val_size=64", "-d", "epoch_size=160",
-                "--eval-batches", "1"],
+                "--eval-batches", "1", *DROPOUT],
     "language_model": ["train", "toy_grammar", "--batch-size", "8", "--d-model", "16",
-                       "--heads", "2", "--layers", "1", "--eval-batches", "1"],
-    "classification": ["train", "imdb-synth", "--batch-size", "32"],
+                       "--heads", "2", "--layers", "1", "--eval-batches", "1", *DROPOUT],
+    "classification": ["train", "imdb-synth", "--batch-size", "32", *DROPOUT],
 }
+#: The compiled step (its all-reduce a traced functional collective) on one kind.
+KINDS["language_model-compiled"] = [*KINDS["language_model"], "--compile"]
 
 
 def free_port() -> int:
@@ -105,8 +108,8 @@ def key_bias_slice(name: str, value: torch.Tensor) -> slice | None:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_two_ranks_compute_what_one_process_computes(tmp_path, kind):
     """Losses of every step and parameters after 5 steps, to float rounding (the sums over
-    ranks add in another order): rtol 1e-5 on losses, atol 1e-5 on parameters. Dropout off:
-    ranks draw their own masks for their rows, which differ from one process's.
+    ranks add in another order): rtol 1e-5 on losses, atol 1e-5 on parameters. Dropout on:
+    each rank draws the masks one process draws for its rows.
 
     One exception: the key projection's bias. Softmax is shift-invariant, so its exact
     gradient is zero and what either run computes is rounding noise, which Adam normalises

@@ -173,3 +173,18 @@ def test_fold_in_range_is_fold_in_of_each_index(seed, num):
     assert got.shape == (num, 2)
     for i in range(num):
         assert torch.equal(got[i], rng.fold_in(k, i))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**40), offset=st.integers(0, 3000), n=st.integers(1, 200),
+       p=st.floats(0.0, 1.0))
+def test_bernoulli_at_an_offset_continues_the_longer_draw(seed, offset, n, p):
+    k = rng.key(seed)
+    whole = rng.bernoulli(k, p, (offset + n,))
+    assert torch.equal(rng.bernoulli(k, p, (n,), offset=offset), whole[offset:])
+
+
+def test_bernoulli_offset_wraps_like_the_counter():
+    """Offsets past 2**32 wrap as the element counter does (the hash is modulo 2**32)."""
+    k = rng.key(9)
+    assert torch.equal(rng.bernoulli(k, 0.5, (64,), offset=2**32 + 5), rng.bernoulli(k, 0.5, (64,), offset=5))

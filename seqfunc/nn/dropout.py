@@ -1,10 +1,47 @@
-"""Dropout driven by an explicit key (no global RNG)."""
+"""Dropout driven by an explicit key (no global RNG), and the masks of a shard of rows.
+
+A data-parallel rank runs the model on rows ``start .. start + rows`` of each global batch.
+Inside :func:`global_rows`, dropout draws for those rows the very mask one process draws for
+them on the whole batch (the draws are a hash of the key and the element's index), so N ranks
+compute the same step as one process, dropout on. Every tensor dropout sees must then be
+batch-major: its leading elements belong to row 0, the next as many to row 1, and so on.
+"""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import torch
 
 from seqfunc import rng
+
+#: Rows of the global batch the current step runs on: ``(first row, rows)``; None: all of it.
+#: Plain ints, read while tracing, so a compiled step is specialised to its rank's shard.
+_SHARD: tuple[int, int] | None = None
+
+
+@contextlib.contextmanager
+def global_rows(start: int, rows: int) -> Iterator[None]:
+    """Within the block, dropout masks are those of rows ``start .. start + rows`` of the
+    global batch (the block's tensors hold those rows only)."""
+    global _SHARD
+    outer, _SHARD = _SHARD, (start, rows) if start else None
+    try:
+        yield
+    finally:
+        _SHARD = outer
+
+
+def _mask_offset(x: torch.Tensor) -> int:
+    """Index, in the global batch's tensor, of ``x``'s first element (0 outside a shard)."""
+    if _SHARD is None:
+        return 0
+    start, rows = _SHARD
+    if x.numel() % rows:
+        raise ValueError(f"dropout on a tensor of shape {tuple(x.shape)} inside a shard of "
+                         f"{rows} rows: its leading dimension must be the batch")
+    return start * (x.numel() // rows)
 
 
 def dropout(
@@ -21,5 +58,5 @@ def dropout(
             "dropout is active (train=True, rate > 0) but no key was given: "
             "pass key=seqfunc.rng.key(seed) to apply, or call it with train=False"
         )
-    drop = rng.bernoulli(key, rate, x.shape)
+    drop = rng.bernoulli(key, rate, x.shape, offset=_mask_offset(x))
     return (x / (1.0 - rate)).masked_fill(drop, 0.0)

@@ -95,16 +95,24 @@ def all_reduce_sum(vector: torch.Tensor) -> torch.Tensor:
     return funcol.all_reduce(vector, "sum", dist.group.WORLD)
 
 
-def shard(batch: dict[str, torch.Tensor], ranks: Ranks, target_count: Callable[[dict], int]) -> dict:
-    """This rank's rows of a global batch, with ``loss_weight``: its share of the global
-    batch's real targets (``target_count``), a 0-d float tensor."""
-    rows = next(iter(batch.values())).shape[0]
+def shard_rows(rows: int, ranks: Ranks) -> tuple[int, int]:
+    """``(first row, rows)`` of this rank's slice of a batch of ``rows`` rows: contiguous
+    slices in rank order, sizes differing by at most one (as ``tensor_split``)."""
     if rows < ranks.world:
         from seqfunc.errors import ConfigError
 
         raise ConfigError(f"a batch of {rows} rows cannot be split over {ranks.world} processes; "
                           "raise batch_size or use fewer processes")
-    part = {k: v.tensor_split(ranks.world)[ranks.rank] for k, v in batch.items()}
+    size, extra = divmod(rows, ranks.world)
+    return ranks.rank * size + min(ranks.rank, extra), size + (ranks.rank < extra)
+
+
+def shard(batch: dict[str, torch.Tensor], start: int, rows: int,
+          target_count: Callable[[dict], int]) -> dict:
+    """Rows ``start .. start + rows`` of a global batch (a rank's: :func:`shard_rows`), with
+    ``loss_weight``: their share of the batch's real targets (``target_count``), a 0-d float
+    tensor."""
+    part = {k: v.narrow(0, start, rows) for k, v in batch.items()}
     weight = target_count(part) / max(target_count(batch), 1)
     return {**part, "loss_weight": torch.tensor(weight, dtype=torch.float32)}
 

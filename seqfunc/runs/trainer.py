@@ -4,6 +4,7 @@ side effects."""
 
 from __future__ import annotations
 
+import contextlib
 from itertools import islice
 from typing import Iterator
 
@@ -11,6 +12,7 @@ import torch
 
 from seqfunc import optim, rng
 from seqfunc.devices import resolve_device
+from seqfunc.nn.dropout import global_rows
 from seqfunc.runs import distributed
 from seqfunc.runs.build import build, make_optimizer, padding_trimmer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
@@ -28,7 +30,10 @@ class Trainer:
         self.cfg, self.ranks = cfg, ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
         self.dataset, self.model, self.task = build(cfg)
+        # A group trims the global batch before sharding it, so that every shard keeps the
+        # global batch's width and with it the dropout masks of one process (nn.dropout).
         trim = padding_trimmer(cfg, self.task)
+        self.trim_global = trim if ranks is not None else None
         self.steps_per_epoch = steps_per_epoch(self.dataset, cfg.batch_size)
         self.total_steps = total_steps(cfg, self.steps_per_epoch)
         self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
@@ -39,7 +44,7 @@ class Trainer:
         if ranks is not None:
             loss_fn = distributed.sharded_loss(loss_fn)
         self.step_fn = make_step(loss_fn, self.optimizer, compile=cfg.compile, device=self.device,
-                                 trim=trim, all_reduce=distributed.all_reduce_sum if ranks else None)
+                                 trim=None if ranks is not None else trim, all_reduce=distributed.all_reduce_sum if ranks else None)
         self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
 
@@ -52,16 +57,21 @@ class Trainer:
 
     def step(self, state: TrainState, batch: dict, step: int, stop: bool = False):
         """``(state, metrics, stop)`` after the step numbered ``step`` (its key:
-        ``fold_in(k, step)``, and on rank r of a group ``fold_in(that, r)``, so ranks draw
-        independent dropout masks). ``stop`` in: this process asks to stop after the step;
-        out: whether any rank did (every rank gets the same answer)."""
+        ``fold_in(k, step)``). On a rank of a group the step runs on the rank's rows of the
+        global batch, with the dropout masks one process draws for those rows. ``stop`` in:
+        this process asks to stop after the step; out: whether any rank did (every rank gets
+        the same answer)."""
         key = rng.fold_in(self.k_train, step)
+        rows = contextlib.nullcontext()
         if self.ranks is not None:
-            batch = distributed.shard(batch, self.ranks, self.task.target_count)
+            batch = self.trim_global(batch) if self.trim_global else batch
+            start, count = distributed.shard_rows(next(iter(batch.values())).shape[0], self.ranks)
+            batch = distributed.shard(batch, start, count, self.task.target_count)
+            rows = global_rows(start, count)
             batch["stop_votes"] = torch.tensor(float(stop))
-            key = rng.fold_in(key, self.ranks.rank)
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        state, metrics = self.step_fn(state, batch, key)
+        with rows:
+            state, metrics = self.step_fn(state, batch, key)
         if self.ranks is not None:
             stop = float(metrics.pop("stop_votes")) > 0
         return state, metrics, stop
