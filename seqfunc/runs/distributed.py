@@ -89,10 +89,16 @@ def rank_device(device: str | torch.device, ranks: Ranks | None) -> torch.device
 
 
 def all_reduce_sum(vector: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over the group: a functional collective, so ``torch.compile`` traces it."""
-    import torch.distributed._functional_collectives as funcol
+    """Sum a tensor over the group. Traced by ``torch.compile``, a functional collective (one
+    node of the step's graph); eager, torch.distributed's in-place all-reduce, which returns
+    a plain tensor (a functional one would route every later op on the result through its
+    Python wrapper, ~1.5 ms a formula step). Eager, ``vector`` then holds the sum."""
+    if torch.compiler.is_compiling():
+        import torch.distributed._functional_collectives as funcol
 
-    return funcol.all_reduce(vector, "sum", dist.group.WORLD)
+        return funcol.all_reduce(vector, "sum", dist.group.WORLD)
+    dist.all_reduce(vector)
+    return vector
 
 
 def shard_rows(rows: int, ranks: Ranks) -> tuple[int, int]:
