@@ -106,7 +106,10 @@ def _fmt_check_datasets(r: dict) -> str:
 def _fmt_data_parallel(r: dict) -> str:
     return (f"efficiency **{r['efficiency']:.2f}** ({r['examples_per_s_2x1']:.0f} examples/s on 2x1 vs "
             f"{r['examples_per_s_1x1']:.0f} on 1x1, {r['examples_per_s_1x2']:.0f} on 1x2); "
-            f"all-reduce {r['allreduce_fraction']:.1%} of the step")
+            f"all-reduce {r['allreduce_fraction']:.1%} of the step; efficiency = half-batch step "
+            f"{r['efficiency_factors']['half_batch_step']:.2f} x sharing the machine "
+            f"{r['efficiency_factors']['sharing_the_machine']:.2f} x the group (all-reduce, "
+            f"lockstep) {r['efficiency_factors']['all_reduce_and_shard']:.2f}")
 
 
 PY = "{python}"
@@ -138,6 +141,9 @@ JOBS: tuple[Job, ...] = (
         (PY, "benchmarks/checkpoint_cost.py"), 60, _fmt_checkpoint, goal="<= 2 % of the run"),
     Job("data-parallel", "formula step: 2 processes x 1 thread vs 1 process x 1 and x 2 threads",
         (PY, "benchmarks/data_parallel.py"), 120, _fmt_data_parallel, goal="efficiency >= 0.85"),
+    Job("data-parallel-512", "the same at a global batch of 512 (the recipe's: 128)",
+        (PY, "benchmarks/data_parallel.py", "--rounds", "5", "--", "--batch-size", "512"), 420,
+        _fmt_data_parallel, goal="efficiency >= 0.85"),
     Job("check-datasets", "`seqfunc check --dataset` on every built-in dataset",
         (PY, "benchmarks/check_datasets.py"), 120, _fmt_check_datasets,
         goal="every dataset passes"),
