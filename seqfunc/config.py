@@ -14,10 +14,12 @@ import typing
 from typing import Any, TypeVar
 
 import attrs
+import torch
 
 from seqfunc.errors import ConfigError  # re-exported from here too
 
-__all__ = ["ConfigError", "positive", "non_negative", "probability", "one_of", "check_divisible", "to_dict", "from_dict", "typed_fields", "parse_value"]
+__all__ = ["ConfigError", "positive", "non_negative", "probability", "dropout_field",
+           "member_value_fields", "MEMBER_VALUE", "one_of", "check_divisible", "to_dict", "from_dict", "typed_fields", "parse_value"]
 
 T = TypeVar("T")
 
@@ -37,6 +39,28 @@ def _check(predicate, requirement: str):
 positive = _check(lambda v: isinstance(v, (int, float)) and v > 0, "> 0")
 non_negative = _check(lambda v: isinstance(v, (int, float)) and v >= 0, ">= 0")
 probability = _check(lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "in [0, 1)")
+
+#: Metadata key of a model field that the members of one vmapped sweep job may hold apart
+#: because it changes no shape (a dropout rate): inside their step the field is each member's
+#: 0-d tensor, so the model must use it only in tensor arithmetic, never in Python tests.
+MEMBER_VALUE = "seqfunc.member_value"
+
+
+def _rate(instance, attribute, value):
+    """:data:`probability`, except that a tensor passes: a member's rate inside a vmapped step,
+    checked as a number when that member's config was built."""
+    if not isinstance(value, torch.Tensor):
+        probability(instance, attribute, value)
+
+
+def dropout_field(default: float):
+    """A dropout rate field: in [0, 1), and a :data:`MEMBER_VALUE` (sweeps vmap over it)."""
+    return attrs.field(default=default, validator=_rate, metadata={MEMBER_VALUE: True})
+
+
+def member_value_fields(config_cls: type) -> tuple[str, ...]:
+    """The fields of an attrs config class that members of one vmapped job may hold apart."""
+    return tuple(f.name for f in attrs.fields(config_cls) if f.metadata.get(MEMBER_VALUE))
 
 
 def one_of(options):

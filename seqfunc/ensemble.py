@@ -73,7 +73,7 @@ def init_members_state(params: PyTree, optimizer: optim.GradientTransformation) 
 
 def make_ensemble_step(
     loss_fn: Callable, optimizer: optim.GradientTransformation, *, clip_norm=None,
-    compile: bool = False,
+    compile: bool = False, member_values: dict[str, torch.Tensor] | None = None,
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """``step(state, batch, keys) -> (state, metrics)`` over stacked params.
 
@@ -83,6 +83,10 @@ def make_ensemble_step(
     ``clip_norm`` (a float, or a ``(members,)`` tensor: one norm per member) clips each
     member's gradient. Metrics (``loss``, ``grad_norm`` and the loss's aux ones) are
     ``(members,)`` tensors. ``compile=True`` compiles the whole step (once per batch shape).
+
+    ``member_values``: ``{name: (members,) tensor}``, each member's value of model fields
+    that change no shape (:data:`seqfunc.config.MEMBER_VALUE`, e.g. a dropout rate). The loss
+    is then ``loss_fn(params, batch, key, values)``, ``values`` one member's ``{name: 0-d}``.
 
     The parameters travel as one ``(members, n)`` matrix (as :func:`seqfunc.train.make_step`
     holds one run's as a vector): the optimizer's elementwise kernels run once over all
@@ -105,7 +109,7 @@ def make_ensemble_step(
             flat, unravel_members = ravel_members(state.params)
             one = ravel_tree(tree_map(lambda leaf: leaf[0], state.params))[1]
             if layout is None or layout[0] is not one:
-                core = _members_core(loss_fn, inner, one, clip_norm, compile)
+                core = _members_core(loss_fn, inner, one, clip_norm, compile, member_values)
                 layout = (one, core, unravel_members)
         _, core, unravel_members = layout
         new_flat, opt_state, metrics = core(flat, state.opt_state, batch, keys)
@@ -116,24 +120,29 @@ def make_ensemble_step(
     return step
 
 
-def _members_core(loss_fn, inner, unravel_one, clip_norm, compiled: bool) -> Callable:
+def _members_core(loss_fn, inner, unravel_one, clip_norm, compiled: bool, member_values=None) -> Callable:
     """``(flat (members, n), opt_state, batch, keys) -> (flat, opt_state, metrics)``."""
-    member_loss = lambda row, batch, key: loss_fn(unravel_one(row), batch, key)
-    if compiled:
-        grads_of = vmap(grad_and_value(member_loss, has_aux=True), in_dims=(0, None, 0))
+    if member_values:
+        member_loss = lambda row, batch, key, values: loss_fn(unravel_one(row), batch, key, values)
     else:
-        losses_of = vmap(member_loss, in_dims=(0, None, 0))
+        member_loss = lambda row, batch, key, values: loss_fn(unravel_one(row), batch, key)
+    values = member_values or {}
+    in_dims = (0, None, 0, 0)
+    if compiled:
+        grads_of = vmap(grad_and_value(member_loss, has_aux=True), in_dims=in_dims)
+    else:
+        losses_of = vmap(member_loss, in_dims=in_dims)
 
-        def grads_of(flat, batch, keys):
+        def grads_of(flat, batch, keys, values):
             leaf = flat.detach().requires_grad_()
             with torch.enable_grad():
-                loss, aux = losses_of(leaf, batch, keys)
+                loss, aux = losses_of(leaf, batch, keys, values)
                 (grads,) = torch.autograd.grad(loss.sum(), [leaf])
             aux = tree_map(lambda x: x.detach() if isinstance(x, torch.Tensor) else x, aux)
             return grads, (loss.detach(), aux)
 
     def core(flat, opt_state, batch, keys):
-        grads, (loss, aux) = grads_of(flat, batch, keys)
+        grads, (loss, aux) = grads_of(flat, batch, keys, values)
         if clip_norm is not None:
             grads, norms = clip_rows(grads, clip_norm)
         else:

@@ -145,16 +145,23 @@ def normal(
     return (std * radius * torch.cos(2.0 * math.pi * u2)).to(dtype)
 
 
-def bernoulli(key: KeyArray, p: float, shape: Sequence[int], *, offset: int = 0) -> torch.Tensor:
-    """Boolean tensor, True with probability ``p`` (exact to 2**-32).
+def bernoulli(key: KeyArray, p: float | torch.Tensor, shape: Sequence[int], *, offset: int = 0
+              ) -> torch.Tensor:
+    """Boolean tensor, True with probability ``p`` (exact to 2**-32): a number, or a 0-d
+    float64 tensor (e.g. each member's rate under ``vmap``), which draws the same mask as
+    that number.
 
     ``offset``: the elements from ``offset`` on of a longer draw with the same key, i.e.
     ``bernoulli(key, p, (offset + n,))[offset:].reshape(shape)`` (``n`` elements in ``shape``)
     without drawing the first ``offset``."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
-    threshold = int(round(p * 2**32))
-    if threshold >= 2**32:
-        return torch.ones(tuple(shape), dtype=torch.bool, device=key.device)
+    if isinstance(p, torch.Tensor):
+        threshold = torch.round(p.to(torch.float64) * 2**32).to(torch.int64)
+    else:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
+        threshold = int(round(p * 2**32))
+        if threshold >= 2**32:
+            return torch.ones(tuple(shape), dtype=torch.bool, device=key.device)
     # bits < threshold as unsigned words: flip the sign bit of both sides, compare signed
+    # (a tensor threshold is int64: p = 1 gives 2**31, above every int32)
     return _bits32(key, shape, offset).bitwise_xor_(_SIGN_I32) < threshold - 2**31

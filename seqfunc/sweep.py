@@ -8,9 +8,12 @@ Members may differ in the optimizer's hyperparameters (:data:`INJECTED`: the lea
 i.e. the schedule's peak, its end value, Adam's betas, weight decay, momentum, the clipping
 norm) and in the seed: those are tensors in the optimizer state
 (:func:`seqfunc.optim.inject_hyperparams`), one row per member, so one
-:func:`seqfunc.ensemble.make_ensemble_step` trains them all. Members that differ in anything
-else (a model's width, its dropout rate, the schedule's shape) cannot share a step:
-:func:`group_members` puts them in separate jobs, run one after the other.
+:func:`seqfunc.ensemble.make_ensemble_step` trains them all. They may also differ in the
+model's fields that change no shape (:data:`seqfunc.config.MEMBER_VALUE`: the dropout
+rates), which the step passes to each member's model as 0-d tensors
+(:func:`member_model_values`). Members that differ in anything else (a model's width, the
+schedule's shape) cannot share a step: :func:`group_members` puts them in separate jobs, run
+one after the other.
 
 Member ``i`` reproduces ``seqfunc train`` with its config (same keys, same data order, the
 same update in broadcasting ops) up to float rounding.
@@ -19,14 +22,15 @@ same update in broadcasting ops) up to float rounding.
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from typing import Any, Sequence
 
 import attrs
 import torch
 
-from seqfunc import optim
-from seqfunc.config import to_dict
+from seqfunc import optim, registry
+from seqfunc.config import member_value_fields, to_dict
 from seqfunc.errors import ConfigError
+from seqfunc.runs.build import model_config
 from seqfunc.runs.config import TrainConfig
 
 #: TrainConfig fields that may differ between the members of one vmapped job.
@@ -71,11 +75,31 @@ def grid_members(base: TrainConfig, grid: dict[str, Sequence], seeds: Sequence[i
 
 
 def job_key(cfg: TrainConfig) -> str:
-    """What members of one vmapped job must share: everything but the injected fields and
-    the seed."""
+    """What members of one vmapped job must share: everything but the injected fields, the
+    model's :data:`~seqfunc.config.MEMBER_VALUE` fields (dropout rates) and the seed."""
     shared = {k: v for k, v in to_dict(cfg).items() if k not in INJECTED and k != "seed"}
+    apart = member_value_fields(registry.get_model(cfg.model).Config)
+    shared["model_options"] = {k: v for k, v in cfg.model_options.items() if k not in apart}
     shared["clipped"] = cfg.clip_norm is not None
     return repr(sorted(shared.items()))
+
+
+def member_model_values(members: Sequence[TrainConfig], model, dataset) -> dict[str, torch.Tensor]:
+    """Each member's value of ``model``'s :data:`~seqfunc.config.MEMBER_VALUE` fields where
+    the members of one job differ: ``{name: (members,) float64 tensor}`` (empty when they all
+    agree, and the model then runs on its config's numbers)."""
+    configs = [model_config(m, type(model), dataset) for m in members]
+    values = {}
+    for name in member_value_fields(type(model.config)):
+        column = [float(getattr(c, name)) for c in configs]
+        if len(set(column)) > 1:
+            values[name] = torch.tensor(column, dtype=torch.float64)
+    return values
+
+
+def with_values(model, values: dict[str, Any]):
+    """``model`` with some config fields set to ``values`` (a member's 0-d tensors)."""
+    return type(model)(attrs.evolve(model.config, **values)) if values else model
 
 
 def group_members(members: Sequence[TrainConfig], max_members: int | None = None) -> list[list[int]]:

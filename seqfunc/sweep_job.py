@@ -35,7 +35,8 @@ from seqfunc.runs.folder import RunFolder
 from seqfunc.runs.signals import StopSignals
 from seqfunc.runs.state import Progress
 from seqfunc.runs.trainer import train_batches
-from seqfunc.sweep import INJECTED, job_key, members_clip_norm, members_optimizer
+from seqfunc.sweep import (INJECTED, job_key, member_model_values, members_clip_norm, members_optimizer,
+                           with_values)
 from seqfunc.train import TrainState
 from seqfunc.tree import tree_map, tree_stack, tree_unstack
 
@@ -60,6 +61,12 @@ class MembersResult:
                         self.opt_state)
 
 
+def member_loss(task, model) -> Callable:
+    """``loss(params, batch, key, values)``: the task's loss of ``model`` with one member's
+    model values (``{name: 0-d tensor}``, see :func:`seqfunc.sweep.member_model_values`)."""
+    return lambda params, batch, key, values: task.loss_fn(with_values(model, values))(params, batch, key)
+
+
 class MembersJob:
     """The members made runnable: their stacked initial state, the vmapped step with each
     member's key, the batches from any position, evaluation (what
@@ -68,7 +75,8 @@ class MembersJob:
     def __init__(self, members: Sequence[TrainConfig], dataset=None, model=None, task=None):
         if len({job_key(m) for m in members}) > 1:
             raise ConfigError("train_members: the members differ in more than "
-                              f"{', '.join(INJECTED)} and the seed; group them with group_members")
+                              f"{', '.join(INJECTED)}, the model's dropout rates and the seed; "
+                              "group them with group_members")
         self.members = tuple(members)
         self.cfg = cfg = members[0]
         if dataset is None or model is None or task is None:
@@ -82,9 +90,11 @@ class MembersJob:
         clip = members_clip_norm(members)
         self.init_keys, train_keys = member_keys([m.seed for m in members])
         self.train_keys = train_keys.to(self.device)
-        self.step_fn = make_ensemble_step(task.loss_fn(model), self.optimizer,
+        values = {k: v.to(self.device) for k, v in member_model_values(members, model, dataset).items()}
+        self.step_fn = make_ensemble_step(member_loss(task, model) if values else task.loss_fn(model),
+                                          self.optimizer,
                                           clip_norm=None if clip is None else clip.to(self.device),
-                                          compile=bool(cfg.compile))
+                                          compile=bool(cfg.compile), member_values=values)
         self.trim = padding_trimmer(cfg, task)
 
     def initial_state(self) -> TrainState:

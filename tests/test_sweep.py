@@ -35,6 +35,32 @@ def test_sweep_members_equal_single_runs(model_name, options, optimizer, grid):
     assert len({round(r["loss"], 6) for r in finals}) > 1  # the hyperparameters did something
 
 
+# SGD for the reason test_ensemble gives; the GPT's dropout sits on its embeddings,
+# attention output and feed-forward, the classifier's on its embeddings and blocks.
+@pytest.mark.parametrize("dataset_name, model_name, options, data", [
+    ("imdb-synth", "transformer-classifier", {"d_model": 8, "heads": 2, "blocks": 1},
+     {"train_size": 96, "val_size": 32}),
+    ("toy_grammar", "gpt", {"d_model": 16, "heads": 2, "layers": 1}, {}),
+])
+def test_members_with_their_own_dropout_rates_train_in_one_job_as_single_runs(
+        dataset_name, model_name, options, data):
+    base = TrainConfig(dataset=dataset_name, model=model_name, model_options=options,
+                       dataset_options=data, steps=6, batch_size=16, optimizer="sgd", lr=0.05,
+                       warmup_steps=1, eval_every=6)
+    members = grid_members(base, {"model.dropout": [0.0, 0.1, 0.4], "lr": [0.05, 0.1]}, seeds=[0, 5])
+    assert group_members(members) == [list(range(12))]
+    result = train_members(members)
+    for cfg, member in zip(members, result.member_params()):
+        dataset, model, task = build(cfg)
+        assert model.config.dropout == cfg.model_options["dropout"]
+        alone = sequential(cfg, dataset, model, task, cfg.seed, 6)
+        for a, b in zip(tree_leaves(member), tree_leaves(alone)):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+    # the rates did something: same lr and seed, other rate, other parameters
+    first = [tree_leaves(p)[0] for p in result.member_params()]
+    assert not torch.allclose(first[0], first[4]) and not torch.allclose(first[4], first[8])
+
+
 def test_members_that_change_shapes_go_to_separate_jobs():
     base = TrainConfig(dataset="imdb-synth", model="baseline")
     members = grid_members(base, {"model.d_model": [8, 16], "lr": [1e-3, 1e-2]}, seeds=[0, 1, 2])

@@ -23,7 +23,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, check_divisible, non_negative, one_of, positive, probability
+from seqfunc.config import ConfigError, check_divisible, dropout_field, non_negative, one_of, positive
 from seqfunc.nn.pooling import POOLS, pool
 
 MIXERS = ("none", "simple", "attention", "transformer")
@@ -42,7 +42,7 @@ class ClassifierConfig:
     heads: int = attrs.field(default=4, validator=positive)
     blocks: int = attrs.field(default=3, validator=positive)
     d_ff: int | None = attrs.field(default=None, validator=positive)  # None: 4 d_model
-    dropout: float = attrs.field(default=0.0, validator=probability)
+    dropout: float = dropout_field(0.0)
     norm_first: bool = False
     embed_std: float = attrs.field(default=1.0, validator=positive)
     #: attention kernel of the ``attention``/``transformer`` mixers (seqfunc.nn.attention_kernels).

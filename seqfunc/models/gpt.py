@@ -20,7 +20,7 @@ import torch
 from einops import rearrange
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, check_divisible, from_dict, non_negative, positive, probability
+from seqfunc.config import ConfigError, check_divisible, dropout_field, from_dict, non_negative, positive
 from seqfunc.nn import kv_cache
 from seqfunc.nn.attention import project_heads
 from seqfunc.nn.attention_kernels import attention_kernel
@@ -41,7 +41,7 @@ class GPTConfig:
     heads: int = attrs.field(default=4, validator=positive)
     layers: int = attrs.field(default=4, validator=non_negative)
     d_ff: int | None = attrs.field(default=None, validator=positive)  # None: 4 * d_model
-    dropout: float = attrs.field(default=0.0, validator=probability)
+    dropout: float = dropout_field(0.0)
     positions: str = "learned"
     norm_first: bool = True
     tie_weights: bool = False
@@ -159,7 +159,7 @@ class GPT:
                 tokens.shape[1], c.d_model, offset=positions[0], dtype=x.dtype, device=x.device
             )
         drop = c.dropout if train else 0.0
-        keys = list(rng.split(key, 3 * c.layers + 1)) if (key is not None and drop) else [None] * (3 * c.layers + 1)
+        keys = list(rng.split(key, 3 * c.layers + 1)) if (key is not None and nn.dropout_active(drop, train)) else [None] * (3 * c.layers + 1)
         x = nn.dropout(x, drop, key=keys[-1], train=train)
         new_k, new_v = [], []
         for i, layer in enumerate(params["layers"]):

@@ -9,7 +9,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, from_dict, positive, probability
+from seqfunc.config import ConfigError, dropout_field, from_dict, positive
 from seqfunc.nn import recurrent
 
 
@@ -19,7 +19,7 @@ class LSTMLMConfig:
     d_embed: int = attrs.field(default=128, validator=positive)
     hidden: int = attrs.field(default=256, validator=positive)
     layers: int = attrs.field(default=2, validator=positive)
-    dropout: float = attrs.field(default=0.0, validator=probability)
+    dropout: float = dropout_field(0.0)
     tie_weights: bool = False
 
     def __attrs_post_init__(self):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, from_dict, non_negative, positive, probability
+from seqfunc.config import ConfigError, dropout_field, from_dict, non_negative, positive
 
 
 def _hidden_sizes(instance, attribute, value):
@@ -37,7 +37,7 @@ class MLPClassifierConfig:
     num_classes: int = attrs.field(default=2, validator=positive)
     d_embed: int = attrs.field(default=100, validator=positive)
     hidden: tuple[int, ...] = attrs.field(default=(256, 256), converter=tuple, validator=_hidden_sizes)
-    dropout: float = attrs.field(default=0.0, validator=probability)
+    dropout: float = dropout_field(0.0)
     embed_std: float = attrs.field(default=1.0, validator=positive)
 
     def __attrs_post_init__(self):

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, from_dict, non_negative, one_of, positive, probability
+from seqfunc.config import ConfigError, dropout_field, from_dict, non_negative, one_of, positive
 from seqfunc.nn import recurrent
 
 INPUTS = ("one_hot", "embedding")
@@ -42,7 +42,7 @@ class RNNClassifierConfig:
     hidden_size: int = attrs.field(default=128, validator=positive)
     layers: int = attrs.field(default=2, validator=positive)
     single_bias: bool = False
-    dropout: float = attrs.field(default=0.0, validator=probability)  # between layers, and before the output layer
+    dropout: float = dropout_field(0.0)  # between layers, and before the output layer
 
     def __attrs_post_init__(self):
         if self.pad_id >= self.vocab_size:

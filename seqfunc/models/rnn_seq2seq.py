@@ -32,7 +32,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, from_dict, non_negative, one_of, positive, probability
+from seqfunc.config import ConfigError, dropout_field, from_dict, non_negative, one_of, positive
 from seqfunc.models.encoder_decoder import EncoderDecoder, seq2seq_sizes
 from seqfunc.nn.recurrent import init_recurrent, recurrent
 from seqfunc.tree import tree_flatten, tree_unflatten
@@ -56,7 +56,7 @@ class RNNSeq2SeqConfig:
     embedding: int = attrs.field(default=256, validator=positive)  # source and target
     hidden: int = attrs.field(default=256, validator=positive)  # encoder and decoder
     layers: int = attrs.field(default=2, validator=positive)  # encoder and decoder
-    dropout: float = attrs.field(default=0.5, validator=probability)  # on embedded inputs
+    dropout: float = dropout_field(0.5)  # on embedded inputs
     cell: str = attrs.field(default="lstm", validator=one_of(CELLS))
     #: probability that a decoder step is fed the ground truth while training (1.0: always)
     teacher_forcing: float = attrs.field(default=0.5, validator=_ratio)
@@ -153,7 +153,7 @@ class RNNSeq2Seq(EncoderDecoder):
         """Dropout on the target embeddings as a ``(b, t, E)`` multiplier (0 or 1/(1-rate)),
         drawn for the whole block, so the fused and the step-by-step decoders drop the same
         entries; None when nothing is dropped."""
-        if not train or self.config.dropout == 0.0:
+        if not nn.dropout_active(self.config.dropout, train):
             return None
         ones = torch.ones((*tgt_in.shape, table.shape[1]), dtype=table.dtype, device=table.device)
         return nn.dropout(ones, self.config.dropout, key=key, train=True)

@@ -13,7 +13,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, check_divisible, non_negative, positive, probability
+from seqfunc.config import ConfigError, check_divisible, dropout_field, non_negative, positive
 from seqfunc.models.encoder_decoder import EncoderDecoder, seq2seq_sizes
 
 
@@ -28,7 +28,7 @@ class Seq2SeqTransformerConfig:
     encoder_layers: int = attrs.field(default=2, validator=non_negative)
     decoder_layers: int = attrs.field(default=2, validator=positive)
     d_ff: int = attrs.field(default=64, validator=positive)
-    dropout: float = attrs.field(default=0.01, validator=probability)
+    dropout: float = dropout_field(0.01)
     positional: bool = True
     norm_first: bool = False
     activation: str = "relu"

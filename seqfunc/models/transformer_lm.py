@@ -27,7 +27,7 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, check_divisible, from_dict, non_negative, positive, probability
+from seqfunc.config import ConfigError, check_divisible, dropout_field, from_dict, non_negative, positive
 from seqfunc.nn.linear import LINEAR_INITS
 
 INIT_RANGE = 0.1
@@ -40,7 +40,7 @@ class TransformerLMConfig:
     heads: int = attrs.field(default=2, validator=positive)  # nhead in [2, 4]
     d_ff: int = attrs.field(default=200, validator=positive)  # nhid in [200, 250]
     layers: int = attrs.field(default=2, validator=non_negative)  # nlayers in [2, 4]
-    dropout: float = attrs.field(default=0.2, validator=probability)  # [0.0, 0.3]
+    dropout: float = dropout_field(0.2)  # [0.0, 0.3]
     norm_first: bool = False
     #: "torch": the module's initialisation (see the module docstring); "xavier": xavier
     #: weights and zero biases in the encoder layers

@@ -17,7 +17,7 @@ from einops import rearrange
 
 from seqfunc import rng
 from seqfunc.nn.attention_kernels import attention_kernel
-from seqfunc.nn.dropout import dropout
+from seqfunc.nn.dropout import active as dropout_active, dropout
 from seqfunc.nn.linear import init_linear, linear
 
 #: Lists that :func:`record_attention` is filling (empty outside it: the check is a no-op).
@@ -152,7 +152,7 @@ def multi_head_attention(
         weights = kernel.weights(kernel_params, q, k, mask, causal=causal).detach()
         for record in _RECORDERS:
             record.append({"kind": "self" if context is None else "cross", "weights": weights})
-    if train and dropout_rate > 0.0:
+    if dropout_active(dropout_rate, train):
         weights = kernel.weights(kernel_params, q, k, mask, causal=causal)
         mixed = dropout(weights, dropout_rate, key=key, train=train) @ v
     else:

@@ -44,14 +44,23 @@ def _mask_offset(x: torch.Tensor) -> int:
     return start * (x.numel() // rows)
 
 
+def active(rate: float | torch.Tensor, train: bool) -> bool:
+    """Whether dropout at ``rate`` changes anything: training, and a rate that is not 0. A
+    tensor rate (a sweep member's, see :data:`seqfunc.config.MEMBER_VALUE`) counts as active:
+    its value is not known outside the traced step."""
+    return train and (isinstance(rate, torch.Tensor) or rate > 0.0)
+
+
 def dropout(
-    x: torch.Tensor, rate: float, *, key: rng.KeyArray | None, train: bool
+    x: torch.Tensor, rate: float | torch.Tensor, *, key: rng.KeyArray | None, train: bool
 ) -> torch.Tensor:
     """Zero each entry with probability ``rate`` and rescale the rest by ``1 / (1 - rate)``.
 
     Identity when ``train`` is False or ``rate`` is 0. Training with ``rate > 0`` needs a key.
+    ``rate`` may be a 0-d float64 tensor (one per member under ``vmap``): it draws the mask
+    and scale of the same number, and a rate of 0 leaves ``x`` as it is.
     """
-    if not train or rate == 0.0:
+    if not active(rate, train):
         return x
     if key is None:
         raise ValueError(
@@ -59,4 +68,7 @@ def dropout(
             "pass key=seqfunc.rng.key(seed) to apply, or call it with train=False"
         )
     drop = rng.bernoulli(key, rate, x.shape, offset=_mask_offset(x))
-    return (x / (1.0 - rate)).masked_fill(drop, 0.0)
+    keep = 1.0 - rate
+    if isinstance(keep, torch.Tensor):
+        keep = keep.to(x.dtype)
+    return (x / keep).masked_fill(drop, 0.0)

@@ -48,7 +48,7 @@ from torch.func import functional_call
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
-from seqfunc.nn.dropout import dropout
+from seqfunc.nn.dropout import active as dropout_active, dropout
 
 #: cell kind -> gate blocks stacked in each weight (rows = gates * hidden_size)
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -131,7 +131,7 @@ def recurrent(
     if state is not None and len(state) != len(params):
         raise ValueError(f"state has {len(state)} layer(s) but params have {len(params)}")
     new_state = []
-    keys = rng.split(key, len(params)) if (key is not None and train and dropout_rate) else [None] * len(params)
+    keys = rng.split(key, len(params)) if (key is not None and dropout_active(dropout_rate, train)) else [None] * len(params)
     for i, layer in enumerate(params):
         if i > 0:
             x = dropout(x, dropout_rate, key=keys[i], train=train)

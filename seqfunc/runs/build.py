@@ -20,9 +20,13 @@ def build(cfg: TrainConfig):
             f"dataset {cfg.dataset!r} is a {dataset_cls.task!r} dataset"
         )
     dataset = dataset_cls(from_dict(dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"))
+    return dataset, model_cls(model_config(cfg, model_cls, dataset)), task_for(dataset)
+
+
+def model_config(cfg: TrainConfig, model_cls, dataset):
+    """``model_cls``'s config for ``dataset`` with ``cfg``'s model options."""
     overrides = typed_fields(model_cls.Config, dict(cfg.model_options), where="model options")
-    model_config = model_cls.config_for(dataset, **overrides)
-    return dataset, model_cls(model_config), task_for(dataset)
+    return model_cls.config_for(dataset, **overrides)
 
 
 def padding_trimmer(cfg: TrainConfig, task):
