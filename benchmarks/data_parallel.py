@@ -87,7 +87,7 @@ def worker(rank: int, world: int, threads: int, port: int, argv: list[str],
         return (time.perf_counter() - start) / n
 
     def run_all_reduces(n: int) -> float:
-        vector = torch.ones(packed)
+        vector = torch.zeros(packed)  # summed in place: zeros stay zeros
         start = time.perf_counter()
         for _ in range(n):
             distributed.all_reduce_sum(vector)

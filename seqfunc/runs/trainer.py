@@ -44,7 +44,8 @@ class Trainer:
         if ranks is not None:
             loss_fn = distributed.sharded_loss(loss_fn)
         self.step_fn = make_step(loss_fn, self.optimizer, compile=cfg.compile, device=self.device,
-                                 trim=None if ranks is not None else trim, all_reduce=distributed.all_reduce_sum if ranks else None)
+                                 trim=None if ranks is not None else trim,
+                                 all_reduce=distributed.all_reduce_sum if ranks else None)
         self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
 
