@@ -233,6 +233,9 @@ MODEL_CONTRACT: tuple[Attribute, ...] = (
     Attribute("position_free", _S2S + _CLF, ("check",), "overrides under which no positions are seen",
               "no permutation check"),
     Attribute("exempt", _ALL, ("check",), "invariant -> why it does not apply", "every invariant runs"),
+    Attribute("vmappable", _ALL, ("sweep", "fit_ensemble"),
+              "False: apply cannot run under torch.func.vmap (e.g. torch's recurrent kernels)",
+              "True: members are vmapped"),
 )
 
 

@@ -203,6 +203,7 @@ def fit_ensemble(
     dataset across runs).
     """
     from seqfunc.fit import build, make_optimizer
+    from seqfunc.sweep import check_vmappable
     from seqfunc.runs import distributed
 
     if distributed.current() is not None:
@@ -212,6 +213,7 @@ def fit_ensemble(
                           "(its members already share one vmapped step)")
     if dataset is None or model is None or task is None:
         dataset, model, task = build(cfg)
+    check_vmappable(model, cfg.model)
     device = torch.device(cfg.device)
     per_epoch = (
         dataset.num_batches("train", cfg.batch_size) if hasattr(dataset, "num_batches")

@@ -36,6 +36,16 @@ def written_out_cross_entropy(
     return ((torch.logsumexp(logits, -1) - picked) * keep).sum() / keep.sum()
 
 
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of each target: ``logits (..., *t, V)``, ``targets (*t)``
+    (broadcast over the extra leading axes of ``logits``, e.g. ensemble members) ->
+    ``(..., *t)``. One ``cross_entropy`` over the flattened rows, so a row of logits stays
+    contiguous for its log-softmax."""
+    rows = logits.reshape(-1, logits.shape[-1])
+    return F.cross_entropy(rows, targets.expand(logits.shape[:-1]).reshape(-1), reduction="none"
+                           ).view(logits.shape[:-1])
+
+
 def predictions(logits: torch.Tensor) -> torch.Tensor:
     """Predicted class: argmax over ``C``, or ``logit > 0`` when there is one binary logit."""
     if logits.shape[-1] == 1:

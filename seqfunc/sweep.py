@@ -29,6 +29,7 @@ import torch
 
 from seqfunc import optim, registry
 from seqfunc.config import member_value_fields, to_dict
+from seqfunc.contracts import optional
 from seqfunc.errors import ConfigError
 from seqfunc.runs.build import model_config
 from seqfunc.runs.config import TrainConfig
@@ -82,6 +83,14 @@ def job_key(cfg: TrainConfig) -> str:
     shared["model_options"] = {k: v for k, v in cfg.model_options.items() if k not in apart}
     shared["clipped"] = cfg.clip_norm is not None
     return repr(sorted(shared.items()))
+
+
+def check_vmappable(model, name: str) -> None:
+    """A one-line ConfigError for a model that says it cannot run under ``vmap``."""
+    if not optional(model, "vmappable", True):
+        raise ConfigError(f"model {name!r} cannot run under torch.func.vmap (torch's recurrent "
+                          "kernels have no batching rule), so its members cannot train in one "
+                          "vmapped step; train them one by one with seqfunc train")
 
 
 def member_model_values(members: Sequence[TrainConfig], model, dataset) -> dict[str, torch.Tensor]:

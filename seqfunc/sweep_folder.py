@@ -18,6 +18,7 @@ import signal
 from pathlib import Path
 from typing import Callable, Sequence
 
+from seqfunc import registry
 from seqfunc.checkpoint import atomic_write, read_json, write_json
 from seqfunc.config import from_dict, to_dict
 from seqfunc.ensemble import mean_std
@@ -26,7 +27,7 @@ from seqfunc.runs.folder import MetricsLog, RunFolder
 from seqfunc.runs.plots import ACCURACY_METRICS, plot_metrics
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.state import Progress
-from seqfunc.sweep import grid_members, group_members
+from seqfunc.sweep import check_vmappable, grid_members, group_members
 from seqfunc.sweep_job import train_members
 
 
@@ -58,6 +59,7 @@ def run_sweep(
         raise CheckpointError(f"{out} already holds a sweep; resume it with "
                               f"`seqfunc sweep --resume {out}` or choose another --out")
     members = grid_members(base, grid, seeds)  # a bad grid fails before anything is written
+    check_vmappable(registry.get_model(base.model), base.model)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sweep.json", {
         "base": to_dict(base), "grid": [[k, list(v)] for k, v in grid.items()],  # in order

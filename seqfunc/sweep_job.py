@@ -35,7 +35,7 @@ from seqfunc.runs.folder import RunFolder
 from seqfunc.runs.signals import StopSignals
 from seqfunc.runs.state import Progress
 from seqfunc.runs.trainer import train_batches
-from seqfunc.sweep import (INJECTED, job_key, member_model_values, members_clip_norm, members_optimizer,
+from seqfunc.sweep import (INJECTED, check_vmappable, job_key, member_model_values, members_clip_norm, members_optimizer,
                            with_values)
 from seqfunc.train import TrainState
 from seqfunc.tree import tree_map, tree_stack, tree_unstack
@@ -82,6 +82,7 @@ class MembersJob:
         if dataset is None or model is None or task is None:
             dataset, model, task = build(cfg)
         self.dataset, self.model, self.task = dataset, model, task
+        check_vmappable(model, cfg.model)
         self.device = torch.device(cfg.device)
         self.total_steps = total_steps(cfg, steps_per_epoch(dataset, cfg.batch_size))
         self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
@@ -118,9 +119,10 @@ class MembersJob:
         """Each member's validation record, on the first ``eval_batches`` batches
         (``final_eval_batches`` at the end; None: all)."""
         limit = self.cfg.final_eval_batches if final else self.cfg.eval_batches
-        return [self.task.evaluate(self.model, member_params,
-                                   islice(self.dataset.batches("val", self.cfg.eval_batch_size), limit),
-                                   device=self.device)
+        batches = lambda: islice(self.dataset.batches("val", self.cfg.eval_batch_size), limit)
+        if hasattr(self.task, "evaluate_members"):  # one vmapped forward pass for all members
+            return self.task.evaluate_members(self.model, params, batches(), device=self.device)
+        return [self.task.evaluate(self.model, member_params, batches(), device=self.device)
                 for member_params in tree_unstack(params)]
 
 

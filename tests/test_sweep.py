@@ -165,6 +165,19 @@ def test_a_data_parallel_sweep_is_refused_in_one_line(capsys, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_a_model_vmap_cannot_run_is_refused_in_one_line_before_anything_is_written(capsys, tmp_path):
+    from seqfunc.cli import main
+    from seqfunc.ensemble import fit_ensemble
+
+    argv = ["sweep", "toy_grammar", "--model", "lstm_lm", "--grid", "lr=1e-3,1e-2", "--steps", "2"]
+    assert main([*argv, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'lstm_lm' cannot run under torch.func.vmap" in err[0], err
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(ConfigError, match="cannot run under torch.func.vmap"):
+        fit_ensemble(TrainConfig(dataset="toy_grammar", model="lstm_lm", steps=2), seeds=[0, 1])
+
+
 def test_sweep_prints_its_base_config_and_refuses_tensorboard(capsys, tmp_path):
     import json
 

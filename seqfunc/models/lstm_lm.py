@@ -32,6 +32,8 @@ class LSTMLMConfig:
 class LSTMLM:
     name: ClassVar[str] = "lstm_lm"
     task_kinds: ClassVar[tuple[str, ...]] = ("language_model",)
+    #: torch's recurrent kernels have no vmap batching rule: no sweeps or vmapped ensembles.
+    vmappable: ClassVar[bool] = False
     Config: ClassVar[type] = LSTMLMConfig
     #: ``seqfunc check``: torch's fused LSTM kernel (``aten::lstm``) has no vmap batching rule,
     #: so stacked-parameter ensembles of this model are not supported (yet).

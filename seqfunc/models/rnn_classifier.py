@@ -75,6 +75,8 @@ class RNNClassifier:
 
     name: ClassVar[str] = "rnn-classifier"
     task_kinds: ClassVar[tuple[str, ...]] = ("classification",)
+    #: torch's recurrent kernels have no vmap batching rule: no sweeps or vmapped ensembles.
+    vmappable: ClassVar[bool] = False
     Config: ClassVar[type] = RNNClassifierConfig
     check_options: ClassVar[dict] = {"hidden_size": 8, "layers": 2, "d_embed": 8, "dropout": 0.1}
     exempt: ClassVar[dict] = {

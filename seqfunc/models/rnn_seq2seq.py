@@ -87,6 +87,8 @@ class RNNSeq2Seq(EncoderDecoder):
 
     name: ClassVar[str] = "rnn-seq2seq"
     task_kinds: ClassVar[tuple[str, ...]] = ("seq2seq",)
+    #: torch's recurrent kernels have no vmap batching rule: no sweeps or vmapped ensembles.
+    vmappable: ClassVar[bool] = False
     Config: ClassVar[type] = RNNSeq2SeqConfig
     #: ``seqfunc check``: two layers so the state hand-over is checked per layer; the default
     #: teacher_forcing (0.5) makes the determinism check run the step-by-step decoder.

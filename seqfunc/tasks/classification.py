@@ -9,6 +9,7 @@ import torch
 
 from seqfunc import metrics
 from seqfunc.contracts import decode_text
+from seqfunc.tasks.members import member_count, members_apply, sums
 
 CLASSIFICATION = "classification"
 
@@ -39,15 +40,24 @@ class ClassificationTask:
     @torch.no_grad()
     def evaluate(self, model, params, batches, *, device=None) -> dict[str, float]:
         """Mean loss and accuracy over every example of ``batches``."""
-        loss_sum = correct = examples = 0.0
+        return self._evaluate(model.apply, params, batches, device, None)[0]
+
+    @torch.no_grad()
+    def evaluate_members(self, model, params, batches, *, device=None) -> list[dict[str, float]]:
+        """:meth:`evaluate` of each member of stacked ``params``, one vmapped forward a batch."""
+        return self._evaluate(members_apply(model), params, batches, device, member_count(params))
+
+    def _evaluate(self, apply, params, batches, device, members: int | None) -> list[dict[str, float]]:
+        loss_sum, correct, examples = sums(members, device), sums(members, device), 0
         for batch in batches:
             tokens, labels = batch["tokens"].to(device), batch["label"].to(device)
-            logits = model.apply(params, tokens)
-            loss_sum += float(metrics.cross_entropy(logits, labels)) * len(labels)
-            correct += float((metrics.predictions(logits) == labels).sum())
+            logits = apply(params, tokens)  # (b, C), or (members, b, C)
+            loss_sum += metrics.token_nll(logits, labels).sum(-1).double()
+            correct += (metrics.predictions(logits) == labels).sum(-1).double()
             examples += len(labels)
         n = max(examples, 1)
-        return {"loss": loss_sum / n, "accuracy": correct / n, "examples": int(examples)}
+        return [{"loss": float(lo) / n, "accuracy": float(c) / n, "examples": examples}
+                for lo, c in zip(loss_sum.reshape(-1), correct.reshape(-1))]
 
     @torch.no_grad()
     def examples(self, model, params, dataset, n: int, *, device=None) -> list[str]:

@@ -17,10 +17,10 @@ from typing import Callable, ClassVar
 
 import attrs
 import torch
-import torch.nn.functional as F
 
 from seqfunc import metrics, rng
 from seqfunc.contracts import decode_text, optional
+from seqfunc.tasks.members import member_count, members_apply, sums
 
 LANGUAGE_MODEL = "language_model"
 
@@ -30,17 +30,18 @@ LANGUAGE_MODEL = "language_model"
 EVAL_LOGITS_PER_CHUNK = 2**22
 
 
-def vocab_size(model, params, inputs: torch.Tensor) -> int:
-    """The model's output width: its config's ``vocab_size``, else that of one position."""
+def vocab_size(model, params, inputs: torch.Tensor, apply=None) -> int:
+    """The model's output width: its config's ``vocab_size``, else that of one position
+    (through ``apply``, default ``model.apply``)."""
     size = getattr(getattr(model, "config", None), "vocab_size", None)
-    return size if size else model.apply(params, inputs[:1, :1]).shape[-1]
+    return size if size else (apply or model.apply)(params, inputs[:1, :1]).shape[-1]
 
 
-def row_chunks(shape: tuple[int, int], vocab: int) -> list[slice]:
-    """Row slices of a ``(b, t)`` batch whose logits hold at most
+def row_chunks(shape: tuple[int, int], vocab: int, members: int = 1) -> list[slice]:
+    """Row slices of a ``(b, t)`` batch whose logits (of every member) hold at most
     :data:`EVAL_LOGITS_PER_CHUNK` values (at least one row each)."""
     b, t = shape
-    rows = max(1, EVAL_LOGITS_PER_CHUNK // max(t * vocab, 1))
+    rows = max(1, EVAL_LOGITS_PER_CHUNK // max(t * vocab * members, 1))
     return [slice(start, start + rows) for start in range(0, b, rows)]
 
 
@@ -70,26 +71,35 @@ class LanguageModelTask:
 
     @torch.no_grad()
     def evaluate(self, model, params, batches, *, device=None) -> dict[str, float]:
-        total = last = 0.0
+        return self._evaluate(model, model.apply, params, batches, device, None)[0]
+
+    @torch.no_grad()
+    def evaluate_members(self, model, params, batches, *, device=None) -> list[dict[str, float]]:
+        """:meth:`evaluate` of each member of stacked ``params``, one vmapped forward a chunk."""
+        return self._evaluate(model, members_apply(model), params, batches, device, member_count(params))
+
+    def _evaluate(self, model, apply, params, batches, device, members: int | None) -> list[dict]:
+        total, last = sums(members, device), sums(members, device)
         tokens = sequences = 0
         vocab = None
         for batch in batches:
             inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
-            vocab = vocab or vocab_size(model, params, inputs)
-            for rows in row_chunks(inputs.shape, vocab):
-                nll = F.cross_entropy(
-                    model.apply(params, inputs[rows]).flatten(0, 1), targets[rows].reshape(-1),
-                    reduction="none",
-                ).view(targets[rows].shape)
-                total += float(nll.sum())
-                last += float(nll[:, -1].sum())
+            vocab = vocab or vocab_size(model, params, inputs, apply)
+            for rows in row_chunks(inputs.shape, vocab, members or 1):
+                nll = metrics.token_nll(apply(params, inputs[rows]), targets[rows])  # (..., r, t)
+                total += nll.sum((-2, -1)).double()
+                last += nll[..., -1].sum(-1).double()
             tokens += targets.numel()
             sequences += targets.shape[0]
-        loss = total / max(tokens, 1)
+        return [self._record(float(t) / max(tokens, 1), float(la) / max(sequences, 1), tokens)
+                for t, la in zip(total.reshape(-1), last.reshape(-1))]
+
+    def _record(self, loss: float, last: float, tokens: int) -> dict[str, float]:
+        """The metrics from the mean loss per token and at the last position."""
         record = {
             "loss": loss,
             "bits_per_token": loss / math.log(2),
-            "last_bits_per_token": last / max(sequences, 1) / math.log(2),
+            "last_bits_per_token": last / math.log(2),
             "tokens": tokens,
         }
         if self.unit == "word":
