@@ -32,7 +32,7 @@ from seqfunc import optim, rng
 from seqfunc.compiled import compile_fn
 from seqfunc.train import TrainState
 from seqfunc.tree import (
-    ravel_tree, tree_flatten, tree_leaves, tree_map, tree_stack, tree_unflatten, tree_unstack,
+    ravel_tree, tree_flatten, tree_leaves, tree_map, tree_stack, tree_unflatten,
 )
 
 PyTree = Any
@@ -204,6 +204,7 @@ def fit_ensemble(
     """
     from seqfunc.fit import build, make_optimizer
     from seqfunc.sweep import check_vmappable
+    from seqfunc.tasks.members import evaluate_each
     from seqfunc.runs import distributed
 
     if distributed.current() is not None:
@@ -245,14 +246,10 @@ def fit_ensemble(
                 f"{[round(float(x), 4) for x in metrics['loss']]}, {train_s:.1f}s")
 
     start = time.perf_counter()
-    members = []
-    for member_params in tree_unstack(state.params):
-        members.append({
-            split: task.evaluate(
-                model, member_params, dataset.batches(split, cfg.eval_batch_size), device=device
-            )
-            for split in eval_splits
-        })
+    by_split = {split: evaluate_each(task, model, state.params,
+                                     lambda: dataset.batches(split, cfg.eval_batch_size), device=device)
+                for split in eval_splits}
+    members = [{split: records[i] for split, records in by_split.items()} for i in range(len(seeds))]
     eval_s = time.perf_counter() - start
     return EnsembleResult(tuple(int(s) for s in seeds), tuple(members), state.params, step,
                           train_s, eval_s)

@@ -37,6 +37,7 @@ from seqfunc.runs.state import Progress
 from seqfunc.runs.trainer import train_batches
 from seqfunc.sweep import (INJECTED, check_vmappable, job_key, member_model_values, members_clip_norm, members_optimizer,
                            with_values)
+from seqfunc.tasks.members import evaluate_each
 from seqfunc.train import TrainState
 from seqfunc.tree import tree_map, tree_stack, tree_unstack
 
@@ -120,10 +121,7 @@ class MembersJob:
         (``final_eval_batches`` at the end; None: all)."""
         limit = self.cfg.final_eval_batches if final else self.cfg.eval_batches
         batches = lambda: islice(self.dataset.batches("val", self.cfg.eval_batch_size), limit)
-        if hasattr(self.task, "evaluate_members"):  # one vmapped forward pass for all members
-            return self.task.evaluate_members(self.model, params, batches(), device=self.device)
-        return [self.task.evaluate(self.model, member_params, batches(), device=self.device)
-                for member_params in tree_unstack(params)]
+        return evaluate_each(self.task, self.model, params, batches, device=self.device)
 
 
 def train_members(

@@ -7,12 +7,21 @@ A task that offers ``evaluate_members(model, params, batches, device=None) -> [r
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch.func import vmap
 
-from seqfunc.tree import tree_leaves
+from seqfunc.tree import tree_leaves, tree_unstack
+
+
+def evaluate_each(task, model, params, batches: Callable[[], Iterable[dict]], *, device=None
+                  ) -> list[dict]:
+    """Each member's record of stacked ``params``: in one vmapped pass when the task offers
+    ``evaluate_members``, else member by member (``batches()`` makes the batches anew)."""
+    if hasattr(task, "evaluate_members"):
+        return task.evaluate_members(model, params, batches(), device=device)
+    return [task.evaluate(model, p, batches(), device=device) for p in tree_unstack(params)]
 
 
 def members_apply(model) -> Callable:
