@@ -5,6 +5,8 @@ A task object is built from a dataset (``Task.for_dataset(dataset)``) and provid
 * ``loss_fn(model, train=True) -> loss(params, batch, key) -> (loss, aux_metrics)``, the pure
   function :func:`seqfunc.train.make_step` differentiates;
 * ``evaluate(model, params, batches, device=None) -> {metric: float}`` for a split;
+* optionally ``evaluate_members(model, stacked_params, batches, device=None) -> [record, ...]``,
+  the same for every member of a vmapped job in one pass (:mod:`seqfunc.tasks.members`);
 * optionally ``trim_padding(batch) -> batch``, the batch without the positions that are
   padding in every row, which training applies before each step (``TrainConfig.trim_padding``).
 
