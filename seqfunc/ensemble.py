@@ -122,11 +122,9 @@ def make_ensemble_step(
 
 def _members_core(loss_fn, inner, unravel_one, clip_norm, compiled: bool, member_values=None) -> Callable:
     """``(flat (members, n), opt_state, batch, keys) -> (flat, opt_state, metrics)``."""
-    if member_values:
-        member_loss = lambda row, batch, key, values: loss_fn(unravel_one(row), batch, key, values)
-    else:
-        member_loss = lambda row, batch, key, values: loss_fn(unravel_one(row), batch, key)
     values = member_values or {}
+    with_values = loss_fn if values else (lambda params, batch, key, _: loss_fn(params, batch, key))
+    member_loss = lambda row, batch, key, values: with_values(unravel_one(row), batch, key, values)
     in_dims = (0, None, 0, 0)
     if compiled:
         grads_of = vmap(grad_and_value(member_loss, has_aux=True), in_dims=in_dims)

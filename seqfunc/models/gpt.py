@@ -159,7 +159,9 @@ class GPT:
                 tokens.shape[1], c.d_model, offset=positions[0], dtype=x.dtype, device=x.device
             )
         drop = c.dropout if train else 0.0
-        keys = list(rng.split(key, 3 * c.layers + 1)) if (key is not None and nn.dropout_active(drop, train)) else [None] * (3 * c.layers + 1)
+        n_keys = 3 * c.layers + 1
+        keyed = key is not None and nn.dropout_active(drop, train)
+        keys = list(rng.split(key, n_keys)) if keyed else [None] * n_keys
         x = nn.dropout(x, drop, key=keys[-1], train=train)
         new_k, new_v = [], []
         for i, layer in enumerate(params["layers"]):

@@ -131,7 +131,8 @@ def recurrent(
     if state is not None and len(state) != len(params):
         raise ValueError(f"state has {len(state)} layer(s) but params have {len(params)}")
     new_state = []
-    keys = rng.split(key, len(params)) if (key is not None and dropout_active(dropout_rate, train)) else [None] * len(params)
+    keyed = key is not None and dropout_active(dropout_rate, train)
+    keys = rng.split(key, len(params)) if keyed else [None] * len(params)
     for i, layer in enumerate(params):
         if i > 0:
             x = dropout(x, dropout_rate, key=keys[i], train=train)
