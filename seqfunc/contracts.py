@@ -117,6 +117,9 @@ class Model(Protocol):
 
     Seq2seq models also provide ``encode(params, src) -> context`` and
     ``decode(params, context, tgt_in) -> logits`` for the decoders in :mod:`seqfunc.decode`.
+    A language model may split ``apply`` into ``features(params, inputs) -> (b, t, d)`` and its
+    output layer ``head(params, x (..., d)) -> (..., V)``: evaluation then runs the body once a
+    batch and the output layer on cache-sized chunks of positions.
 
     **What ``seqfunc check`` holds a model to** (:mod:`seqfunc.testing`), by task kind:
     causal correctness (seq2seq over ``tgt_in``, language_model over ``inputs``), padding
@@ -229,6 +232,11 @@ MODEL_CONTRACT: tuple[Attribute, ...] = (
               "decode(params, context, tgt_in) -> (b, t, V)", "apply(params, src, tgt_in)"),
     Attribute("init_cache", _LM, ("generate", "train"), "init_cache + extend: a KV cache for sampling",
               "each new token recomputes the whole prefix"),
+    Attribute("features", _LM, ("train", "sweep", "check"),
+              "features(params, inputs) -> (b, t, d) with head(params, x (..., d)) -> (..., V), "
+              "apply = head(features): evaluation makes the logits a cache-sized chunk of "
+              "positions at a time",
+              "apply on chunks of rows"),
     Attribute("check_options", _ALL, ("check",), "config overrides for a tiny check model", "a probe-sized config"),
     Attribute("position_free", _S2S + _CLF, ("check",), "overrides under which no positions are seen",
               "no permutation check"),

@@ -104,18 +104,33 @@ def test_transformer_lm_init_is_seed_002s():
     assert torch.all(params["decoder"]["bias"] == 0)
 
 
-def test_evaluation_in_row_chunks_equals_whole_batches(monkeypatch):
+class ApplyOnly:
+    """A language model that offers ``apply`` alone (no ``features``/``head``)."""
+
+    def __init__(self, model):
+        self.config, self.apply = model.config, model.apply
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["features-then-head", "apply-only"])
+def test_evaluation_in_chunks_equals_whole_batches(monkeypatch, split):
     from seqfunc.tasks import language_model
 
-    model = GPT(GPTConfig(vocab_size=13, context=6, d_model=8, heads=2, layers=1))
-    params = model.init(rng.key(0))
+    gpt = GPT(GPTConfig(vocab_size=13, context=6, d_model=8, heads=2, layers=1))
+    model = gpt if split else ApplyOnly(gpt)
+    assert language_model.splits_output_layer(model) == split
+    params = gpt.init(rng.key(0))
     tokens = rng.random_bits(rng.key(1), (2, 5, 7)) % 13
     batches = [{"inputs": t[:, :-1], "targets": t[:, 1:]} for t in tokens]
     task = language_model.LanguageModelTask()
+    monkeypatch.setattr(language_model, "EVAL_LOGITS_PER_CHUNK", 10**9)  # one chunk a batch
     whole = task.evaluate(model, params, batches)
-    monkeypatch.setattr(language_model, "EVAL_LOGITS_PER_CHUNK", 2 * 6 * 13)  # 2 rows a chunk
+    monkeypatch.setattr(language_model, "EVAL_LOGITS_PER_CHUNK", 2 * 6 * 13)  # 2 rows, 12 positions
     assert language_model.row_chunks((5, 6), 13) == [slice(0, 2), slice(2, 4), slice(4, 6)]
     chunked = task.evaluate(model, params, batches)
-    assert chunked.keys() == whole.keys()
+    assert chunked.keys() == whole.keys() and chunked["tokens"] == 2 * 5 * 6
     for name in whole:
         assert chunked[name] == pytest.approx(whole[name], rel=1e-6)
+    logits = gpt.apply(params, torch.cat([b["inputs"] for b in batches]))
+    targets = torch.cat([b["targets"] for b in batches])
+    direct = torch.nn.functional.cross_entropy(logits.reshape(-1, 13), targets.reshape(-1))
+    assert chunked["loss"] == pytest.approx(float(direct), rel=1e-5)

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from seqfunc import nn, registry, rng
 from seqfunc.cli import main
 from seqfunc.models import Seq2SeqTransformer
+from seqfunc.models.gpt import GPT
 from seqfunc.testing import (
     FIELDS, check_causal, check_padding, fake_distribution, probe_dataset,
     run_checks, strategies,
@@ -182,6 +183,23 @@ def test_a_classifier_counting_pads_fails_padding_reproducibly():
     assert result.counterexample == again["padding_invariance"].counterexample  # derandomized
 
 
+class OffsetHeadGPT(GPT):
+    """A head that is not the output layer ``apply`` uses: ``head(features) != apply``."""
+
+    def apply(self, params, tokens, *, key=None, train=False):
+        return GPT.head(self, params, self.features(params, tokens, key=key, train=train))
+
+    def head(self, params, features):
+        return GPT.head(self, params, features) + 1e-2
+
+
+def test_a_head_that_is_not_applys_output_layer_fails_head_of_features():
+    wrong = run_checks(OffsetHeadGPT, only=["head_of_features"], max_examples=3)
+    assert wrong.failed == ["head_of_features"], wrong.summary()
+    assert "head(features(inputs)) != apply(inputs)" in wrong["head_of_features"].error
+    assert run_checks(GPT, only=["head_of_features"], max_examples=3).passed == ["head_of_features"]
+
+
 def test_eager_equals_compiled_on_a_tiny_model():
     report = run_checks(BagOfEmbeddings, only=["eager_equals_compiled"], max_examples=2)
     assert report.passed == ["eager_equals_compiled"], report.summary()
@@ -206,7 +224,7 @@ def test_gru_plugin_passes(monkeypatch):
 
     report = run_checks(GRUSeq2Seq, compile=False, max_examples=8)
     assert report.ok, report.summary()
-    assert report.skipped == ["permutation_invariance", "eager_equals_compiled"]
+    assert report.skipped == ["permutation_invariance", "eager_equals_compiled", "head_of_features"]
 
 
 # -- every built-in model passes --------------------------------------------------------------------

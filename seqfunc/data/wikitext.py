@@ -140,14 +140,10 @@ class WikiText2Dataset:
         )
         self.files = {split: files[name] for split, name in names.items()}
         tokenizer = basic_english if self.config.tokenizer == "basic_english" else str.split
-        tokens = {}
-        for split, path in self.files.items():
-            if path not in tokens.values():
-                tokens[split] = tokenize_lines(read_utf8(path), tokenizer)
-            else:
-                tokens[split] = tokens["val"]
-        self.vocab = build_vocab(tokens["train"])
-        self.data = {s: torch.tensor(self.vocab[t], dtype=torch.int64) for s, t in tokens.items()}
+        by_file = {path: tokenize_lines(read_utf8(path), tokenizer) for path in set(self.files.values())}
+        self.vocab = build_vocab(by_file[self.files["train"]])
+        ids = {path: torch.tensor(self.vocab[tokens], dtype=torch.int64) for path, tokens in by_file.items()}
+        self.data = {split: ids[path] for split, path in self.files.items()}
 
     #: Seed 002's loop reads the stream in order every epoch.
     shuffle: ClassVar[bool] = False

@@ -117,12 +117,23 @@ class GPT:
         train: bool = False,
     ) -> torch.Tensor:
         """``tokens (b, t)`` -> logits ``(b, t, vocab)``, ``t <= context`` for learned positions."""
+        return self.head(params, self.features(params, tokens, key=key, train=train))
+
+    def features(
+        self, params: dict, tokens: torch.Tensor, *, key: rng.KeyArray | None = None,
+        train: bool = False,
+    ) -> torch.Tensor:
+        """``tokens (b, t)`` -> the last block's outputs ``(b, t, d_model)``, before :meth:`head`."""
         t = tokens.shape[1]
         if self.config.positions == "learned" and t > self.config.context:
             raise ValueError(f"GPT: {t} tokens exceed the learned position table ({self.config.context})")
         positions = torch.arange(t, device=tokens.device)
-        logits, _ = self._forward(params, tokens, positions, key, train)
-        return logits
+        return self._forward(params, tokens, positions, key, train)[0]
+
+    def head(self, params: dict, features: torch.Tensor) -> torch.Tensor:
+        """The output layer: ``features (..., d_model)`` -> logits ``(..., vocab)`` (through the
+        token embedding when the weights are tied)."""
+        return nn.linear(params.get("head") or {"weight": params["embed"]["weight"]}, features)
 
     def init_cache(self, params: dict, batch: int, max_len: int) -> dict:
         """An empty KV cache for ``batch`` sequences of up to ``max_len`` tokens."""
@@ -145,11 +156,12 @@ class GPT:
         pos, t = cache["pos"], tokens.shape[1]
         window = kv_cache.visible_window(pos, t, kv_cache.capacity(cache))
         positions = pos + torch.arange(t, device=tokens.device)
-        return self._forward(params, tokens, positions, None, False, cached=(cache, window, donate))
+        features, cache = self._forward(params, tokens, positions, None, False, cached=(cache, window, donate))
+        return self.head(params, features), cache
 
     def _forward(self, params, tokens, positions, key, train, cached=None):
-        """``cached``: None (plain causal attention over ``tokens``) or ``(cache, window,
-        donate)`` for :meth:`extend`."""
+        """``(features (b, t, d_model), cache' or None)``. ``cached``: None (plain causal
+        attention over ``tokens``) or ``(cache, window, donate)`` for :meth:`extend`."""
         c = self.config
         x = nn.embedding(params["embed"], tokens)
         if c.positions == "learned":
@@ -191,11 +203,9 @@ class GPT:
             x = self._residual(x, layer["ff_norm"], ff, drop, k_ff, train)
         if c.norm_first:
             x = nn.layer_norm(params["norm"], x)
-        head = params.get("head") or {"weight": params["embed"]["weight"]}
-        logits = nn.linear(head, x)
         if cached is None:
-            return logits, None
-        return logits, {"k": new_k, "v": new_v, "pos": cached[0]["pos"] + tokens.shape[1]}
+            return x, None
+        return x, {"k": new_k, "v": new_v, "pos": cached[0]["pos"] + tokens.shape[1]}
 
     def _residual(self, x, norm, sublayer, rate, key, train):
         if self.config.norm_first:

@@ -58,23 +58,31 @@ class LSTMLM:
         return params
 
     def _run(self, params, tokens, state, key, train):
+        """``(features (b, t, hidden), state')``."""
         c = self.config
         k_in, k_rnn, k_out = rng.split(key, 3) if key is not None else (None, None, None)
         rate = c.dropout if train else 0.0
         x = nn.dropout(nn.embedding(params["embed"], tokens), rate, key=k_in, train=train)
         x, state = recurrent.lstm(params["lstm"], x, state, dropout_rate=rate, key=k_rnn, train=train)
-        x = nn.dropout(x, rate, key=k_out, train=train)
-        head = params.get("head") or {"weight": params["embed"]["weight"]}
-        return nn.linear(head, x), state
+        return nn.dropout(x, rate, key=k_out, train=train), state
 
     def apply(self, params, tokens: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
         """``tokens (b, t)`` -> logits ``(b, t, vocab)`` from a zero state."""
+        return self.head(params, self.features(params, tokens, key=key, train=train))
+
+    def features(self, params, tokens: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
+        """``tokens (b, t)`` -> the last LSTM layer's outputs ``(b, t, hidden)``, before :meth:`head`."""
         return self._run(params, tokens, None, key, train)[0]
+
+    def head(self, params, features: torch.Tensor) -> torch.Tensor:
+        """The output layer: ``features (..., hidden)`` -> logits ``(..., vocab)`` (through the
+        token embedding when the weights are tied)."""
+        return nn.linear(params.get("head") or {"weight": params["embed"]["weight"]}, features)
 
     def init_cache(self, params, batch: int, max_len: int) -> dict:
         """The recurrent state is the whole cache (no length limit): None = zeros."""
         return {"state": None}
 
     def extend(self, params, tokens: torch.Tensor, cache: dict):
-        logits, state = self._run(params, tokens, cache["state"], None, False)
-        return logits, {"state": state}
+        features, state = self._run(params, tokens, cache["state"], None, False)
+        return self.head(params, features), {"state": state}

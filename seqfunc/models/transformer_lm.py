@@ -85,6 +85,10 @@ class TransformerLM:
 
     def apply(self, params, src: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
         """``src (b, t)`` -> logits ``(b, t, vocab)``."""
+        return self.head(params, self.features(params, src, key=key, train=train))
+
+    def features(self, params, src: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
+        """``src (b, t)`` -> the last encoder layer's outputs ``(b, t, d_model)``, before :meth:`head`."""
         c = self.config
         keys = list(rng.split(key, c.layers + 1)) if key is not None else [None] * (c.layers + 1)
         x = nn.embedding(params["encoder"], src) * math.sqrt(c.d_model)
@@ -92,4 +96,8 @@ class TransformerLM:
         mask = nn.causal_mask(src.shape[1], device=src.device)
         for layer, k in zip(params["layers"], keys):
             x = nn.encoder_layer(layer, x, opts=self.block_options, mask=mask, key=k, train=train)
-        return nn.linear(params["decoder"], x)
+        return x
+
+    def head(self, params, features: torch.Tensor) -> torch.Tensor:
+        """The output layer (seed 002's ``decoder``): ``features (..., d_model)`` -> ``(..., vocab)``."""
+        return nn.linear(params["decoder"], features)

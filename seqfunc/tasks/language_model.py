@@ -20,14 +20,13 @@ import torch
 
 from seqfunc import metrics, rng
 from seqfunc.contracts import decode_text, optional
-from seqfunc.tasks.members import member_count, members_apply, sums
+from seqfunc.tasks.members import member_count, over_members, sums
 
 LANGUAGE_MODEL = "language_model"
 
-#: Evaluation runs a batch's rows in chunks of at most this many logits (16 MB of float32):
-#: a large vocabulary's ``(rows, t, V)`` logits then stay in the CPU's cache between the output
-#: layer and the loss (WikiText-2's whole test split, V = 12,001: 11.6 s instead of 18 s).
-EVAL_LOGITS_PER_CHUNK = 2**22
+#: Evaluation makes at most this many logits at a time (8 MB of float32), so that a large
+#: vocabulary's logits stay in the CPU's cache between the output layer and the loss.
+EVAL_LOGITS_PER_CHUNK = 2**21
 
 
 def vocab_size(model, params, inputs: torch.Tensor, apply=None) -> int:
@@ -43,6 +42,30 @@ def row_chunks(shape: tuple[int, int], vocab: int, members: int = 1) -> list[sli
     b, t = shape
     rows = max(1, EVAL_LOGITS_PER_CHUNK // max(t * vocab * members, 1))
     return [slice(start, start + rows) for start in range(0, b, rows)]
+
+
+def splits_output_layer(model) -> bool:
+    """Whether the model offers ``features`` and ``head`` (``apply = head(features)``)."""
+    return callable(getattr(model, "features", None)) and callable(getattr(model, "head", None))
+
+
+def nll_by_rows(model, params, inputs, targets, vocab: int, members: int | None) -> torch.Tensor:
+    """Each target's negative log-likelihood ``(..., b, t)``, ``apply`` run on chunks of rows."""
+    apply = over_members(model.apply, members)
+    return torch.cat([metrics.token_nll(apply(params, inputs[rows]), targets[rows])
+                      for rows in row_chunks(inputs.shape, vocab, members or 1)], -2)
+
+
+def nll_by_positions(model, params, inputs, targets, vocab: int, members: int | None) -> torch.Tensor:
+    """Each target's negative log-likelihood ``(..., b, t)``: ``features`` of the whole batch
+    at once, then ``head`` and the loss on chunks of positions. The body runs on large
+    matrices; only the ``(positions, vocab)`` logits are cut to fit the cache."""
+    features = over_members(model.features, members)(params, inputs).flatten(-3, -2)  # (..., b*t, d)
+    head, flat_targets = over_members(model.head, members, shared=False), targets.reshape(-1)
+    step = max(1, EVAL_LOGITS_PER_CHUNK // (vocab * (members or 1)))
+    nll = [metrics.token_nll(head(params, features[..., start:start + step, :]), flat_targets[start:start + step])
+           for start in range(0, flat_targets.numel(), step)]
+    return torch.cat(nll, -1).unflatten(-1, targets.shape)
 
 
 @attrs.frozen
@@ -71,24 +94,24 @@ class LanguageModelTask:
 
     @torch.no_grad()
     def evaluate(self, model, params, batches, *, device=None) -> dict[str, float]:
-        return self._evaluate(model, model.apply, params, batches, device, None)[0]
+        return self._evaluate(model, params, batches, device, None)[0]
 
     @torch.no_grad()
     def evaluate_members(self, model, params, batches, *, device=None) -> list[dict[str, float]]:
         """:meth:`evaluate` of each member of stacked ``params``, one vmapped forward a chunk."""
-        return self._evaluate(model, members_apply(model), params, batches, device, member_count(params))
+        return self._evaluate(model, params, batches, device, member_count(params))
 
-    def _evaluate(self, model, apply, params, batches, device, members: int | None) -> list[dict]:
+    def _evaluate(self, model, params, batches, device, members: int | None) -> list[dict]:
         total, last = sums(members, device), sums(members, device)
         tokens = sequences = 0
         vocab = None
+        nll_of = nll_by_positions if splits_output_layer(model) else nll_by_rows
         for batch in batches:
             inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
-            vocab = vocab or vocab_size(model, params, inputs, apply)
-            for rows in row_chunks(inputs.shape, vocab, members or 1):
-                nll = metrics.token_nll(apply(params, inputs[rows]), targets[rows])  # (..., r, t)
-                total += nll.sum((-2, -1)).double()
-                last += nll[..., -1].sum(-1).double()
+            vocab = vocab or vocab_size(model, params, inputs, over_members(model.apply, members))
+            nll = nll_of(model, params, inputs, targets, vocab, members)  # (..., b, t)
+            total += nll.sum((-2, -1)).double()
+            last += nll[..., -1].sum(-1).double()
             tokens += targets.numel()
             sequences += targets.shape[0]
         return [self._record(float(t) / max(tokens, 1), float(la) / max(sequences, 1), tokens)

@@ -30,6 +30,15 @@ def members_apply(model) -> Callable:
     return vmap(model.apply, in_dims=(0, None))
 
 
+def over_members(fn: Callable, members: int | None, *, shared: bool = True) -> Callable:
+    """``fn(params, x)`` for stacked ``params`` when ``members`` is not None (vmapped over the
+    members; ``x`` shared, or ``shared=False``: one ``x`` a member along its first axis),
+    else ``fn`` itself."""
+    if members is None:
+        return fn
+    return vmap(fn, in_dims=(0, None if shared else 0))
+
+
 def member_count(params) -> int:
     """The length of the leading (members) axis of stacked parameters."""
     return tree_leaves(params)[0].shape[0]

@@ -17,6 +17,8 @@ causal, unordered), so one definition serves every task kind and every model.
 ``determinism``          ``init(key)`` and ``apply(..., key, train=True)`` repeat bit for bit;
                          another key gives other params
 ``eager_equals_compiled``  ``torch.compile(apply)`` gives the eager outputs
+``head_of_features``     for a model with ``features`` and ``head``: ``head(features(x))``
+                         equals ``apply(x)``
 =======================  =========================================================================
 """
 
@@ -221,6 +223,25 @@ def check_compiled(model, params, probe: ProbeDataset, case: dict) -> None:
     assert_close(compiled, _apply(model, params, probe, case["inputs"]), "compiled apply != eager")
 
 
+# -- the output layer split off ------------------------------------------------------------------
+def head_cases(probe: ProbeDataset) -> st.SearchStrategy:
+    return st.fixed_dictionaries({"inputs": model_inputs(probe)})
+
+
+def check_head_of_features(model, params, probe: ProbeDataset, case: dict) -> None:
+    """``head(params, features(params, *inputs)) == apply(params, *inputs)`` (eval mode), and
+    ``head`` applies to any leading shape (evaluation flattens the positions)."""
+    args = [case["inputs"][f.name] for f in probe.fields]
+    with torch.no_grad():
+        features = model.features(params, *args)
+        flat = model.head(params, features.reshape(-1, features.shape[-1]))
+        whole = model.head(params, features)
+    expected = _apply(model, params, probe, case["inputs"])
+    assert_close(whole, expected, "head(features(inputs)) != apply(inputs)")
+    assert_close(flat.reshape(expected.shape), expected,
+                 "head on the flattened positions of features(inputs) != apply(inputs)")
+
+
 # -- the table ------------------------------------------------------------------------------------
 @attrs.frozen
 class Invariant:
@@ -231,6 +252,8 @@ class Invariant:
     needs_field: str = ""
     #: config overrides the model must declare under this class attribute ("" = none)
     needs_declared: str = ""
+    #: the optional model methods it checks, all needed for it to apply
+    needs_methods: tuple[str, ...] = ()
     slow: bool = False  # compiles: skippable with --no-compile
     max_examples: int | None = None  # a cap for the costly ones
 
@@ -244,5 +267,6 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant("vmap_equals_loop", vmap_cases, check_vmap, max_examples=5),
     Invariant("determinism", determinism_cases, check_determinism),
     Invariant("eager_equals_compiled", compiled_cases, check_compiled, slow=True, max_examples=3),
+    Invariant("head_of_features", head_cases, check_head_of_features, needs_methods=("features", "head")),
 )
 INVARIANT_NAMES = tuple(i.name for i in INVARIANTS)

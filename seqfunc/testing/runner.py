@@ -123,6 +123,9 @@ def _skip_reason(model_cls: type, inv: Invariant, probe: ProbeDataset, *, compil
         return f"a {probe.task} model has no {inv.needs_field} input"
     if inv.needs_declared and getattr(model_cls, inv.needs_declared, None) is None:
         return f"{model_cls.__name__} declares no {inv.needs_declared} config"
+    missing = [m for m in inv.needs_methods if not callable(getattr(model_cls, m, None))]
+    if missing:
+        return f"{model_cls.__name__} has no {' or '.join(missing)} method"
     return None
 
 
