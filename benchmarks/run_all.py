@@ -179,6 +179,15 @@ JOBS: tuple[Job, ...] = (
         ("seqfunc", "train", "imdb", "--no-progress", "--out", "{out}"), 150,
         lambda r: f"**{r['accuracy']:.4f}** validation accuracy in **{r['wall_s']:.0f} s**",
         goal=">= 0.89 validation", reads="run"),
+    Job("wikitext2-smoke", "WikiText-2: 5 steps, the whole validation split evaluated at the end",
+        ("seqfunc", "train", "wikitext2", "--steps", "5", "--eval-batches", "2", "--no-progress",
+         "--out", "{out}"), 20,
+        lambda r: f"**{r['wall_s']:.1f} s** ({r['tokens']:,} validation tokens)",
+        goal="< 15 s", reads="run"),
+    Job("lm-evaluation", "language-model evaluation: output layer on chunks of positions vs apply on "
+        "chunks of rows", (PY, "benchmarks/lm_evaluation.py"), 60,
+        lambda r: (f"**{r['speedup']:.2f}x** ({r['tokens_per_s_positions']:,} vs "
+                   f"{r['tokens_per_s_rows']:,} tokens/s); same loss: {'yes' if r['same_loss'] else '**no**'}")),
     Job("wikitext2", "WikiText-2 word-level Transformer LM",
         ("seqfunc", "train", "wikitext2", "--no-progress", "--out", "{out}"), 480,
         lambda r: f"perplexity **{r['perplexity']:.0f}** in **{r['wall_s'] / 60:.1f} min**",
