@@ -69,6 +69,20 @@ def test_basic_english_matches_torchtext():
     ]
 
 
+FRAGMENTS = ["<br />", "<br \n/>", "It's", '"', ".", ",", "(", ")", "!", "?", ";", ":", " ", "\t", "\n",
+             "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\u2028", "\u0130", "\u03a3", "Word"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.characters(), max_size=30).map("".join))
+def test_tokenizing_a_whole_file_equals_basic_english_line_by_line(text):
+    reference = []
+    for line in text.splitlines():
+        words = wikitext.basic_english(line)
+        reference += words + [wikitext.EOS] if words else []
+    assert wikitext.tokenize_lines(text) == reference
+
+
 def test_wikitext_from_a_small_folder(tmp_path):
     (tmp_path / "wiki.valid.tokens").write_text(" = A = \n\n the cat sat . \n the dog sat . \n")
     (tmp_path / "wiki.test.tokens").write_text(" the bird sat . \n")

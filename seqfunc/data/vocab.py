@@ -49,7 +49,8 @@ class Vocab:
 
     def __getitem__(self, tokens):
         if isinstance(tokens, (list, tuple)):
-            return [self[t] for t in tokens]
+            index = self.token_to_idx  # known tokens without a method call each
+            return [index[t] if t in index else self[t] for t in tokens]
         if tokens in self.token_to_idx:
             return self.token_to_idx[tokens]
         if self.unk is None:

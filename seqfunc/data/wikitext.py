@@ -41,10 +41,24 @@ def basic_english(line: str) -> list[str]:
     return line.split()
 
 
+def _basic_english_lines(text: str) -> list[str]:
+    """The lines of ``text`` with ``basic_english``'s substitutions made on the whole text at
+    once (none of them matches or inserts a line break; the last, ``\\s+``, is left to
+    ``split``): the words of each line are then its ``split()``, as ``basic_english(line)``."""
+    text = text.lower()
+    for pattern, replacement in _BASIC_ENGLISH[:-1]:
+        text = pattern.sub(replacement, text)
+    return text.splitlines()
+
+
 def tokenize_lines(text: str, tokenizer=basic_english) -> list[str]:
     """All tokens of a file, each non-empty line followed by ``<eos>``."""
     tokens: list[str] = []
-    for line in text.splitlines():
+    if tokenizer is basic_english:
+        lines, tokenizer = _basic_english_lines(text), str.split
+    else:
+        lines = text.splitlines()
+    for line in lines:
         words = tokenizer(line)
         if words:
             tokens.extend(words)
