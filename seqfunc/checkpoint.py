@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from seqfunc.errors import CheckpointError  # re-exported from here too
+from seqfunc.errors import CheckpointError, CheckpointMismatch  # re-exported from here too
 from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
 
 PARAMS_FILE = "params.safetensors"
@@ -81,17 +81,18 @@ def tree_tensors(tree: Any) -> dict[str, torch.Tensor]:
 
 def params_from_tensors(flat: dict[str, torch.Tensor], template: dict, *, where: str) -> dict:
     """The inverse of :func:`params_tensors` into the structure of ``template`` (e.g.
-    ``model.init(key)``); names and shapes must match exactly, and a mismatch names the keys."""
+    ``model.init(key)``); names and shapes must match exactly, and a mismatch
+    (:class:`~seqfunc.errors.CheckpointMismatch`) names the keys."""
     expected = flatten_dict(template)
     missing, unexpected = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(
+        raise CheckpointMismatch(
             f"{where}: parameters do not match the model: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )
     for name, value in expected.items():
         if tuple(flat[name].shape) != tuple(value.shape):
-            raise CheckpointError(
+            raise CheckpointMismatch(
                 f"{where}: {name} has shape {tuple(flat[name].shape)}, the model expects "
                 f"{tuple(value.shape)}"
             )
@@ -105,10 +106,10 @@ def tree_from_tensors(flat: dict[str, torch.Tensor], template: Any, *, where: st
     """The inverse of :func:`tree_tensors` into the structure of ``template``."""
     leaves, spec = tree_flatten(template)
     if sorted(flat, key=int) != [str(i) for i in range(len(leaves))]:
-        raise CheckpointError(f"{where}: {len(flat)} tensors, expected {len(leaves)}")
+        raise CheckpointMismatch(f"{where}: {len(flat)} tensors, expected {len(leaves)}")
     for i, leaf in enumerate(leaves):
         if tuple(flat[str(i)].shape) != tuple(leaf.shape):
-            raise CheckpointError(f"{where}: tensor {i} has shape {tuple(flat[str(i)].shape)}, "
+            raise CheckpointMismatch(f"{where}: tensor {i} has shape {tuple(flat[str(i)].shape)}, "
                                   f"expected {tuple(leaf.shape)}")
     return tree_unflatten([flat[str(i)] for i in range(len(leaves))], spec)
 

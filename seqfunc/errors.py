@@ -32,6 +32,17 @@ class CheckpointError(SeqfuncError, RuntimeError):
     """A run folder or checkpoint that cannot be read or written; the message names the file."""
 
 
+class CheckpointMismatch(CheckpointError):
+    """A whole checkpoint that does not fit what the run now builds (a parameter's shape, the
+    config it was written with): not damage, so it is left as it is; the message names what
+    differs and how to go on."""
+
+
+class RunLocked(SeqfuncError):
+    """Another process is writing the run (or sweep) folder; the message names it (pid, host,
+    start time)."""
+
+
 class DataError(ConfigError):
     """A data file holds something it should not; the message names the file and line."""
 

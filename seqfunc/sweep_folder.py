@@ -1,5 +1,6 @@
 """A sweep on disk: ``run_sweep`` trains a grid x seeds and leaves a sweep folder::
 
+    .lock               the lock of the process writing the sweep (runs/lock.py)
     sweep.json          the base config, the grid, the seeds and --max-members
     jobs/job-NNN/       checkpoints of a vmapped job while it trains (removed when it is done)
     members/NNN-.../    one run folder per member (config.json, metrics.jsonl, params...),
@@ -24,6 +25,7 @@ from seqfunc.config import from_dict, to_dict
 from seqfunc.ensemble import mean_std
 from seqfunc.errors import CheckpointError, RunInterrupted
 from seqfunc.runs.folder import MetricsLog, RunFolder
+from seqfunc.runs.lock import FolderLock
 from seqfunc.runs.plots import ACCURACY_METRICS, plot_metrics
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.state import Progress
@@ -60,12 +62,18 @@ def run_sweep(
                               f"`seqfunc sweep --resume {out}` or choose another --out")
     members = grid_members(base, grid, seeds)  # a bad grid fails before anything is written
     check_vmappable(registry.get_model(base.model), base.model)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "sweep.json", {
-        "base": to_dict(base), "grid": [[k, list(v)] for k, v in grid.items()],  # in order
-        "seeds": list(seeds), "max_members": max_members,
-    })
-    return _train_sweep(out, members, dict(grid), list(seeds), max_members, log)
+    lock = FolderLock.acquire(out, what="sweep")  # one writer: runs/lock.py
+    try:
+        if (out / "sweep.json").exists():  # started by another process meanwhile
+            raise CheckpointError(f"{out} already holds a sweep; resume it with "
+                                  f"`seqfunc sweep --resume {out}` or choose another --out")
+        write_json(out / "sweep.json", {
+            "base": to_dict(base), "grid": [[k, list(v)] for k, v in grid.items()],  # in order
+            "seeds": list(seeds), "max_members": max_members,
+        })
+        return _train_sweep(out, members, dict(grid), list(seeds), max_members, log)
+    finally:
+        lock.release()
 
 
 def resume_sweep(out_dir, *, log: Callable[[str], None] = print) -> dict:
@@ -83,7 +91,9 @@ def resume_sweep(out_dir, *, log: Callable[[str], None] = print) -> dict:
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{out / 'sweep.json'}: not a sweep description "
                               "(base, grid, seeds, max_members)") from None
-    return _train_sweep(out, grid_members(base, grid, seeds), grid, seeds, max_members, log)
+    members = grid_members(base, grid, seeds)
+    with FolderLock.acquire(out, what="sweep"):
+        return _train_sweep(out, members, grid, seeds, max_members, log)
 
 
 def _train_sweep(out: Path, members: list[TrainConfig], grid: dict, seeds: list, max_members,

@@ -201,6 +201,12 @@ class CsvDataset(ClassificationData):
             self.classes = tuple(label_order(labels))
             self.vocab = frequency_vocab((tokens for tokens, _ in train), c.vocab_size)
         index = {name: i for i, name in enumerate(self.classes)}
+        new = [label for _, label in train if label not in index]
+        if new:  # only class names saved with a run can lack one: the file changed since
+            raise DataError(f"{c.path}: label {new[0]!r} is not among the classes saved with "
+                            f"the run ({ARTIFACT_FILE}: {', '.join(self.classes)}); the file "
+                            "changed since the run started: restore it, or start a new run "
+                            "with another --out")
         unknown = [label for _, label in val if label not in index]
         if unknown:
             source = c.val_path or c.path

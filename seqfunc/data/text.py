@@ -146,7 +146,16 @@ class TextDataset(CharLMDataset):
     def _encode_fast(self, text: str) -> torch.Tensor:
         if self.config.unit == "byte":
             return torch.from_numpy(np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64))
-        return encode_text(text, self.vocab) if text else torch.zeros(0, dtype=torch.int64)
+        if not text:
+            return torch.zeros(0, dtype=torch.int64)
+        try:
+            return encode_text(text, self.vocab)
+        except ValueError:  # only a vocabulary saved with a run can lack a character of it
+            new = [c for c in dict.fromkeys(text) if c not in self.vocab]
+            shown = ", ".join(repr(c) for c in new[:10]) + (" ..." if len(new) > 10 else "")
+            raise DataError(f"{self._path()}: {len(new)} character(s) not in the vocabulary saved "
+                            f"with the run ({VOCAB_FILE}): {shown}; the file changed since the "
+                            "run started: restore it, or start a new run with another --out") from None
 
     def _check_sizes(self, data: dict[str, torch.Tensor]) -> None:
         """Each split needs a window of ``context + 1`` tokens; the message names the options."""

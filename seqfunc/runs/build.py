@@ -3,6 +3,8 @@ and the run's length in steps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from seqfunc import optim, registry
 from seqfunc.config import from_dict, typed_fields
 from seqfunc.errors import ConfigError
@@ -10,8 +12,11 @@ from seqfunc.runs.config import TrainConfig
 from seqfunc.tasks import task_for
 
 
-def build(cfg: TrainConfig):
-    """Dataset, model, task and their configs from the registry, checked for compatibility."""
+def build(cfg: TrainConfig, artifacts: Path | None = None):
+    """Dataset, model, task and their configs from the registry, checked for compatibility.
+
+    ``artifacts``: a run folder whose saved vocabulary, tokenizers or class names the dataset
+    reads (``from_artifacts``) instead of building them from its data, as a resume does."""
     dataset_cls = registry.get_dataset(cfg.dataset)
     model_cls = registry.get_model(cfg.model)
     if dataset_cls.task not in model_cls.task_kinds:
@@ -19,7 +24,11 @@ def build(cfg: TrainConfig):
             f"model {cfg.model!r} serves task kind(s) {', '.join(model_cls.task_kinds)} but "
             f"dataset {cfg.dataset!r} is a {dataset_cls.task!r} dataset"
         )
-    dataset = dataset_cls(from_dict(dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"))
+    dataset_config = from_dict(dataset_cls.Config, dict(cfg.dataset_options), where="dataset options")
+    if artifacts is not None and hasattr(dataset_cls, "from_artifacts"):
+        dataset = dataset_cls.from_artifacts(dataset_config, artifacts)
+    else:
+        dataset = dataset_cls(dataset_config)
     return dataset, model_cls(model_config(cfg, model_cls, dataset)), task_for(dataset)
 
 

@@ -37,10 +37,19 @@ def folder_name(step: int) -> str:
 
 
 def checkpoint_steps(root: Path) -> list[int]:
-    """Steps of the checkpoint folders under ``root`` (complete or not), oldest first."""
+    """Steps of the checkpoint folders under ``root`` (complete or not), oldest first.
+
+    Only folders named exactly as :func:`folder_name` names them count: a file, or a folder
+    such as ``step-000000099`` (another spelling of step 99), is not a checkpoint and is
+    ignored."""
     if not root.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in root.iterdir() if (m := _NAME.match(p.name)))
+    steps = []
+    for p in root.iterdir():
+        m = _NAME.match(p.name)
+        if m and p.name == folder_name(int(m.group(1))) and p.is_dir():
+            steps.append(int(m.group(1)))
+    return sorted(steps)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -121,9 +130,16 @@ def _verified(folder: Path) -> dict[str, bytes]:
     return files
 
 
+def read_state(folder: Path) -> dict:
+    """The verified ``state.json`` of a checkpoint folder (its Progress, and the config it
+    was written with where it records one)."""
+    return json.loads(_verified(folder)[STATE])
+
+
 def read(folder: Path, params_template, opt_template, *, device=None):
     """``(params, opt_state, state_dict)`` of a checkpoint folder, verified; the templates
-    (a fresh init) give the structures. Raises :class:`CheckpointError` naming the bad file."""
+    (a fresh init) give the structures. Raises :class:`CheckpointError` naming the bad file,
+    :class:`~seqfunc.errors.CheckpointMismatch` for whole files that do not fit the templates."""
     files = _verified(folder)
     device = str(device or "cpu")
     try:

@@ -1,5 +1,7 @@
-"""A run folder on disk: one writer (the process of rank 0), every process a reader.
+"""A run folder on disk: one writer (the process of rank 0, holding the folder's lock:
+runs/lock.py), every process a reader.
 
+    .lock               the writer's lock (pid, host, start time of the process holding it)
     config.json         the full config (re-running it reproduces the run)
     metrics.jsonl       one JSON object per line: step, split, loss, metrics
     curves.png          loss and accuracy curves (needs matplotlib)
@@ -16,7 +18,7 @@ from typing import Callable
 
 from seqfunc.checkpoint import read_json, save_params, save_tree, write_json
 from seqfunc.config import from_dict, to_dict
-from seqfunc.errors import CheckpointError
+from seqfunc.errors import CheckpointError, CheckpointMismatch
 from seqfunc.runs import checkpoint
 from seqfunc.runs.config import TrainConfig
 
@@ -48,16 +50,32 @@ class RunFolder:
             raise CheckpointError(f"{self.path} already holds a run; resume it with "
                                   f"`seqfunc train --resume {self.path}` or choose another --out")
 
-    def write_config(self, cfg: TrainConfig, dataset, model) -> None:
-        if not self.writer:
-            return
-        write_json(self.path / "config.json", {
+    @staticmethod
+    def config_record(cfg: TrainConfig, dataset, model) -> dict:
+        """What ``config.json`` holds for this config, dataset and model."""
+        return {
             "train": to_dict(cfg),
             "dataset": {"name": cfg.dataset, "config": to_dict(dataset.config)},
             "model": {"name": cfg.model, "config": to_dict(model.config)},
-        })
-        if hasattr(dataset, "save_artifacts"):  # e.g. trained tokenizers: the run needs them
+        }
+
+    def write_config(self, cfg: TrainConfig, dataset, model, *, artifacts: bool = True) -> None:
+        """``config.json`` and, with ``artifacts``, what the dataset learned from its data
+        (vocabulary, tokenizers, class names), written first: a folder with a config.json
+        has them. A resume passes ``artifacts=False``: it reads them, never rewrites them;
+        config.json is rewritten only if it changes (e.g. a longer ``--steps``)."""
+        if not self.writer:
+            return
+        if artifacts and hasattr(dataset, "save_artifacts"):
             dataset.save_artifacts(self.path)
+        record = self.config_record(cfg, dataset, model)
+        path = self.path / "config.json"
+        try:
+            unchanged = path.is_file() and read_json(path) == json.loads(json.dumps(record, default=str))
+        except CheckpointError:
+            unchanged = False
+        if not unchanged:
+            write_json(path, record)
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -73,11 +91,16 @@ class RunFolder:
         """``(folder, params, opt_state, state)`` of the newest complete checkpoint, or None.
 
         Damaged ones (truncated, corrupted, unfinished) are reported naming the file, set
-        aside as ``damaged-step-N`` and the next older one is tried."""
+        aside as ``damaged-step-N`` and the next older one is tried. One that is whole but
+        does not fit the templates raises :class:`CheckpointMismatch` (its ``folder`` set)
+        and is left as it is."""
         for step in reversed(checkpoint.checkpoint_steps(self.checkpoints)):
             folder = self.checkpoints / checkpoint.folder_name(step)
             try:
                 return (folder, *checkpoint.read(folder, params_template, opt_template, device=device))
+            except CheckpointMismatch as exc:  # whole, written for another model: not damage
+                exc.folder = folder
+                raise
             except (CheckpointError, OSError) as exc:  # OSError: set aside by the writer meanwhile
                 if not self.writer:
                     continue

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from seqfunc.errors import NonFiniteError, RunInterrupted, SeqfuncError
+from seqfunc.errors import CheckpointMismatch, NonFiniteError, RunInterrupted, SeqfuncError
 from seqfunc.runs import distributed, tensorboard
+from seqfunc.runs import resume as resume_checks
 from seqfunc.runs.config import TrainConfig, check_resume_config
 from seqfunc.runs.folder import MetricsLog, RunFolder
+from seqfunc.runs.lock import FolderLock
 from seqfunc.runs.plots import plot_metrics
 from seqfunc.runs.side_tasks import SideTasks
 from seqfunc.runs.signals import StopSignals
@@ -47,9 +49,18 @@ def fit(
     ranks = ranks if ranks is not None else distributed.current()
     writer = ranks is None or ranks.is_writer
     log = log if writer else (lambda line: None)
-    run, trainer = _setup(out_dir, cfg, resume, ranks, writer)
+    run, trainer, (state, at), lock = _setup(out_dir, cfg, resume, ranks, writer, log)
+    try:
+        return _train(run, trainer, state, at, ranks, writer, progress, log)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(run: RunFolder, trainer: Trainer, state, at: Progress, ranks, writer: bool,
+           progress: bool, log) -> dict[str, Any]:
     cfg = trainer.cfg
-    state, at = _starting_state(run, trainer, resume, log)
+    record = run.config_record(cfg, trainer.dataset, trainer.model)
     metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines, writer=writer,
                          tensorboard=run.path / EVENTS_FOLDER if cfg.tensorboard else None)
     if hasattr(trainer.dataset, "summary") and at.step == 0:
@@ -64,7 +75,8 @@ def fit(
 
     def checkpoint():
         at.metrics_lines, at.elapsed_s = metrics.lines, clock()
-        return run.write_checkpoint(at.step, state.params, state.opt_state, at.to_json(),
+        return run.write_checkpoint(at.step, state.params, state.opt_state,
+                                    {**at.to_json(), resume_checks.CONFIG_KEY: record},
                                     cfg.keep_checkpoints)
 
     try:
@@ -101,23 +113,41 @@ def fit(
     at.metrics_lines, at.elapsed_s = metrics.lines, clock()
     run.write_final(state.params, state.opt_state, at.to_json())
     side.plot(run.path / "curves.png", plot_metrics)
+    if not side.last_val:  # a resume at its last step: the run's last evaluation
+        return next((r for r in reversed(metrics.records) if r.get("split") == "val"), {})
     return side.last_val
 
 
-def _setup(out_dir, cfg, resume: bool, ranks, writer: bool) -> tuple[RunFolder, Trainer]:
-    """The run folder (its config written) and the trainer; a config error stops every rank
-    here, before anything is written."""
+def _setup(out_dir, cfg, resume: bool, ranks, writer: bool, log):
+    """``(run folder, trainer, (state, progress), lock)``: the writer locks the folder first
+    (runs/lock.py); the trainer is built and a resume's checkpoint read and checked
+    (runs/resume.py) before anything is written. A config error, a mismatch or a held lock
+    stops every rank here; a new folder that got no further is removed again."""
     run = RunFolder(out_dir, writer=writer)
-    trainer = failure = None
+    lock = trainer = start = failure = None
     try:
-        trainer = Trainer(_run_config(run, cfg, resume), ranks)
+        if writer:
+            lock = FolderLock.acquire(run.path)
+        trainer = Trainer(_run_config(run, cfg, resume), ranks, artifacts=run.path if resume else None)
         if trainer.cfg.tensorboard and writer:
             tensorboard.require()  # before anything is written
+        start = _starting_state(run, trainer, resume, log)
     except SeqfuncError as exc:
         failure = exc
+    except BaseException:
+        if lock is not None:
+            lock.release(remove_created=not resume)
+        raise
+    if failure is not None and lock is not None:
+        lock.release(remove_created=not resume)
     distributed.raise_together(failure, ranks)
-    run.write_config(trainer.cfg, trainer.dataset, trainer.model)
-    return run, trainer
+    try:
+        run.write_config(trainer.cfg, trainer.dataset, trainer.model, artifacts=not resume)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return run, trainer, start, lock
 
 
 def _run_config(run: RunFolder, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
@@ -134,16 +164,24 @@ def _run_config(run: RunFolder, cfg: TrainConfig | None, resume: bool) -> TrainC
 
 
 def _starting_state(run: RunFolder, trainer: Trainer, resume: bool, log):
-    """A fresh state at step 0, or the newest complete checkpoint's with its Progress."""
+    """A fresh state at step 0, or the newest complete checkpoint's with its Progress, checked
+    to fit this run (:mod:`seqfunc.runs.resume`)."""
     state = trainer.initial_state()
     if not resume:
         return state, Progress()
-    found = run.latest_checkpoint(state.params, state.opt_state, device=trainer.device, log=log)
+    record = run.config_record(trainer.cfg, trainer.dataset, trainer.model)
+    try:
+        found = run.latest_checkpoint(state.params, state.opt_state, device=trainer.device, log=log)
+    except CheckpointMismatch as exc:
+        raise resume_checks.mismatch(run, exc.folder, exc, record) from None
     if found is None:
         log(f"resuming {run}: no complete checkpoint, starting from step 0")
         return state, Progress()
     folder, params, opt_state, saved = found
+    if isinstance(saved.get(resume_checks.CONFIG_KEY), dict):
+        resume_checks.check_config(run, record, folder, saved[resume_checks.CONFIG_KEY])
     at = Progress.from_json(saved, where=str(folder / "state.json"))
+    resume_checks.check_length(run, at, trainer.total_steps, folder)
     log(f"resuming {run} from {folder.name}")
     return trainer.restored_state(params, opt_state, at.step), at
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from itertools import islice
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -26,10 +27,12 @@ class Trainer:
     rank then steps on its shard of every global batch and the step sums gradients over
     ranks (:mod:`seqfunc.runs.distributed`)."""
 
-    def __init__(self, cfg: TrainConfig, ranks: distributed.Ranks | None = None):
+    def __init__(self, cfg: TrainConfig, ranks: distributed.Ranks | None = None, *,
+                 artifacts: Path | None = None):
+        """``artifacts``: the run folder whose saved vocabulary the dataset reads (a resume)."""
         self.cfg, self.ranks = cfg, ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
-        self.dataset, self.model, self.task = build(cfg)
+        self.dataset, self.model, self.task = build(cfg, artifacts)
         # A group trims the global batch before sharding it, so that every shard keeps the
         # global batch's width and with it the dropout masks of one process (nn.dropout).
         trim = padding_trimmer(cfg, self.task)
