@@ -6,6 +6,8 @@
 - :mod:`~seqfunc.runs.state`: a run's position (:class:`Progress`)
 - :mod:`~seqfunc.runs.checkpoint`: atomic, verified checkpoint folders
 - :mod:`~seqfunc.runs.folder`: the run folder, its config and metrics log
+- :mod:`~seqfunc.runs.lock`: one writer per run folder (an OS file lock)
+- :mod:`~seqfunc.runs.resume`: what a resume checks before it writes anything
 - :mod:`~seqfunc.runs.signals`: SIGINT/SIGTERM as requests to stop
 - :mod:`~seqfunc.runs.side_tasks`: progress, records, samples, plots (never fatal)
 - :mod:`~seqfunc.runs.loop`: :func:`fit`
