@@ -131,6 +131,24 @@ def test_resume_reads_the_saved_vocabulary_not_the_data_file(run, capsys):
     assert json.loads((run / "state.json").read_text())["step"] == 8
 
 
+def test_new_class_in_a_csv_file_is_refused_and_the_classes_kept(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    words = ["good", "bad", "fine", "dull"]
+    rows = [f"{words[i % 4]} {words[(i * 3) % 4]} {words[(i + 1) % 4]},{('pos', 'neg')[i % 2]}"
+            for i in range(60)]
+    Path("d.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert cli.main(["train", "csv", "-d", "path=d.csv", "--steps", "4", "--batch-size", "8",
+                     "--eval-every", "2", "--examples", "0", "--no-progress", "--out", "run"]) == 0
+    capsys.readouterr()
+    before = snapshot(tmp_path / "run")
+    with open("d.csv", "a", encoding="utf-8") as f:
+        f.write("good good,neutral\n")
+    assert resume(tmp_path / "run", "--steps", "6") == 2
+    err = one_line_error(capsys)
+    assert "'neutral' is not among the classes saved with the run (classes.json: neg, pos)" in err
+    assert snapshot(tmp_path / "run") == before
+
+
 def edit_config(run: Path, **train_fields) -> None:
     config = json.loads((run / "config.json").read_text())
     for name, value in train_fields.items():
