@@ -247,3 +247,89 @@ def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback(tmp_path,
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert len(err.strip().splitlines()) <= 1, err
+
+
+# -- stopping a multi-process run -------------------------------------------------------------
+
+NPROC_XOR = ["train", "xor", "--steps", "24", "--batch-size", "32", "--checkpoint-every", "4",
+             "--eval-every", "8", "--examples", "0", "-t", "log_every=2", "--no-progress",
+             "--nproc", "2"]
+TAG = "SEQFUNC_TEST_INPUT_SAFETY"
+#: Loaded by every Python process of the launched group (PYTHONPATH): rank 0 of the first
+#: attempt signals its parent, the launcher, right after a chosen step, so the stop comes
+#: mid-run whatever the machine's speed.
+SIGNAL_PARENT = '''
+import os, signal
+at, name = os.environ.get("SEQFUNC_TEST_SIGNAL_AT"), os.environ.get("SEQFUNC_TEST_SIGNAL")
+if at and os.environ.get("RANK") == "0" and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+    from seqfunc.runs import trainer
+    original = trainer.Trainer.step
+    def step(self, state, batch, step, *args):
+        out = original(self, state, batch, step, *args)
+        if step + 1 == int(at):
+            os.kill(os.getppid(), getattr(signal, name))
+        return out
+    trainer.Trainer.step = step
+'''
+
+
+def kill_tagged(tag: str) -> None:
+    """SIGKILL every process left whose environment carries ``TAG=tag``."""
+    marker = f"{TAG}={tag}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def seqfunc_launch(argv: list[str], env: dict | None = None) -> tuple[int, str, str]:
+    """``python -m seqfunc ARGV`` with a timeout; every process it started is killed after."""
+    tag = os.urandom(8).hex()
+    proc = subprocess.Popen([sys.executable, "-m", "seqfunc", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {}), TAG: tag})
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        kill_tagged(tag)
+    return proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def nproc_reference(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("nproc") / "ref"
+    code, _, err = seqfunc_launch([*NPROC_XOR, "--out", str(run)])
+    assert code == 0, err[-3000:]
+    return run
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_to_the_launcher_is_one_clean_stop_and_resumes_bit_exact(tmp_path, nproc_reference,
+                                                                           name, code):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SIGNAL_PARENT)
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    run = tmp_path / "run"
+    got, out, err = seqfunc_launch([*NPROC_XOR, "--out", str(run)],
+                                   {"PYTHONPATH": path, "SEQFUNC_TEST_SIGNAL_AT": "10",
+                                    "SEQFUNC_TEST_SIGNAL": name})
+    assert got == code, err[-3000:]
+    assert "Traceback" not in err and "SignalException" not in err, err[-3000:]
+    assert err.count(f"Resume with: seqfunc train --resume {run}") == 1, err[-3000:]
+    assert not (run / "params.safetensors").exists()  # stopped before the end
+    got, _, err = seqfunc_launch(["train", "--resume", str(run), "--no-progress", "--nproc", "2"])
+    assert got == 0, err[-3000:]
+    assert (run / "params.safetensors").read_bytes() == (nproc_reference / "params.safetensors").read_bytes()
+
+
+def test_a_user_error_under_nproc_is_reported_once_as_itself(nproc_reference):
+    got, out, err = seqfunc_launch([*NPROC_XOR, "--out", str(nproc_reference)])
+    assert got == 2
+    assert (out + err).count("already holds a run") == 1, err[-3000:]
+    assert "process group failed" not in err and "failed (exitcode" not in err, err[-3000:]

@@ -198,6 +198,7 @@ def print_config(cfg) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seqfunc.errors import SeqfuncError
     from seqfunc.fit import fit
     from seqfunc.runs import distributed
 
@@ -218,11 +219,11 @@ def run(args: argparse.Namespace) -> int:
             distributed.restart_count() > 0 and (Path(out) / "config.json").exists())
         start = time.perf_counter()
         final = fit(cfg, out, resume=resume, progress=not args.no_progress, ranks=ranks)
+    except SeqfuncError:  # the user's (some are RuntimeErrors too): reported as such
+        raise
     except RuntimeError as exc:
         if ranks is None:
             raise
-        from seqfunc.errors import SeqfuncError
-
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SeqfuncError(f"rank {ranks.rank}: the process group failed ({first}); with "
                            "--max-restarts / torchrun's, the group restarts and resumes") from None
