@@ -18,11 +18,13 @@ import pytest
 import torch
 from torch.func import vmap
 
-from seqfunc import cli, optim
+from seqfunc import cli, interrupts, optim
 from seqfunc.data.csv_data import CsvConfig, CsvDataset
 from seqfunc.data.text import TextConfig, TextDataset
+from seqfunc.errors import RunInterrupted
 from seqfunc.runs.folder import MetricsLog
 from seqfunc.runs.plots import plot_metrics
+from seqfunc.runs.signals import StopSignals
 from seqfunc.train import init_state, make_step
 
 XOR = ["train", "xor", "--steps", "4", "--batch-size", "32", "--eval-every", "4", "--examples", "0",
@@ -228,10 +230,11 @@ def loading_torch(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("delay_s", [0.0, 0.3])
+@pytest.mark.parametrize("delay_s", [0.0, 0.2, 0.4, 0.45, 0.5, 0.6, 0.8])
 def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback(tmp_path, delay_s):
-    """SIGINT as soon as torch starts loading (inside the imports), or a little later (imports
-    or building the run); either way exit 130 and no traceback."""
+    """SIGINT as soon as torch starts loading, or later: inside torch's imports (where a
+    library may swallow the KeyboardInterrupt), building the run, or training; whichever,
+    exit 130 and no traceback."""
     command = [sys.executable, "-m", "seqfunc", "train", "xor", "--steps", "100000",
                "--out", str(tmp_path / "run"), "--no-progress"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -239,7 +242,7 @@ def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback(tmp_path,
         wait_for(lambda: loading_torch(proc.pid) or proc.poll() is not None, 60, "torch to load")
         time.sleep(delay_s)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -333,3 +336,15 @@ def test_a_user_error_under_nproc_is_reported_once_as_itself(nproc_reference):
     assert got == 2
     assert (out + err).count("already holds a run") == 1, err[-3000:]
     assert "process group failed" not in err and "failed (exitcode" not in err, err[-3000:]
+
+
+def test_a_ctrl_c_a_library_swallowed_at_start_up_stops_before_the_first_step():
+    try:  # what the command's handler does, under a library's broad except
+        interrupts._interrupt(signal.SIGINT, None)
+    except KeyboardInterrupt:
+        pass
+    with pytest.raises(RunInterrupted) as info:
+        with StopSignals():
+            pass
+    assert info.value.exit_code == 130 and "before the first step" in str(info.value)
+    assert interrupts.take_pending() is None
