@@ -230,11 +230,11 @@ def loading_torch(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("delay_s", [0.0, 0.2, 0.4, 0.45, 0.5, 0.6, 0.8])
+@pytest.mark.parametrize("delay_s", [0.0, 0.5, 1.5])
 def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback(tmp_path, delay_s):
     """SIGINT as soon as torch starts loading, or later: inside torch's imports (where a
-    library may swallow the KeyboardInterrupt), building the run, or training; whichever,
-    exit 130 and no traceback."""
+    KeyboardInterrupt could be swallowed, or abort from C++), building the run, or training;
+    whichever, exit 130 and no traceback."""
     command = [sys.executable, "-m", "seqfunc", "train", "xor", "--steps", "100000",
                "--out", str(tmp_path / "run"), "--no-progress"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

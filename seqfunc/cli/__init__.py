@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    interrupts.check()  # the parser imported every command (and torch)
+    interrupts.check()  # the parser imported every command, and torch
     args, extra = parser.parse_known_args(argv)
     # A subcommand with `intermixed=FIELD` takes positionals after its options too
     # (`seqfunc predict RUN --json "some text"`); anything else left over is an error.
