@@ -2,6 +2,9 @@
 
 import sys
 
-from seqfunc.cli import main
+try:
+    from seqfunc.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the command loads: nothing started, nothing to say
+    sys.exit(130)
 
 sys.exit(main())

@@ -9,6 +9,7 @@ A bad field fails when the config is built, and the message names the field::
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -24,20 +25,28 @@ __all__ = ["ConfigError", "positive", "non_negative", "probability", "dropout_fi
 T = TypeVar("T")
 
 
-def _check(predicate, requirement: str):
+def _check(predicate, requirement: str, *, finite: bool = False):
+    """A validator: ``predicate(value)`` must hold (None passes); with ``finite`` a float must
+    also be finite (``inf`` passes ``> 0`` but is no learning rate or size)."""
+
     def validator(instance, attribute, value):
         if value is None:
             return
-        if isinstance(value, bool) or not predicate(value):
-            raise ConfigError(
-                f"{type(instance).__name__}.{attribute.name}={value!r}: must be {requirement}"
-            )
+        if finite and isinstance(value, float) and not math.isfinite(value):
+            requirement_here = f"a finite number {requirement}"
+        elif isinstance(value, bool) or not predicate(value):
+            requirement_here = requirement
+        else:
+            return
+        raise ConfigError(
+            f"{type(instance).__name__}.{attribute.name}={value!r}: must be {requirement_here}"
+        )
 
     return validator
 
 
-positive = _check(lambda v: isinstance(v, (int, float)) and v > 0, "> 0")
-non_negative = _check(lambda v: isinstance(v, (int, float)) and v >= 0, ">= 0")
+positive = _check(lambda v: isinstance(v, (int, float)) and v > 0, "> 0", finite=True)
+non_negative = _check(lambda v: isinstance(v, (int, float)) and v >= 0, ">= 0", finite=True)
 probability = _check(lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "in [0, 1)")
 
 #: Metadata key of a model field that the members of one vmapped sweep job may hold apart

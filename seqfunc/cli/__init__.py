@@ -9,6 +9,7 @@ import os
 import sys
 
 from seqfunc.errors import RunInterrupted, SeqfuncError, UsageError
+from seqfunc import interrupts
 
 #: Subcommand modules, in the order ``seqfunc --help`` lists them.
 COMMANDS = ["train", "predict", "translate", "experiment", "list", "check", "attention", "generate", "sweep"]
@@ -43,7 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupts.guard_start_up()
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C at start-up (imports, parsing): nothing to save
+        print("seqfunc: interrupted", file=sys.stderr)
+        code = 130
+    if interrupts.take_pending() is not None and argv is None:
+        # CPython ends an interpreter by SIGINT when a KeyboardInterrupt went through code a C
+        # extension ran with PyRun_* (an import's), even if it was caught later: as the
+        # command, leave with the exit code instead (every file is closed by now).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
+    interrupts.check()  # the parser imported every command, and torch
     args, extra = parser.parse_known_args(argv)
     # A subcommand with `intermixed=FIELD` takes positionals after its options too
     # (`seqfunc predict RUN --json "some text"`); anything else left over is an error.

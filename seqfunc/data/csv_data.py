@@ -34,7 +34,7 @@ from seqfunc.checkpoint import read_json, write_json
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data.classification import ClassificationData, frequency_vocab
 from seqfunc.data.imdb import Problem, Record, check_records
-from seqfunc.data.text_files import read_utf8
+from seqfunc.data.text_files import allow_csv_field, read_utf8, require_regular
 from seqfunc.data.vocab import Vocab
 from seqfunc.errors import ConfigError, DataError
 
@@ -101,6 +101,7 @@ def read_rows(path: Path, columns: tuple[str, ...], *, fmt: str | None = None,
                 continue
             yield where, {c: row[c] if isinstance(row[c], str) else json.dumps(row[c]) for c in columns}
         return
+    allow_csv_field(len(content))
     reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if fmt == "tsv" else ",")
     header = reader.fieldnames or []
     missing = [c for c in columns if c not in header]
@@ -161,6 +162,7 @@ class CsvDataset(ClassificationData):
     def _source(self, option: str) -> Path:
         value = getattr(self.config, option)
         path = Path(value).expanduser()
+        require_regular(path, f"csv: {option}={value!r}")
         if not path.is_file():
             raise ConfigError(f"csv: {option}={value!r}: no such file")
         return path

@@ -37,6 +37,7 @@ import attrs
 
 from seqfunc.config import ConfigError, positive
 from seqfunc.data.classification import ClassificationData, frequency_vocab, tokenize
+from seqfunc.data.text_files import BOM, allow_csv_field, read_bytes, require_regular
 from seqfunc.errors import DataError  # re-exported from here too
 
 CLASSES = ("negative", "positive")
@@ -126,15 +127,16 @@ def read_csv(
     path: Path, *, text_column: str = "review", label_column: str = "sentiment"
 ) -> Iterator[tuple[str, Record | Problem]]:
     """``("train", record)`` per data row of a CSV with a header row."""
-    raw = path.read_bytes()
+    raw = read_bytes(path)
     try:
-        content = raw.decode("utf-8")
+        content = raw.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(
             f"{path}:{line}: bytes that are not UTF-8 (byte {exc.start}); "
             "the CSV must be UTF-8 text"
         ) from None
+    allow_csv_field(len(content))
     reader = csv.DictReader(io.StringIO(content, newline=""))
     header = reader.fieldnames or []
     missing = [c for c in (text_column, label_column) if c not in header]
@@ -163,6 +165,7 @@ def read_source(path: Path, **csv_options) -> Iterator[tuple[str, Record | Probl
     """Dispatch on what ``path`` is: folder, tar archive or CSV."""
     if not path.exists():
         raise DataError(f"IMDb data not found at {path} (set the dataset option path=...)")
+    require_regular(path, f"imdb: path={str(path)!r}")
     if path.is_dir():
         return read_folder(path)
     if path.name.endswith((".tar.gz", ".tgz", ".tar")):

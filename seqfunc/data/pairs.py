@@ -29,7 +29,7 @@ from seqfunc.config import one_of, positive, probability
 from seqfunc.data.csv_data import FORMATS, read_rows
 from seqfunc.data.imdb import Problem
 from seqfunc.data.sentence_pairs import BadLine, parse_pairs, preprocess, split_by_source, word_count
-from seqfunc.data.text_files import read_utf8
+from seqfunc.data.text_files import read_utf8, require_regular
 from seqfunc.data.text_tokenizers import TOKENIZERS
 from seqfunc.data.translation import TranslationDataset
 from seqfunc.errors import ConfigError, DataError
@@ -124,6 +124,7 @@ class PairsDataset(TranslationDataset):
             raise ConfigError("pairs: no file given; set the dataset option path "
                               "(seqfunc train pairs -d path=FILE.tsv)")
         path = Path(c.path).expanduser()
+        require_regular(path, f"pairs: path={c.path!r}")
         if not path.is_file():
             raise ConfigError(f"pairs: path={c.path!r}: no such file")
         raw, bad = read_pair_file(path, c)

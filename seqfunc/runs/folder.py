@@ -3,7 +3,8 @@ runs/lock.py), every process a reader.
 
     .lock               the writer's lock (pid, host, start time of the process holding it)
     config.json         the full config (re-running it reproduces the run)
-    metrics.jsonl       one JSON object per line: step, split, loss, metrics
+    metrics.jsonl       one JSON object per line: step, split, loss, metrics (strict JSON:
+                        a NaN or Inf is written as null, runs/jsonl.py)
     curves.png          loss and accuracy curves (needs matplotlib)
     checkpoints/        the newest ``keep_checkpoints`` checkpoints (runs/checkpoint.py)
     params.safetensors, opt_state.safetensors, state.json   the final state, once finished
@@ -21,6 +22,7 @@ from seqfunc.config import from_dict, to_dict
 from seqfunc.errors import CheckpointError, CheckpointMismatch
 from seqfunc.runs import checkpoint
 from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.jsonl import strict_line
 
 
 class RunFolder:
@@ -121,7 +123,8 @@ class RunFolder:
 
 
 class MetricsLog:
-    """``metrics.jsonl``: one JSON object per line, each flushed as written. Opened at a line
+    """``metrics.jsonl``: one JSON object per line (strict JSON: a non-finite number is
+    written as ``null``; :attr:`records` keeps it as written), each flushed as written. Opened at a line
     count (a checkpoint's), it drops the lines written after it, so a resumed run's file reads
     as if the run had never stopped."""
 
@@ -153,7 +156,7 @@ class MetricsLog:
         if not self.writer:
             return
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(strict_line(record) + "\n")
         if self.events is not None:
             self.events.write(record)
 

@@ -189,7 +189,8 @@ def _starting_state(run: RunFolder, trainer: Trainer, resume: bool, log):
 def _nonfinite_error(run: RunFolder, step: int, streak: int, limit: int) -> NonFiniteError:
     good = run.last_checkpoint_path()
     return NonFiniteError(
-        f"step {step}: {streak} updates in a row had non-finite gradients (NaN or Inf) and were "
+        f"step {step}: {streak} updates in a row had non-finite gradients (NaN or Inf) or would "
+        f"have made a parameter non-finite, and were "
         f"skipped (max_nonfinite={limit}); the parameters stayed finite. Last good checkpoint: "
         f"{good if good else 'none yet'}; try a lower learning rate or clip_norm, then resume or restart"
     )

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from seqfunc.checkpoint import atomic_write
 
 #: Metrics drawn on the accuracy panel when a task reports them.
 ACCURACY_METRICS = ("token_accuracy", "exact_match", "accuracy")
+
+
+def _values(rows: list[dict], name: str) -> list[float]:
+    """One metric of each record; a NaN written to metrics.jsonl as null (a resumed run's
+    records are read from it) is a gap in the curve."""
+    return [math.nan if r.get(name) is None else r[name] for r in rows]
 
 
 def plot_metrics(records: list[dict], path: Path) -> Path | None:
@@ -30,10 +37,10 @@ def plot_metrics(records: list[dict], path: Path) -> Path | None:
         if not rows:
             continue
         steps = [r["step"] for r in rows]
-        ax_loss.plot(steps, [r["loss"] for r in rows], style, label=f"{split} loss")
+        ax_loss.plot(steps, _values(rows, "loss"), style, label=f"{split} loss")
         for name in accuracy_names:
             if name in rows[0]:
-                axes[0, 1].plot(steps, [r[name] for r in rows], style, label=f"{split} {name}")
+                axes[0, 1].plot(steps, _values(rows, name), style, label=f"{split} {name}")
     ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
     if accuracy_names:
         axes[0, 1].set(xlabel="step", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))

@@ -7,6 +7,9 @@ from __future__ import annotations
 import signal
 import threading
 
+from seqfunc import interrupts
+from seqfunc.errors import RunInterrupted
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -25,6 +28,9 @@ class StopSignals:
         self.received = signum
 
     def __enter__(self) -> StopSignals:
+        if interrupts.take_pending() is not None:  # a Ctrl-C at start-up that was swallowed
+            raise RunInterrupted("interrupted (SIGINT) while starting, before the first step",
+                                 signal.SIGINT)
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
