@@ -1,6 +1,7 @@
 """Run every benchmark and quality command that fits a time budget; write the results page.
 
-    /work/bin/heavy python benchmarks/run_all.py [--budget 900] [--only NAME ...] [--list]
+    python benchmarks/run_all.py [--budget 900] [--only NAME ...] [--list]
+    python benchmarks/run_all.py --check [--only NAME ...] [--tree CHECKOUT] [--tolerance 0.15]
 
 Each job is a command a user can type (a benchmark of this folder, or a ``seqfunc`` command
 whose run folder holds the result). The jobs run one after another, cheapest first, while the
@@ -9,10 +10,19 @@ budget is stopped. The figure of a benchmark is its last line (one JSON object);
 a training run is the last validation record of its ``metrics.jsonl`` and the command's wall
 time.
 
-Every result is stored in ``docs/results.json`` with its own date, commit and machine load, and
-a later run (``--only formula-throughput``) replaces only the jobs it ran. ``docs/results.md``
-is then rendered from that store: one table, the goal beside each figure, the jobs not measured
-yet listed with their command. Nothing on the page is typed by hand.
+Every result is stored in ``docs/results.json`` with its own date, commit, machine load and
+CPU kind (its widest vector unit: AVX2 or AVX-512, about 2x apart in speed, and compiled code
+differs between them), one entry per job and CPU kind; a later run (``--only
+formula-throughput``) replaces only the jobs it ran, on its own CPU kind. ``docs/results.md`` is
+then rendered from that store: one row per job and CPU kind, the goal beside each figure, the
+jobs not measured yet listed with their command. Nothing on the page is typed by hand.
+
+``--check`` is the speed guard: it re-runs the jobs that have speed ratios (:attr:`Job.speed`),
+compares each ratio with the stored row of the same CPU kind, prints every ratio with its
+change, and exits 1 when one dropped by more than ``--tolerance`` (its noise). It writes
+nothing. ``--tree CHECKOUT`` runs the jobs on another checkout of seqfunc (say a
+``git worktree`` of an older commit) against this checkout's stored rows: would the guard
+have caught that commit?
 """
 
 from __future__ import annotations
@@ -46,6 +56,8 @@ class Job:
     ``"stdout"``, the last line printed (one JSON object); ``"run"``, the last validation record
     of the folder's ``metrics.jsonl``; any other name, that JSON file of the folder.
     ``seconds`` is the expected wall time on the idle 2-core CPU, for the budget only.
+    ``speed`` names the result's speed ratios (higher is faster; each side of a ratio is
+    measured in the same run), which ``--check`` compares with the stored row.
     """
 
     name: str
@@ -55,6 +67,7 @@ class Job:
     figure: Callable[[dict], str]
     goal: str = ""
     reads: str = "stdout"
+    speed: tuple[str, ...] = ()
 
     @property
     def command(self) -> str:
@@ -128,15 +141,17 @@ JOBS: tuple[Job, ...] = (
         lambda r: f"cached **{r['speedup']:.2f}x** uncached ({r['cached_tokens_per_s']:.0f} vs "
                   f"{r['uncached_tokens_per_s']:.0f} tokens/s); compiled **{r['compiled_speedup']:.2f}x** "
                   f"cached eager ({r['compiled_tokens_per_s']:.0f} tokens/s); same tokens",
-        goal="cached >= 5x uncached, compiled >= 3x cached"),
+        goal="cached >= 5x uncached, compiled >= 1x cached",
+        speed=("speedup", "compiled_speedup")),
     Job("ensemble", "vmapped ensemble of 8 seeds vs 8 runs one after another",
         (PY, "benchmarks/ensemble.py"), 40,
         lambda r: f"**{r['speedup']:.2f}x** ({r['vmapped_s']:.1f} vs {r['sequential_s']:.1f} s)",
-        goal=">= 3x"),
+        goal=">= 3x", speed=("speedup",)),
     Job("sweep", "sweep of 12 members (4 lr x 3 seeds) in one vmapped step vs one after another, "
         "both compiled", (PY, "benchmarks/sweep.py"), 180,
         lambda r: (f"formula Transformer **{r['speedup_formula']:.2f}x**, IMDb-synth classifier "
-                   f"**{r['speedup_classifier']:.2f}x**"), goal=">= 3x"),
+                   f"**{r['speedup_classifier']:.2f}x**"), goal=">= 3x",
+        speed=("speedup_formula", "speedup_classifier")),
     Job("checkpoint-cost", "a checkpoint against the steps between two",
         (PY, "benchmarks/checkpoint_cost.py"), 60, _fmt_checkpoint, goal="<= 2 % of the run"),
     Job("data-parallel", "formula step: 2 processes x 1 thread vs 1 process x 1 and x 2 threads",
@@ -153,14 +168,14 @@ JOBS: tuple[Job, ...] = (
         (PY, "benchmarks/formula_throughput.py"), 150,
         lambda r: f"compiled **{r['ratio_compiled']:.2f}x** (untrimmed "
                   f"{r['ratio_compiled_untrimmed']:.2f}x), eager **{r['ratio_eager']:.2f}x**",
-        goal=">= 2.5x compiled, >= 1.0x eager"),
+        goal=">= 2.5x compiled, >= 1.2x eager", speed=("ratio_compiled", "ratio_eager")),
     Job("char-lm-throughput", "character GPT training step vs a `torch.nn` GPT",
         (PY, "benchmarks/char_lm_throughput.py"), 150,
         lambda r: f"{r['mode']} **{r['ratio']:.2f}x**, {100 * r['gflops'] / r['peak_gflops']:.0f} % "
                   f"of the matmul peak (the step's matmuls alone: "
                   f"{100 * r['matmul_ceiling_gflops'] / r['peak_gflops']:.0f} %); eager "
                   f"{r['eager_ratio']:.2f}x",
-        goal=">= 1.3x, >= 75 % of peak"),
+        goal=">= 1.3x, >= 75 % of peak", speed=("ratio", "eager_ratio")),
     Job("attention-scaling", "attention kernels: growth of time and memory with length",
         (PY, "benchmarks/attention_scaling.py", "--lengths", "512", "1024", "2048", "4096"), 150,
         _fmt_scaling, goal="chunked, linear, window: memory exponent <= 1"),
@@ -187,7 +202,8 @@ JOBS: tuple[Job, ...] = (
     Job("lm-evaluation", "language-model evaluation: output layer on chunks of positions vs apply on "
         "chunks of rows", (PY, "benchmarks/lm_evaluation.py"), 60,
         lambda r: (f"**{r['speedup']:.2f}x** ({r['tokens_per_s_positions']:,} vs "
-                   f"{r['tokens_per_s_rows']:,} tokens/s); same loss: {'yes' if r['same_loss'] else '**no**'}")),
+                   f"{r['tokens_per_s_rows']:,} tokens/s); same loss: {'yes' if r['same_loss'] else '**no**'}"),
+        speed=("speedup",)),
     Job("wikitext2", "WikiText-2 word-level Transformer LM",
         ("seqfunc", "train", "wikitext2", "--no-progress", "--out", "{out}"), 480,
         lambda r: f"perplexity **{r['perplexity']:.0f}** in **{r['wall_s'] / 60:.1f} min**",
@@ -237,23 +253,27 @@ def last_validation(folder: Path) -> dict:
     return val[-1]
 
 
-def run_job(job: Job, timeout: float) -> dict:
-    """Run one job; its stored entry (result or the reason it has none) with date and load.
+def run_job(job: Job, timeout: float, tree: Path = ROOT, out: Path | None = None) -> dict:
+    """Run one job on the checkout ``tree``; its entry (result or the reason it has none) with
+    date, load and CPU.
 
     A job's run folder is ``runs/run_all/NAME`` (made afresh), so the figures script can draw
     from it afterwards.
     """
-    out = RUNS / job.name
+    out = out or RUNS / job.name
     shutil.rmtree(out, ignore_errors=True)
-    RUNS.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable if w == PY else str(out) if w == "{out}" else w for w in job.argv]
     if argv[0] == "seqfunc":  # this interpreter's seqfunc, whatever PATH holds
         argv[:1] = [sys.executable, "-m", "seqfunc"]
-    entry = {"command": job.command, "date": now(), "commit": commit(), "cpu": cpu(),
+    # the checkout's own package first, whatever this interpreter has installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+    entry = {"command": job.command, "date": now(), "commit": commit(tree), "cpu": cpu(),
              "load_before": round(os.getloadavg()[0], 2)}
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -282,8 +302,8 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+def commit(tree: Path = ROOT) -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
                           text=True)
     return done.stdout.strip() or "unknown"
 
@@ -295,23 +315,40 @@ def machine() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
-def cpu() -> str:
-    """The CPU's model name and widest vector unit (e.g. ``AMD EPYC, AVX2``): the same
-    2-core machine kind comes with AVX-512 or without it, about 2x apart in matmul speed."""
+def _cpuinfo() -> dict[str, str]:
+    """The first core's fields of ``/proc/cpuinfo`` (empty where there is none)."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return platform.processor() or "unknown"
-    fields = {}
+        return {}
+    fields: dict[str, str] = {}
     for line in info.splitlines():  # "key<tabs>: value", one block per core: the first wins
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name") or "unknown"
+    return fields
+
+
+def cpu_kind() -> str:
+    """The CPU's widest vector unit: ``AVX-512``, ``AVX2``, ``AVX``, ``no AVX`` (or the
+    processor's name off x86). Rows are stored and compared per kind."""
+    fields = _cpuinfo()
+    if not fields:
+        return platform.processor() or platform.machine() or "unknown"
     flags = set(fields.get("flags", "").split())
-    vector = next((v for flag, v in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
-                   if flag in flags), "no AVX")
-    return f"{name}, {vector}"
+    return next((v for flag, v in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+                 if flag in flags), "no AVX")
+
+
+def cpu() -> str:
+    """The CPU's model name and kind (e.g. ``AMD EPYC, AVX2``): the same 2-core machine kind
+    comes with AVX-512 or without it, about 2x apart in matmul speed."""
+    return f"{_cpuinfo().get('model name') or platform.processor() or 'unknown'}, {cpu_kind()}"
+
+
+def kind_of(entry: dict) -> str:
+    """The CPU kind an entry was measured on (the part after the last comma of its ``cpu``)."""
+    return entry["cpu"].rpartition(", ")[2] if entry.get("cpu") else "unrecorded"
 
 
 def figure_cell(job: Job, entry: dict) -> str:
@@ -324,7 +361,7 @@ def figure_cell(job: Job, entry: dict) -> str:
 
 
 def render(store: dict) -> str:
-    """The results page: one table over every job, measured or not yet."""
+    """The results page: one table over every job and CPU kind, measured or not yet."""
     lines = [
         "# Results",
         "",
@@ -333,36 +370,111 @@ def render(store: dict) -> str:
         "commit and the machine's 1-minute load average before and after the job (2.0 is the",
         "two cores busy with the job alone; more means other work shared the machine, and",
         "times are then upper bounds). Re-run one row with",
-        "`python benchmarks/run_all.py --only NAME`. The CPU is recorded with each row (rows",
-        "without it predate that): machines of the same kind come with and without AVX-512,",
-        "and times differ by about 2x between them.",
+        "`python benchmarks/run_all.py --only NAME`. Machines of the same kind come with and",
+        "without AVX-512, and times differ by about 2x between them: each job has a row per",
+        "CPU kind it was measured on (\"unrecorded\": a row from before the CPU was recorded).",
+        "`python benchmarks/run_all.py --check` re-runs the speed rows and compares them with",
+        "the rows of its own CPU kind.",
         "",
         f"Machine: {store.get('machine', 'unknown')}.",
         "",
-        "| what | command | measured | goal | load before / after | date, commit |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| what | command | CPU | measured | goal | load before / after | date, commit |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for job in JOBS:
-        entry = store.get("jobs", {}).get(job.name)
-        if entry is None:
-            lines.append(f"| {job.what} | `{job.command}` | not measured yet | {job.goal} | | |")
-            continue
-        load = f"{entry['load_before']} / {entry.get('load_after', '?')}"
-        cpu_note = f", {entry['cpu']}" if entry.get("cpu") else ""
-        lines.append(f"| {job.what} | `{job.command}` | {figure_cell(job, entry)} | {job.goal} "
-                     f"| {load} | {entry['date']}, `{entry['commit']}`{cpu_note} |")
+        rows = store.get("jobs", {}).get(job.name, {})
+        if not rows:
+            lines.append(f"| {job.what} | `{job.command}` | | not measured yet | {job.goal} "
+                         "| | |")
+        for kind in sorted(rows, key=_kind_order):
+            entry = rows[kind]
+            load = f"{entry['load_before']} / {entry.get('load_after', '?')}"
+            lines.append(f"| {job.what} | `{job.command}` | {entry.get('cpu') or kind} "
+                         f"| {figure_cell(job, entry)} | {job.goal} | {load} "
+                         f"| {entry['date']}, `{entry['commit']}` |")
     lines += ["", "Names for `--only`: " + ", ".join(f"`{job.name}`" for job in JOBS) + ".", ""]
     return "\n".join(lines)
 
 
+def _kind_order(kind: str) -> tuple[int, str]:
+    return ({"AVX-512": 0, "AVX2": 1}.get(kind, 2), kind)
+
+
 def load_store() -> dict:
-    return json.loads(STORE.read_text()) if STORE.exists() else {"jobs": {}}
+    """``{"machine": ..., "jobs": {name: {cpu kind: entry}}}``; a store of one entry per job
+    (the layout before CPU kinds) is read as that entry under its recorded kind."""
+    store = json.loads(STORE.read_text()) if STORE.exists() else {"jobs": {}}
+    for name, rows in store["jobs"].items():
+        if "command" in rows:  # one entry, not a table of kinds
+            store["jobs"][name] = {kind_of(rows): rows}
+    return store
 
 
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+@attrs.frozen
+class Comparison:
+    """One speed ratio now against its stored value on the same CPU kind."""
+
+    job: str
+    ratio: str
+    stored: float | None  # None: no stored row of this CPU kind (or without this ratio)
+    now: float | None  # None: the job did not give it (see ``note``)
+    note: str = ""
+
+    def change(self) -> float | None:
+        if self.stored is None or self.now is None:
+            return None
+        return self.now / self.stored - 1.0
+
+    def dropped(self, tolerance: float) -> bool:
+        change = self.change()
+        return self.now is None and self.stored is not None or (
+            change is not None and change < -tolerance)
+
+
+def compare(job: Job, stored: dict | None, entry: dict) -> list[Comparison]:
+    """Each of ``job.speed`` in the new ``entry`` against the ``stored`` entry."""
+    old = (stored or {}).get("result") or {}
+    new = entry.get("result") or {}
+    note = "" if entry.get("status") == "ok" else entry["status"]
+    return [Comparison(job.name, name, old.get(name), new.get(name), note)
+            for name in job.speed]
+
+
+def check(jobs: list[Job], tree: Path, tolerance: float) -> int:
+    """Re-run ``jobs`` on ``tree``, compare their speed ratios with the stored rows of this
+    CPU kind, print the table; 1 if a ratio dropped by more than ``tolerance``, else 0."""
+    kind = cpu_kind()
+    stored = load_store()["jobs"]
+    print(f"speed guard on {cpu()} (commit {commit(tree)}), tolerance {tolerance:.0%}",
+          flush=True)
+    comparisons = []
+    for job in jobs:
+        print(f"run  {job.name}: {job.command}", flush=True)
+        entry = run_job(job, timeout=max(4 * job.seconds, 300), tree=tree,
+                        out=RUNS / "check" / job.name)
+        comparisons += compare(job, stored.get(job.name, {}).get(kind), entry)
+    print(f"\n{'job':<20}{'ratio':<20}{'stored':>8}{'now':>8}{'change':>9}  verdict")
+    for c in comparisons:
+        change = c.change()
+        verdict = ("DROPPED" if c.dropped(tolerance) else
+                   f"no stored {kind} row" if c.stored is None else "ok")
+        cells = [f"{v:.2f}" if v is not None else "-" for v in (c.stored, c.now)]
+        print(f"{c.job:<20}{c.ratio:<20}{cells[0]:>8}{cells[1]:>8}"
+              f"{f'{change:+.0%}' if change is not None else '-':>9}  {verdict}"
+              + (f" ({c.note})" if c.note else ""))
+    dropped = [f"{c.job}.{c.ratio}" for c in comparisons if c.dropped(tolerance)]
+    print("dropped: " + (", ".join(dropped) if dropped else "none"))
+    print(json.dumps({"cpu": cpu(), "commit": commit(tree), "tolerance": tolerance,
+                      "dropped": dropped,
+                      "ratios": {f"{c.job}.{c.ratio}": {"stored": c.stored, "now": c.now}
+                                 for c in comparisons}}))
+    return 1 if dropped else 0
 
 
 def main() -> int:
@@ -373,11 +485,23 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="print the jobs and exit")
     parser.add_argument("--render", action="store_true",
                         help="only re-write docs/results.md from docs/results.json")
+    parser.add_argument("--check", action="store_true",
+                        help="the speed guard: re-run the speed rows, compare with the stored "
+                             "rows of this CPU kind, exit 1 on a drop; writes nothing")
+    parser.add_argument("--tolerance", type=float, default=0.15,
+                        help="--check: the drop of a ratio taken as noise (default 0.15)")
+    parser.add_argument("--tree", type=Path, default=ROOT,
+                        help="--check: the seqfunc checkout to measure (default: this one)")
     args = parser.parse_args()
     if args.list:
         for job in JOBS:
             print(f"{job.name:<20}{job.seconds:>6} s  {job.command}")
         return 0
+    if args.check:
+        jobs = [job for job in JOBS if job.speed and (not args.only or job.name in args.only)]
+        if not (args.tree / "seqfunc" / "__init__.py").is_file():
+            parser.error(f"--tree {args.tree}: not a seqfunc checkout (no seqfunc/__init__.py)")
+        return check(jobs, args.tree.resolve(), args.tolerance)
     if not args.render:
         jobs = [job for job in JOBS if not args.only or job.name in args.only]
         deadline = time.perf_counter() + args.budget
@@ -390,7 +514,7 @@ def main() -> int:
             entry = run_job(job, timeout=left)
             print(f"     {figure_cell(job, entry)}", flush=True)
             store = load_store()  # re-read: keep what another run stored meanwhile
-            store["jobs"][job.name] = entry
+            store["jobs"].setdefault(job.name, {})[kind_of(entry)] = entry
             store["machine"] = machine()
             write_atomic(STORE, json.dumps(store, indent=1) + "\n")
     write_atomic(PAGE, render(load_store()))

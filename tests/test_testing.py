@@ -205,6 +205,29 @@ def test_eager_equals_compiled_on_a_tiny_model():
     assert report.passed == ["eager_equals_compiled"], report.summary()
 
 
+def test_a_model_that_breaks_the_compiled_graph_fails_eager_equals_compiled():
+    """A call dynamo cannot trace (a query of the CPU's features, as attention kernels make to
+    pick a form) splits the compiled function into pieces, slower than eager: the invariant
+    names it even though the outputs agree."""
+
+    class CapabilityQueryingBag(BagOfEmbeddings):
+        def apply(self, params, tokens, *, key=None, train=False):
+            if torch.backends.cpu.get_cpu_capability() == "no such CPU":
+                tokens = tokens + 1
+            return super().apply(params, tokens, key=key, train=train)
+
+    report = run_checks(CapabilityQueryingBag, only=["eager_equals_compiled"], max_examples=2)
+    assert report.failed == ["eager_equals_compiled"], report.summary()
+    assert "not traced whole" in report["eager_equals_compiled"].error
+
+
+def test_gpt_with_the_dot_kernel_compiles_whole():
+    """The built-in attention picks its compiled form (broadcast or matmul products, by the
+    CPU's vector width) without breaking the graph."""
+    report = run_checks(GPT, only=["eager_equals_compiled"], max_examples=2)
+    assert report.passed == ["eager_equals_compiled"], report.summary()
+
+
 def test_a_model_that_cannot_be_built_fails_every_check_without_crashing():
     class Unbuildable(BagOfEmbeddings):
         check_options: ClassVar[dict] = {"d_model": "eight"}

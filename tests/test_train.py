@@ -11,6 +11,7 @@ from seqfunc.data.formula import FormulaConfig, FormulaDataset
 from seqfunc.fit import TrainConfig, fit
 from seqfunc.models import Seq2SeqTransformer
 from seqfunc.tasks import task_for
+from seqfunc.testing.invariants import no_graph_breaks
 from seqfunc.train import init_state, make_step
 from seqfunc.tree import tree_leaves
 
@@ -104,7 +105,8 @@ def test_compiled_step_matches_eager(flat):
     task = task_for(dataset)
     torch._dynamo.reset()
     eager_state, eager = _train(model, optimizer, task, batches[:5], compile=False)
-    state, compiled = _train(model, optimizer, task, batches[:5], compile=True)
+    with no_graph_breaks("the compiled step"):  # a step in pieces is slower than eager
+        state, compiled = _train(model, optimizer, task, batches[:5], compile=True)
     torch.testing.assert_close(
         torch.tensor(compiled), torch.tensor(eager), rtol=COMPILE_RTOL, atol=COMPILE_ATOL
     )

@@ -16,7 +16,8 @@ causal, unordered), so one definition serves every task kind and every model.
                          per member) equals a Python loop over the members
 ``determinism``          ``init(key)`` and ``apply(..., key, train=True)`` repeat bit for bit;
                          another key gives other params
-``eager_equals_compiled``  ``torch.compile(apply)`` gives the eager outputs
+``eager_equals_compiled``  ``torch.compile(apply)`` gives the eager outputs, traced whole (no
+                         graph break: a step in pieces runs slower than eagerly)
 ``head_of_features``     for a model with ``features`` and ``head``: ``head(features(x))``
                          equals ``apply(x)``
 =======================  =========================================================================
@@ -24,8 +25,10 @@ causal, unordered), so one definition serves every task kind and every model.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import attrs
 import torch
@@ -212,15 +215,35 @@ def compiled_cases(probe: ProbeDataset) -> st.SearchStrategy:
 
 
 def check_compiled(model, params, probe: ProbeDataset, case: dict) -> None:
-    """``torch.compile(apply)`` must give the eager outputs (eval mode)."""
+    """``torch.compile(apply)`` must give the eager outputs (eval mode), and dynamo must trace
+    it whole: a graph break splits a compiled step into pieces run one after another, slower
+    than the eager step (a call dynamo cannot trace, such as a query of the CPU's features)."""
+    args = [case["inputs"][f.name] for f in probe.fields]
     if id(model) not in _COMPILED:  # compile once per model; later cases reuse it
         # compile_fn: one shared lambda would run eagerly from the ninth model on
-        _COMPILED[id(model)] = (model, compile_fn(lambda p, *xs: model.apply(p, *xs), dynamic=False))
+        compiled_apply = compile_fn(lambda p, *xs: model.apply(p, *xs), dynamic=False)
+        with no_graph_breaks("compiled apply"), torch.no_grad():
+            compiled_apply(params, *args)
+        _COMPILED[id(model)] = (model, compiled_apply)
     compiled_apply = _COMPILED[id(model)][1]
-    args = [case["inputs"][f.name] for f in probe.fields]
     with torch.no_grad():
         compiled = compiled_apply(params, *args)
     assert_close(compiled, _apply(model, params, probe, case["inputs"]), "compiled apply != eager")
+
+
+@contextlib.contextmanager
+def no_graph_breaks(what: str) -> Iterator[None]:
+    """Raise AssertionError, naming the reasons, if dynamo broke a graph inside the block (put
+    the first call of a compiled function in it: later calls do not trace)."""
+    from torch._dynamo.utils import counters
+
+    before = collections.Counter(counters["graph_break"])
+    yield
+    breaks = collections.Counter(counters["graph_break"]) - before
+    if breaks:
+        reasons = "; ".join(reason.splitlines()[0][:160] for reason in breaks)
+        raise AssertionError(f"{what} is not traced whole: {sum(breaks.values())} graph "
+                             f"break(s): {reasons}")
 
 
 # -- the output layer split off ------------------------------------------------------------------

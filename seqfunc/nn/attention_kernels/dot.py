@@ -21,19 +21,37 @@ COMPILED_CPU_WRITTEN_OUT_MAX_KEYS = 64
 
 #: ... and when each head's product is tiny, both products are written as
 #: broadcast-multiply-and-sum: inductor's fused loops beat ``bmm``'s per-matrix cost there.
-#: Where that pays depends on the vector width inductor emits, so the limits are per
-#: ``torch.backends.cpu.get_cpu_capability()``: ``(largest tq * tk * d, d a multiple of)``.
-#: Measured forward + backward on ~500 heads, one thread, torch 2.13, 2-core AMD EPYCs:
-#: AVX-512: 11 x 11 x 16 1.4x, 6 x 6 x 16 2.2x; 16 x 16 x 16 0.8x, d = 8 0.1x.
-#: AVX2: 6 x 6 x 8 3.3x, 6 x 6 x 64 2.7x, 16 x 16 x 16 1.3x, 16 x 16 x 32 1.3x; 24 x 24 x 16 0.9x.
-#: Other CPUs take the AVX-512 limits, the narrower ones.
-COMPILED_CPU_BROADCAST_LIMITS = {"AVX512": (2048, 16), "AVX2": (8192, 8)}
+#: Where that pays depends on the vector width of the code inductor emits, so the limits are
+#: per width in bits: ``(largest tq * tk * d, d a multiple of)``. Measured forward + backward
+#: on ~500 heads, one thread, torch 2.13, 2-core AMD EPYCs:
+#: 512 bits: 11 x 11 x 16 1.4x, 6 x 6 x 16 2.2x; 16 x 16 x 16 0.8x, d = 8 0.1x.
+#: 256 bits: 6 x 6 x 8 3.3x, 6 x 6 x 64 2.7x, 16 x 16 x 16 1.3x, 16 x 16 x 32 1.3x;
+#: 24 x 24 x 16 0.9x.
+#: Other widths take the 512-bit limits, the narrower ones.
+COMPILED_CPU_BROADCAST_LIMITS = {512: (2048, 16), 256: (8192, 8)}
 
 
+def inductor_vector_bits() -> int:
+    """The vector width, in bits, of the CPU code inductor emits on this machine (0 where it
+    emits none). It is inductor's choice, not ATen's (``torch.backends.cpu.get_cpu_capability``):
+    the two can differ on one machine, and inductor's decides what the compiled loops run."""
+    try:
+        from torch._inductor import cpu_vec_isa
+
+        return int(cpu_vec_isa.pick_vec_isa().bit_width())
+    except Exception:  # an inductor without this module, or a CPU it cannot vectorize for
+        return 0
+
+
+@torch.compiler.assume_constant_result
 def broadcast_limits() -> tuple[int, int]:
-    """This CPU's ``(largest tq * tk * d, d a multiple of)`` for the broadcast form."""
-    capability = torch.backends.cpu.get_cpu_capability()
-    return COMPILED_CPU_BROADCAST_LIMITS.get(capability, COMPILED_CPU_BROADCAST_LIMITS["AVX512"])
+    """This CPU's ``(largest tq * tk * d, d a multiple of)`` for the broadcast form.
+
+    Read while tracing as a constant: a call dynamo traced into (as it would into
+    ``get_cpu_capability``, which it cannot) breaks the compiled step into pieces, and a
+    step in pieces runs slower than eagerly."""
+    return COMPILED_CPU_BROADCAST_LIMITS.get(inductor_vector_bits(),
+                                             COMPILED_CPU_BROADCAST_LIMITS[512])
 
 
 def broadcast_pays(q: torch.Tensor, k: torch.Tensor) -> bool:
