@@ -11,7 +11,7 @@ import sys
 from seqfunc.errors import RunInterrupted, SeqfuncError, UsageError
 
 #: Subcommand modules, in the order ``seqfunc --help`` lists them.
-COMMANDS = ["train", "predict", "translate", "experiment", "list", "check", "attention", "generate", "sweep"]
+COMMANDS = ["train", "prepare", "predict", "translate", "experiment", "list", "check", "attention", "generate", "sweep"]
 
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
