@@ -60,9 +60,16 @@ def shard_tokens(folder: Path) -> np.ndarray:
 
 # -- the prepared and the in-memory paths agree -------------------------------------------------
 
+@pytest.mark.parametrize("chunk_bytes", [None, 61])
 @pytest.mark.parametrize("unit", ["byte", "char"])
-def test_shards_hold_the_in_memory_tokens(tmp_path, unit):
+def test_shards_hold_the_in_memory_tokens(tmp_path, monkeypatch, unit, chunk_bytes):
+    """Also read in tiny chunks: ASCII and non-ASCII chunks, lines longer than a chunk and a
+    line longer than the longest line read whole (cut between characters)."""
+    if chunk_bytes:
+        monkeypatch.setattr(prepare_module, "CHUNK_BYTES", chunk_bytes)
     source = write_text(tmp_path / "t.txt", extra="café naïve 東京")
+    with open(source, "a", encoding="utf-8") as f:
+        f.write("東京" * 200 + "\n" + "x" * 300 + "\nthe end\n")
     folder = prepared(tmp_path, source, unit=unit, shard_tokens=700)
     corpus = PreparedCorpus(folder)
     assert len(corpus.shards("train")) > 3  # several shards, windows across their boundaries

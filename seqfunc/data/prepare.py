@@ -108,9 +108,11 @@ def _cut(buffer: bytes, limit: int) -> int:
     return end or len(buffer)
 
 
-def chunks(files: list[Path], chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, Path | None, int]]:
-    """``(data, file, offset)``: the input as line-aligned byte chunks (``file`` and the byte
-    ``offset`` of ``data`` in it; ``None`` for the newline joining two files)."""
+def chunks(files: list[Path], chunk_bytes: int | None = None) -> Iterator[tuple[bytes, Path | None, int]]:
+    """``(data, file, offset)``: the input as line-aligned byte chunks of about
+    ``chunk_bytes`` (default :data:`CHUNK_BYTES`; ``file`` and the byte ``offset`` of ``data``
+    in it; ``None`` for the newline joining two files)."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     for index, path in enumerate(files):
         if index:
             yield b"\n", None, 0
@@ -131,7 +133,7 @@ def input_bytes(files: list[Path]) -> int:
     return sum(f.stat().st_size for f in files) + len(files) - 1
 
 
-def split_chunks(files: list[Path], val_fraction: float, chunk_bytes: int = CHUNK_BYTES
+def split_chunks(files: list[Path], val_fraction: float, chunk_bytes: int | None = None
                  ) -> Iterator[tuple[str, bytes, Path | None, int]]:
     """``(split, data, file, offset)``: :func:`chunks` with each chunk's split; the val
     split starts at the first line that begins at or after ``1 - val_fraction`` of the bytes."""
