@@ -20,10 +20,10 @@ from seqfunc import rng
 from seqfunc.cli import main
 from seqfunc.data import prepare as prepare_module
 from seqfunc.data.prepare import PrepareConfig, prepare
-from seqfunc.data.prepared import INCOMPLETE_MARKER, MANIFEST, PreparedCorpus, ShardedTokens
+from seqfunc.data.prepared import INCOMPLETE_MARKER, MANIFEST, PreparedCorpus
 from seqfunc.data.random_slices import random_slices
 from seqfunc.data.text import TextConfig, TextDataset
-from seqfunc.errors import SeqfuncError
+from seqfunc.testing import check_dataset
 
 WORDS = "the cat sat on a mat and dog ran far away while birds sing in trees".split()
 TINY_LM = ["-m", "d_model=32", "-m", "layers=1", "-m", "heads=2"]
@@ -113,6 +113,14 @@ def test_subword_shards_end_each_line_in_eos(tmp_path):
     assert ds.decode(ds.data["train"][0:200].tolist()).split("\n")[:3] == lines[:3]
     assert 0 < train_lines < len(lines)
     assert ds.data["train"].numel() + ds.data["val"].numel() < source.stat().st_size  # pieces, not characters
+
+
+@pytest.mark.parametrize("unit", ["byte", "subword"])
+def test_text_on_a_prepared_folder_conforms(tmp_path, unit):
+    folder = prepared(tmp_path, write_text(tmp_path / "t.txt"), unit=unit, shard_tokens=900)
+    options = {"path": str(folder), "unit": unit, "context": 16, **({"vocab_size": 2000} if unit == "subword" else {})}
+    report = check_dataset(TextDataset, options=options, max_examples=4)
+    assert report.ok, report.summary()
 
 
 # -- train, generate, resume ------------------------------------------------------------------
