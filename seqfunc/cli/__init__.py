@@ -12,7 +12,7 @@ from seqfunc.errors import RunInterrupted, SeqfuncError, UsageError
 from seqfunc import interrupts
 
 #: Subcommand modules, in the order ``seqfunc --help`` lists them.
-COMMANDS = ["train", "predict", "translate", "experiment", "list", "check", "attention", "generate", "sweep"]
+COMMANDS = ["train", "prepare", "predict", "translate", "experiment", "list", "check", "attention", "generate", "sweep"]
 
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]

@@ -18,7 +18,7 @@ import torch
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
-from seqfunc.data.random_slices import random_slices
+from seqfunc.data.random_slices import random_offsets, random_slices, slice_windows
 from seqfunc.data.vocab import Vocab
 
 
@@ -66,12 +66,16 @@ class CharLMDataset:
                 yield random_slices(data, rng.fold_in(key, i), batch_size, context)
             return
         key = rng.fold_in(rng.key(self.config.seed), 1_000_003 + self.splits.index(split))
-        windows = random_slices(data, key, self.eval_slices, context)
+        # the windows' offsets are fixed up front, their tokens read a batch at a time (a
+        # split on disk is read only as far as evaluation goes)
+        starts = random_offsets(key, data.numel(), self.eval_slices, context)
         stop = self.eval_slices
         if drop_last:
             stop -= stop % batch_size
         for start in range(0, stop, batch_size):
-            yield {k: v[start : start + batch_size] for k, v in windows.items()}
+            with torch.no_grad():
+                window = slice_windows(data, starts[start : start + batch_size], context + 1)
+            yield {"inputs": window[:, :-1], "targets": window[:, 1:]}
 
     # -- text in and out ------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:

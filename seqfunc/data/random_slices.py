@@ -22,7 +22,11 @@ def random_offsets(key: rng.KeyArray, n_tokens: int, batch: int, length: int) ->
 
 
 def slice_windows(data: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
-    """``data (N,)`` and ``starts (b,)`` -> ``(b, length)``: ``data[starts[i] : starts[i] + length]``."""
+    """``data (N,)`` and ``starts (b,)`` -> ``(b, length)``: ``data[starts[i] : starts[i] + length]``.
+    ``data`` may also be a sequence stored on disk with a ``windows(starts, length)`` method
+    (:class:`seqfunc.data.prepared.ShardedTokens`): only the windows are read."""
+    if not isinstance(data, torch.Tensor):
+        return data.windows(starts, length)
     return data[starts[:, None] + torch.arange(length, device=data.device)]
 
 

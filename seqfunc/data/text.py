@@ -13,6 +13,10 @@ is the validation split, and batches are random slices of ``context`` tokens
 
 The vocabulary (or tokenizer) is saved in the run folder, so ``seqfunc generate`` and
 ``seqfunc predict`` work without the text file.
+
+``path`` may also be a folder ``seqfunc prepare text`` wrote (it holds a ``manifest.json``;
+:mod:`seqfunc.data.prepared`): the vocabulary and the split are the prepared ones, and batches
+read their windows from the token shards on disk, so memory stays flat at any corpus size.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from seqfunc.checkpoint import read_json, write_json
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
+from seqfunc.data import prepared
 from seqfunc.data.enwik8 import BYTE_VOCAB
 from seqfunc.data.text_files import read_utf8, resolve_path
 from seqfunc.data.text_tokenizers import EOS, TOKENIZERS, tokenizer_from_json
@@ -41,7 +46,8 @@ MIN_EPOCH_WINDOWS = 1024
 
 @attrs.frozen
 class TextConfig:
-    #: a UTF-8 text file, or a folder of them (read in path order); required
+    #: a UTF-8 text file, a folder of them (read in path order) or a folder seqfunc prepare
+    #: wrote; required
     path: str | None = None
     #: what a token is: char, byte or subword (a BPE tokenizer trained on the file)
     unit: str = attrs.field(default="char", validator=one_of(UNITS))
@@ -95,10 +101,16 @@ class TextDataset(CharLMDataset):
         self.unit = "word" if self.config.unit == "subword" else self.config.unit
         self._data: dict[str, torch.Tensor] | None = None
         self.tokenizer = None
+        self._is_prepared = False
         if vocab is None:
-            texts = self._texts()
-            self._set_vocab(self._build_vocab(texts))
-            self._data = self._encode_splits(texts)
+            corpus = self._prepared_corpus()
+            if corpus is not None:
+                self._set_vocab(corpus.vocabulary)
+                self._data = self._prepared_splits(corpus)
+            else:
+                texts = self._texts()
+                self._set_vocab(self._build_vocab(texts))
+                self._data = self._encode_splits(texts)
         else:
             self._set_vocab(vocab)
 
@@ -108,6 +120,39 @@ class TextDataset(CharLMDataset):
             raise ConfigError("text: no file given; set the dataset option path "
                               "(seqfunc train text -d path=FILE_OR_FOLDER)")
         return resolve_path(self.config.path, "", option="path", dataset=self.name)
+
+    def _prepared_corpus(self) -> prepared.PreparedCorpus | None:
+        """The prepared corpus ``path`` names (checked against its shards and the config's
+        unit), or None when ``path`` is text."""
+        path = self._path()
+        prepared.check_not_incomplete(path)
+        if not prepared.is_prepared(path):
+            return None
+        corpus, c = prepared.PreparedCorpus(path), self.config
+        where = path / prepared.MANIFEST
+        if corpus.unit != c.unit:
+            raise DataError(f"{where}: the shards were prepared with unit={corpus.unit}, the run asks "
+                            f"for unit={c.unit}: train with -d unit={corpus.unit}, or prepare the text "
+                            f"again with -d unit={c.unit}")
+        if c.unit == "subword" and corpus.manifest.get("vocab_size") != c.vocab_size:
+            raise DataError(f"{where}: the shards were prepared with a tokenizer of vocab_size="
+                            f"{corpus.manifest.get('vocab_size')}, the run asks for vocab_size="
+                            f"{c.vocab_size}: train with -d vocab_size={corpus.manifest.get('vocab_size')}, "
+                            "or prepare the text again")
+        return corpus
+
+    def _prepared_splits(self, corpus: prepared.PreparedCorpus) -> dict:
+        """The splits as :class:`seqfunc.data.prepared.ShardedTokens` (read on demand)."""
+        if corpus.vocabulary != self._vocab_data:
+            raise DataError(
+                f"{corpus.folder / prepared.MANIFEST}: the shards were prepared with another "
+                f"vocabulary ({prepared.describe_vocabulary(corpus.vocabulary)}) than the run's "
+                f"{VOCAB_FILE} ({prepared.describe_vocabulary(self._vocab_data)}); train on the "
+                "corpus the run started with, or start a new run with another --out")
+        self._is_prepared = True
+        data = {split: corpus.tokens(split) for split in prepared.SPLITS}
+        self._check_sizes(data)
+        return data
 
     def _texts(self) -> dict[str, str]:
         """The text cut in two: ``{"train": first part, "val": the last val_fraction}``."""
@@ -161,6 +206,11 @@ class TextDataset(CharLMDataset):
         """Each split needs a window of ``context + 1`` tokens; the message names the options."""
         c = self.config
         for split, ids in data.items():
+            if ids.numel() <= c.context + 1 and self._is_prepared:
+                raise DataError(
+                    f"{self._path()}: the prepared {split} split has {ids.numel()} {c.unit} tokens, "
+                    f"too few for context={c.context}: lower -d context= (below "
+                    f"{max(ids.numel() - 1, 1)}) or prepare more text")
             if ids.numel() <= c.context + 1:
                 total = sum(int(t.numel()) for t in data.values())
                 raise DataError(
@@ -173,7 +223,9 @@ class TextDataset(CharLMDataset):
     @property
     def data(self) -> dict[str, torch.Tensor]:
         if self._data is None:
-            self._data = self._encode_splits(self._texts())
+            corpus = self._prepared_corpus()
+            self._data = (self._prepared_splits(corpus) if corpus is not None
+                          else self._encode_splits(self._texts()))
         return self._data
 
     def load(self):  # CharLMDataset's hook; this class builds in __init__
