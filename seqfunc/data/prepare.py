@@ -35,10 +35,11 @@ import numpy as np
 from seqfunc.checkpoint import write_json
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data import prepared
-from seqfunc.data.prepared import INCOMPLETE_MARKER, MANIFEST, OWN_FILE, shard_name, token_dtype
+from seqfunc.data.prepared import (
+    INCOMPLETE_MARKER, MANIFEST, OWN_FILE, UNITS, shard_name, token_dtype,
+)
 from seqfunc.errors import ConfigError, DataError, SeqfuncError
 
-UNITS = ("char", "byte", "subword")
 #: Bytes read at a time (a chunk ends at a line end, so a chunk holds whole lines).
 CHUNK_BYTES = 4 << 20
 #: A "line" longer than this many chunks is cut at a space or a character boundary instead.

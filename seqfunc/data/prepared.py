@@ -32,6 +32,8 @@ MANIFEST = "manifest.json"
 FORMAT = "seqfunc-prepared-corpus"
 VERSION = 1
 SPLITS = ("train", "val")
+#: What a token is, in the text dataset and in a prepared folder.
+UNITS = ("char", "byte", "subword")
 #: Present while ``seqfunc prepare`` writes the folder; removed once the manifest is written.
 INCOMPLETE_MARKER = ".prepare-incomplete"
 #: Names ``seqfunc prepare`` writes (shards, their temporary names, the marker).

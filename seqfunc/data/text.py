@@ -38,7 +38,7 @@ from seqfunc.data.text_tokenizers import EOS, TOKENIZERS, tokenizer_from_json
 from seqfunc.data.vocab import Vocab
 from seqfunc.errors import ConfigError, DataError
 
-UNITS = ("char", "byte", "subword")
+UNITS = prepared.UNITS
 VOCAB_FILE = "text_vocab.json"
 #: The fewest training windows an epoch has (see :meth:`TextDataset.num_examples`).
 MIN_EPOCH_WINDOWS = 1024
