@@ -9,13 +9,17 @@ differentiates, vmapped: the parameters (and the dropout keys) are stacked along
 ``members`` axis, the batch is shared. The parameters travel as one ``(members, n)`` matrix,
 so the flattened optimizer's elementwise transforms (Adam moments, weight decay, the
 learning-rate step) run once for all members and do for each row exactly what they do for one
-run's vector; their step counter is shared, as every member takes the same steps. Gradient
+run's vector; each member has its own step counters (a ``(members, 1)`` column), since a
+member that skips a non-finite update does not advance them. Gradient
 clipping (a norm over all of a member's parameters) is a row norm here, with the formula of
 :func:`seqfunc.optim.clip_by_global_norm`.
 
 Member ``i`` with seed ``s`` uses the keys :func:`seqfunc.fit.fit` derives from ``s``
 (``k_init, k_train = split(key(s))``, step key ``fold_in(k_train, step)``) and the same data
-order, so it reproduces ``seqfunc train ... --seed s`` up to float rounding.
+order, so it reproduces ``seqfunc train ... --seed s`` up to float rounding. As a run does,
+a member skips an update that would make one of its parameters NaN or Inf
+(:func:`seqfunc.optim.apply_if_finite` with ``rows=True``: each member on its own, with its
+own step counters; the others train on).
 """
 
 from __future__ import annotations
@@ -219,7 +223,7 @@ def fit_ensemble(
         else dataset.num_examples("train") // cfg.batch_size
     )
     total_steps = cfg.steps or (cfg.epochs or 1) * per_epoch
-    optimizer = make_optimizer(attrs.evolve(cfg, clip_norm=None), total_steps, nonfinite_guard=False)
+    optimizer = make_optimizer(attrs.evolve(cfg, clip_norm=None), total_steps, rows=True)
     init_keys, train_keys = member_keys(seeds)
     params = tree_stack([model.init(k) for k in init_keys])
     params = tree_map(lambda t: t.to(device), params)

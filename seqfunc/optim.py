@@ -157,7 +157,7 @@ class FiniteGuardState(NamedTuple):
     skipped: torch.Tensor
 
 
-def apply_if_finite(inner: GradientTransformation) -> GradientTransformation:
+def apply_if_finite(inner: GradientTransformation, *, rows: bool = False) -> GradientTransformation:
     """Skip every update that would make a parameter NaN or Inf (optax's ``apply_if_finite``,
     which looks at the gradients only).
 
@@ -169,18 +169,39 @@ def apply_if_finite(inner: GradientTransformation) -> GradientTransformation:
     is counted in :class:`FiniteGuardState`. Branch-free (``torch.where``), so it compiles and
     vmaps like the rest: under ``vmap`` each member is checked and skipped on its own.
     Stopping after too many skips in a row is the caller's decision (``fit`` reads
-    ``streak``)."""
+    ``streak``).
+
+    ``rows=True``: the parameters are the ``(members, n)`` matrix of an ensemble or a sweep
+    (:func:`seqfunc.ensemble.make_ensemble_step`), every leaf with a leading ``members`` axis,
+    and each member (row) is checked and skipped on its own, as a run alone would be: its own
+    gradient norm, its own ``params + update``. So that a skipped member's step counters stay
+    where they were while the others' advance, every 0-d leaf of ``inner``'s state (the step
+    counters) becomes one ``(members, 1)`` column, which broadcasts against the rows;
+    ``streak`` and ``skipped`` are ``(members,)``."""
 
     def init(params):
+        if rows:
+            members = _leaves(params)[0].shape[0]
+            zero = torch.zeros(members, dtype=torch.int64, device=_leaves(params)[0].device)
+            inner_state = inner.init(params)
+            leaves, spec = tree_flatten(inner_state)
+            column = lambda x: x.expand(members, 1).clone() if x.dim() == 0 else x
+            return FiniteGuardState(tree_unflatten([column(x) for x in leaves], spec), zero, zero.clone())
         zero = _count_state(params)
         return FiniteGuardState(inner.init(params), zero, zero.clone())
 
     def update(updates, state, params=None):
         new_updates, new_inner = inner.update(updates, state.inner, params)
-        finite = torch.isfinite(global_norm(updates)) & adds_finitely(params, new_updates)
-        keep = lambda new, old: torch.where(finite, new, old)
+        if rows:
+            finite = (torch.isfinite(_row_norms(updates))
+                      & adds_finitely(params, new_updates, rows=True))  # (members,)
+            mask = lambda x: finite.view(-1, *([1] * (x.dim() - 1))) if x.dim() else finite.any()
+        else:
+            finite = torch.isfinite(global_norm(updates)) & adds_finitely(params, new_updates)
+            mask = lambda x: finite
+        keep = lambda new, old: torch.where(mask(new), new, old)
         leaves, spec = tree_flatten(new_updates)
-        new_updates = tree_unflatten([torch.where(finite, u, torch.zeros_like(u)) for u in leaves], spec)
+        new_updates = tree_unflatten([torch.where(mask(u), u, torch.zeros_like(u)) for u in leaves], spec)
         inner_state = tree_unflatten(
             [keep(n, o) for n, o in zip(_leaves(new_inner), _leaves(state.inner))],
             tree_flatten(state.inner)[1],
@@ -192,8 +213,26 @@ def apply_if_finite(inner: GradientTransformation) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def _bounds(tree: PyTree) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The smallest and largest entry over every leaf (NaN if any is NaN), None if none."""
+def _row_norms(tree: PyTree) -> torch.Tensor:
+    """Each member's :func:`global_norm`: ``(members,)``, over every leaf's entries past the
+    leading ``members`` axis."""
+    leaves = _leaves(tree)
+    norms = [torch.linalg.vector_norm(leaf.reshape(leaf.shape[0], -1), dim=1) for leaf in leaves]
+    return norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms, dim=1), dim=1)
+
+
+def _bounds(tree: PyTree, rows: bool = False) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The smallest and largest entry over every leaf (NaN if any is NaN), None if none;
+    with ``rows``, per member: ``(members,)`` each, over the entries past the leading axis."""
+    if rows:
+        pairs = [torch.aminmax(leaf.reshape(leaf.shape[0], -1), dim=1)
+                 for leaf in _leaves(tree) if leaf.numel()]
+        if not pairs:
+            return None
+        if len(pairs) == 1:
+            return tuple(pairs[0])
+        return (torch.stack([p[0] for p in pairs], dim=1).amin(dim=1),
+                torch.stack([p[1] for p in pairs], dim=1).amax(dim=1))
     pairs = [torch.aminmax(leaf) for leaf in _leaves(tree) if leaf.numel()]
     if not pairs:
         return None
@@ -202,9 +241,9 @@ def _bounds(tree: PyTree) -> tuple[torch.Tensor, torch.Tensor] | None:
     return torch.stack([p[0] for p in pairs]).amin(), torch.stack([p[1] for p in pairs]).amax()
 
 
-def adds_finitely(params: PyTree | None, updates: PyTree) -> torch.Tensor:
+def adds_finitely(params: PyTree | None, updates: PyTree, *, rows: bool = False) -> torch.Tensor:
     """A 0-d bool: is every entry of ``params + updates`` finite (of ``updates`` alone when
-    ``params`` is None)?
+    ``params`` is None)? With ``rows``, one bool per member (leading axis): ``(members,)``.
 
     Decided from bounds, without forming the sum: ``lo_p + lo_u <= p + u <= hi_p + hi_u``
     entry by entry (float addition is monotonic), and a NaN or an Inf in either tree makes a
@@ -212,10 +251,11 @@ def adds_finitely(params: PyTree | None, updates: PyTree) -> torch.Tensor:
     vector costs 40x more on the CPU. It errs only towards skipping, and only near the end of
     the float range: when the largest parameter and the largest update, at different places,
     add up past it."""
-    bounds_u = _bounds(updates)
+    bounds_u = _bounds(updates, rows)
     if bounds_u is None:
-        return torch.ones((), dtype=torch.bool)
-    bounds_p = _bounds(params) if params is not None else None
+        shape = (_leaves(updates)[0].shape[0],) if rows else ()
+        return torch.ones(shape, dtype=torch.bool)
+    bounds_p = _bounds(params, rows) if params is not None else None
     lo, hi = bounds_u if bounds_p is None else (bounds_p[0] + bounds_u[0], bounds_p[1] + bounds_u[1])
     return torch.isfinite(lo) & torch.isfinite(hi)
 
@@ -262,6 +302,17 @@ def _count_state(params):
     return torch.zeros((), dtype=torch.int64, device=device)
 
 
+def _mul(leaves: list, scale: torch.Tensor) -> list:
+    """``_foreach_mul``, or a broadcasting product for a scale that is not 0-d (one column
+    per member: a step counter under ``apply_if_finite(rows=True)``)."""
+    return torch._foreach_mul(leaves, scale) if scale.dim() == 0 else [x * scale for x in leaves]
+
+
+def _div(leaves: list, divisor: torch.Tensor) -> list:
+    """``_foreach_div``, or a broadcasting quotient (see :func:`_mul`)."""
+    return torch._foreach_div(leaves, divisor) if divisor.dim() == 0 else [x / divisor for x in leaves]
+
+
 def scale_by_schedule(schedule: ScalarOrSchedule, *, sign: float = -1.0) -> GradientTransformation:
     """Multiply updates by ``sign * schedule(count)`` (the learning-rate step)."""
     schedule = _as_schedule(schedule)
@@ -269,7 +320,7 @@ def scale_by_schedule(schedule: ScalarOrSchedule, *, sign: float = -1.0) -> Grad
     def update(updates, count, params=None):
         leaves, spec = tree_flatten(updates)
         scale = sign * schedule(count)
-        return tree_unflatten(torch._foreach_mul(leaves, scale), spec), count + 1
+        return tree_unflatten(_mul(leaves, scale), spec), count + 1
 
     return GradientTransformation(_count_state, update)
 
@@ -310,8 +361,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
         c = count.to(torch.float32)
         bias1 = 1.0 - torch.pow(b1, c)
         bias2 = 1.0 - torch.pow(b2, c)
-        denom = torch._foreach_add(torch._foreach_sqrt(torch._foreach_div(nu, bias2)), eps)
-        direction = torch._foreach_div(torch._foreach_div(mu, bias1), denom)
+        denom = torch._foreach_add(torch._foreach_sqrt(_div(nu, bias2)), eps)
+        direction = torch._foreach_div(_div(mu, bias1), denom)
         new_state = {"mu": tree_unflatten(mu, spec), "nu": tree_unflatten(nu, spec), "count": count}
         return tree_unflatten(direction, spec), new_state
 
@@ -339,9 +390,9 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Gra
             / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         )
         bias2_sqrt = torch.sqrt(1.0 - b2t)
-        m_hat = torch._foreach_div(mu, bias1)
+        m_hat = _div(mu, bias1)
         adaptive = torch._foreach_div(
-            torch._foreach_mul(m_hat, rect * bias2_sqrt),
+            _mul(m_hat, rect * bias2_sqrt),
             torch._foreach_add(torch._foreach_sqrt(nu), eps),
         )
         use_adaptive = rho_t > 5.0

@@ -134,7 +134,10 @@ def members_optimizer(members: Sequence[TrainConfig], steps: int, *, rows: bool 
                       ) -> optim.GradientTransformation:
     """The members' optimizer (one job: they share all but :data:`INJECTED`), flattened, its
     hyperparameters ``(members, 1)`` tensors in the state; without clipping (the ensemble
-    step clips each member with :func:`members_clip_norm`).
+    step clips each member with :func:`members_clip_norm`). As for ``seqfunc train``, an
+    update that would make a member's parameter NaN or Inf is skipped, for that member alone
+    (:func:`seqfunc.optim.apply_if_finite`, around the optimizer as in
+    :func:`seqfunc.runs.build.make_optimizer`).
 
     ``rows=False`` (one member): the hyperparameters are 0-d tensors, for the single-run step
     :func:`seqfunc.train.make_step`; one compiled step then serves any values."""
@@ -155,7 +158,7 @@ def members_optimizer(members: Sequence[TrainConfig], steps: int, *, rows: bool 
             return optim.tensor_adamw(schedule, b1, b2, weight_decay=weight_decay)
         return optim.tensor_sgd(schedule, momentum)
 
-    return optim.flatten(optim.inject_hyperparams(factory, **values))
+    return optim.flatten(optim.apply_if_finite(optim.inject_hyperparams(factory, **values), rows=rows))
 
 
 def members_clip_norm(members: Sequence[TrainConfig]) -> torch.Tensor | None:

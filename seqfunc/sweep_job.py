@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 import attrs
 import torch
 
+from seqfunc import optim
 from seqfunc.ensemble import init_members_state, make_ensemble_step, member_keys, step_keys
 from seqfunc.errors import CheckpointError, ConfigError, RunInterrupted
 from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
@@ -153,7 +154,7 @@ def train_members(
             at.window.append(metrics)
             last = at.step == job.total_steps
             if at.step % job.cfg.log_every == 0 or last:
-                _log_train(records, at, epoch)
+                _log_train(records, at, epoch, _skipped(state.opt_state, len(job.members)))
             if at.step % job.eval_every == 0 or last:
                 for member, record in zip(records, job.evaluate(state.params, final=last)):
                     member.append({"step": at.step, "split": "val", **record})
@@ -201,13 +202,19 @@ def _as_lines(records) -> list[list[str]]:
     return [[json.dumps(r) for r in member] for member in records]
 
 
-def _log_train(records, at: Progress, epoch: int) -> None:
+def _skipped(opt_state, members: int) -> list[int]:
+    """Each member's count of non-finite updates skipped so far (0s without the guard)."""
+    guard = optim.finite_guard_state(opt_state)
+    return [0] * members if guard is None else guard.skipped.reshape(-1).tolist()
+
+
+def _log_train(records, at: Progress, epoch: int, skipped: list[int]) -> None:
     """Average the window of step metrics (tensors, or lists after a resume) into one train
-    record per member."""
+    record per member, with its ``nonfinite_skipped`` as a run's train record has it."""
     window, at.window = at.window, []
     host = lambda v: v.detach().cpu() if isinstance(v, torch.Tensor) else torch.tensor(v)
     # sorted: a window restored from a checkpoint's JSON has its keys sorted
     mean = {k: torch.stack([host(m[k]) for m in window]).mean(dim=0).tolist() for k in sorted(window[0])}
     for i, member in enumerate(records):
         member.append({"step": at.step, "split": "train", "epoch": epoch,
-                       **{k: v[i] for k, v in mean.items()}})
+                       **{k: v[i] for k, v in mean.items()}, "nonfinite_skipped": skipped[i]})

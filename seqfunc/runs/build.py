@@ -69,10 +69,12 @@ def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
 
 
 def make_optimizer(
-    cfg: TrainConfig, total_steps: int, *, nonfinite_guard: bool = True
+    cfg: TrainConfig, total_steps: int, *, nonfinite_guard: bool = True, rows: bool = False,
 ) -> optim.GradientTransformation:
     """The config's optimizer, schedule and clipping, flattened; with ``nonfinite_guard`` an
-    update whose gradients are not finite is skipped (:func:`seqfunc.optim.apply_if_finite`)."""
+    update that would make a parameter NaN or Inf is skipped
+    (:func:`seqfunc.optim.apply_if_finite`). ``rows=True``: for the ``(members, n)`` matrix
+    of an ensemble, each member's update is checked and skipped on its own."""
     if cfg.schedule == "warmup_cosine":
         lr = optim.warmup_cosine(cfg.lr, min(cfg.warmup_steps, total_steps), total_steps, cfg.lr_end)
     elif cfg.schedule == "step":
@@ -88,5 +90,5 @@ def make_optimizer(
     if cfg.clip_norm:
         base = optim.chain(optim.clip_by_global_norm(cfg.clip_norm), base)
     if nonfinite_guard:
-        base = optim.apply_if_finite(base)
+        base = optim.apply_if_finite(base, rows=rows)
     return optim.flatten(base)
