@@ -1,6 +1,6 @@
 """Forward + backward time and peak memory of each attention kernel against sequence length.
 
-    flock -x /tmp/seqfunc-cpu.lock python benchmarks/attention_scaling.py
+    python benchmarks/attention_scaling.py
 
 One causal self-attention call ``(b=1, h=1, t, d=64)`` per kernel (``causal=True``, no mask
 tensor, so no kernel is charged for a ``t x t`` mask), then ``out.sum().backward()``.

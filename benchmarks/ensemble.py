@@ -5,7 +5,7 @@ sequential runs take the eager step ``seqfunc train`` takes on the CPU; the vmap
 eagerly and compiled (its compile time is not timed: it is paid once per batch shape).
 Only the training steps are timed (batches are built beforehand); median of interleaved rounds.
 
-    /work/bin/heavy python benchmarks/ensemble.py [--members 8] [--steps 100]
+    python benchmarks/ensemble.py [--members 8] [--steps 100]
 
 Last line: one JSON object {"sequential_s", "vmapped_s", "speedup_eager", "speedup_compiled",
 "speedup" (the better of the two), ...}.
@@ -71,7 +71,7 @@ def main() -> None:
             losses.append(float(metrics["loss"]))
         return time.perf_counter() - start, losses
 
-    base = make_optimizer(attrs.evolve(cfg, clip_norm=None), args.steps, nonfinite_guard=False)
+    base = make_optimizer(attrs.evolve(cfg, clip_norm=None), args.steps, rows=True)  # fit_ensemble's
     init_keys, train_keys = member_keys(seeds)
 
     def vmapped_runner(compile: bool):

@@ -294,8 +294,19 @@ def run_job(job: Job, timeout: float, tree: Path = ROOT, out: Path | None = None
         entry["status"] = f"no result: {err}"
         return entry
     entry["status"] = "ok"
-    entry["result"] = result
+    entry["result"] = relative_paths(result, tree)
     return entry
+
+
+def relative_paths(value, tree: Path):
+    """``value`` with every string that names a path inside ``tree`` made relative to it: the
+    store speaks of the repository, not of the machine it was measured on."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v, tree) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v, tree) for v in value]
+    prefix = f"{tree}{os.sep}"
+    return value[len(prefix):] if isinstance(value, str) and value.startswith(prefix) else value
 
 
 def now() -> str:

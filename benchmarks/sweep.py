@@ -24,7 +24,7 @@ sequential one: ``--steps`` steps of each of the 12 members), and a contender's 
 its median round (``benchmarks/timing.py``'s reasoning). Per-step times are the time to
 advance all 12 members by one step.
 
-    /work/bin/heavy python benchmarks/sweep.py [--rounds 5] [--steps 3] [--only formula] [--modes compiled,eager]
+    python benchmarks/sweep.py [--rounds 5] [--steps 3] [--only formula] [--modes compiled,eager]
 
 Last line: one JSON object {"speedup_formula", "speedup_classifier", "speedup" (the smaller),
 per-step times in ms, ...}.

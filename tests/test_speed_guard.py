@@ -60,3 +60,10 @@ def test_the_store_keeps_one_row_per_cpu_kind(run_all, tmp_path, monkeypatch):
     page = run_all.render({"jobs": {"generate": rows}})
     lines = [line for line in page.splitlines() if "KV-cached generation" in line]
     assert len(lines) == 2 and "AVX-512" in lines[0] and "AVX2" in lines[1]
+
+
+def test_stored_results_name_paths_inside_the_repository_relative_to_it(run_all, tmp_path):
+    result = {"out": f"{tmp_path}/runs/x", "runs": [{"run_dir": f"{tmp_path}/runs/x/a"}],
+              "elsewhere": "/data/file.txt", "n": 3}
+    assert run_all.relative_paths(result, tmp_path) == {
+        "out": "runs/x", "runs": [{"run_dir": "runs/x/a"}], "elsewhere": "/data/file.txt", "n": 3}
