@@ -47,9 +47,9 @@ def inductor_vector_bits() -> int:
 def broadcast_limits() -> tuple[int, int]:
     """This CPU's ``(largest tq * tk * d, d a multiple of)`` for the broadcast form.
 
-    Read while tracing as a constant: a call dynamo traced into (as it would into
-    ``get_cpu_capability``, which it cannot) breaks the compiled step into pieces, and a
-    step in pieces runs slower than eagerly."""
+    Evaluated once while tracing and put in the graph as a constant: dynamo cannot trace the
+    query of the CPU inside, and a call it cannot trace breaks the compiled step into
+    pieces, which run slower than the eager step."""
     return COMPILED_CPU_BROADCAST_LIMITS.get(inductor_vector_bits(),
                                              COMPILED_CPU_BROADCAST_LIMITS[512])
 
