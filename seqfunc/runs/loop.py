@@ -49,18 +49,19 @@ def fit(
     ranks = ranks if ranks is not None else distributed.current()
     writer = ranks is None or ranks.is_writer
     log = log if writer else (lambda line: None)
-    run, trainer, (state, at), lock = _setup(out_dir, cfg, resume, ranks, writer, log)
+    run, trainer, record, (state, at), lock = _setup(out_dir, cfg, resume, ranks, writer, log)
     try:
-        return _train(run, trainer, state, at, ranks, writer, progress, log)
+        return _train(run, trainer, record, state, at, ranks, writer, progress, log)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(run: RunFolder, trainer: Trainer, state, at: Progress, ranks, writer: bool,
-           progress: bool, log) -> dict[str, Any]:
+def _train(run: RunFolder, trainer: Trainer, record: dict, state, at: Progress, ranks,
+           writer: bool, progress: bool, log) -> dict[str, Any]:
+    """The steps, evaluations and checkpoints of a set-up run; ``record`` is its config.json
+    record, which every checkpoint keeps (what a resume checks against)."""
     cfg = trainer.cfg
-    record = run.config_record(cfg, trainer.dataset, trainer.model)
     metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines, writer=writer,
                          tensorboard=run.path / EVENTS_FOLDER if cfg.tensorboard else None)
     if hasattr(trainer.dataset, "summary") and at.step == 0:
@@ -119,19 +120,20 @@ def _train(run: RunFolder, trainer: Trainer, state, at: Progress, ranks, writer:
 
 
 def _setup(out_dir, cfg, resume: bool, ranks, writer: bool, log):
-    """``(run folder, trainer, (state, progress), lock)``: the writer locks the folder first
+    """``(run folder, trainer, config record, (state, progress), lock)``: the writer locks the folder first
     (runs/lock.py); the trainer is built and a resume's checkpoint read and checked
     (runs/resume.py) before anything is written. A config error, a mismatch or a held lock
     stops every rank here; a new folder that got no further is removed again."""
     run = RunFolder(out_dir, writer=writer)
-    lock = trainer = start = failure = None
+    lock = trainer = record = start = failure = None
     try:
         if writer:
             lock = FolderLock.acquire(run.path)
         trainer = Trainer(_run_config(run, cfg, resume), ranks, artifacts=run.path if resume else None)
         if trainer.cfg.tensorboard and writer:
             tensorboard.require()  # before anything is written
-        start = _starting_state(run, trainer, resume, log)
+        record = run.config_record(trainer.cfg, trainer.dataset, trainer.model)
+        start = _starting_state(run, trainer, record, resume, log)
     except SeqfuncError as exc:
         failure = exc
     except BaseException:
@@ -147,7 +149,7 @@ def _setup(out_dir, cfg, resume: bool, ranks, writer: bool, log):
         if lock is not None:
             lock.release()
         raise
-    return run, trainer, start, lock
+    return run, trainer, record, start, lock
 
 
 def _run_config(run: RunFolder, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
@@ -163,13 +165,12 @@ def _run_config(run: RunFolder, cfg: TrainConfig | None, resume: bool) -> TrainC
     return cfg
 
 
-def _starting_state(run: RunFolder, trainer: Trainer, resume: bool, log):
+def _starting_state(run: RunFolder, trainer: Trainer, record: dict, resume: bool, log):
     """A fresh state at step 0, or the newest complete checkpoint's with its Progress, checked
     to fit this run (:mod:`seqfunc.runs.resume`)."""
     state = trainer.initial_state()
     if not resume:
         return state, Progress()
-    record = run.config_record(trainer.cfg, trainer.dataset, trainer.model)
     try:
         found = run.latest_checkpoint(state.params, state.opt_state, device=trainer.device, log=log)
     except CheckpointMismatch as exc:
