@@ -26,8 +26,13 @@ import statistics
 import time
 
 import torch
-from torch.autograd import ProfilerConfig, ProfilerState, _disable_profiler, _enable_profiler
-from torch.autograd import _prepare_profiler
+from torch.autograd import (
+    ProfilerConfig,
+    ProfilerState,
+    _disable_profiler,
+    _enable_profiler,
+    _prepare_profiler,
+)
 from torch.profiler import ProfilerActivity
 
 from seqfunc import rng
@@ -58,7 +63,12 @@ def peak_bytes(fn) -> int:
     """Max over time of (bytes allocated - bytes freed) during ``fn()``, from the CPU
     allocator events that torch's profiler records."""
     config = ProfilerConfig(
-        ProfilerState.KINETO, False, True, False, False, False,
+        ProfilerState.KINETO,
+        False,
+        True,
+        False,
+        False,
+        False,
         torch._C._profiler._ExperimentalConfig(),
     )
     activities = {ProfilerActivity.CPU}
@@ -68,9 +78,7 @@ def peak_bytes(fn) -> int:
         fn()
     finally:
         result = _disable_profiler()
-    events = sorted(
-        (e.start_ns(), e.nbytes()) for e in result.events() if e.name() == "[memory]"
-    )
+    events = sorted((e.start_ns(), e.nbytes()) for e in result.events() if e.name() == "[memory]")
     current = peak = 0
     for _, nbytes in events:
         current += nbytes
@@ -93,8 +101,12 @@ def measure(name: str, t: int, args) -> dict:
         times.append(time.perf_counter() - start)
     for x in (q, k, v):
         x.grad = None
-    return {"kernel": name, "length": t, "time_s": statistics.median(times),
-            "peak_bytes": peak_bytes(run)}
+    return {
+        "kernel": name,
+        "length": t,
+        "time_s": statistics.median(times),
+        "peak_bytes": peak_bytes(run),
+    }
 
 
 def slope(xs, ys) -> float:
@@ -113,17 +125,31 @@ def main(argv=None) -> int:
     p.add_argument("--heads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--fit-from", type=int, default=1024)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: steadier when other jobs share the cores)")
-    p.add_argument("--max-quadratic", type=int, default=8192,
-                   help="longest length for full and simple attention")
-    p.add_argument("--max-additive", type=int, default=2048,
-                   help="longest length for additive attention (its memory is t^2 * hidden)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: steadier when other jobs share the cores)",
+    )
+    p.add_argument(
+        "--max-quadratic",
+        type=int,
+        default=8192,
+        help="longest length for full and simple attention",
+    )
+    p.add_argument(
+        "--max-additive",
+        type=int,
+        default=2048,
+        help="longest length for additive attention (its memory is t^2 * hidden)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    print(f"attention forward+backward, causal, b=1, h={args.heads}, d={args.d}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"attention forward+backward, causal, b=1, h={args.heads}, d={args.d}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"{'kernel':<9} {'length':>7} {'time ms':>10} {'peak MiB':>10}")
     peak_bytes(lambda: None)  # the profiler's first start is slow: not part of any figure
     rows = []
@@ -137,8 +163,11 @@ def main(argv=None) -> int:
                 continue
             row = measure(name, t, args)
             rows.append(row)
-            print(f"{name:<9} {t:>7} {1000 * row['time_s']:>10.1f} "
-                  f"{row['peak_bytes'] / 2**20:>10.2f}", flush=True)
+            print(
+                f"{name:<9} {t:>7} {1000 * row['time_s']:>10.1f} "
+                f"{row['peak_bytes'] / 2**20:>10.2f}",
+                flush=True,
+            )
 
     exponents = {}
     for name in args.kernels:
@@ -155,8 +184,18 @@ def main(argv=None) -> int:
     print(f"{'kernel':<9} {'time':>6} {'memory':>7}")
     for name, e in exponents.items():
         print(f"{name:<9} {e['time']:>6.2f} {e['memory']:>7.2f}")
-    print(json.dumps({"benchmark": "attention_scaling", "d": args.d, "heads": args.heads,
-                      "causal": True, "fit_from": args.fit_from, "exponents": exponents}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "attention_scaling",
+                "d": args.d,
+                "heads": args.heads,
+                "causal": True,
+                "fit_from": args.fit_from,
+                "exponents": exponents,
+            }
+        )
+    )
     return 0
 
 

@@ -35,12 +35,12 @@ import time
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+from timing import interleaved_seconds_per_step
 
 from seqfunc import optim, rng
 from seqfunc.models.gpt import GPT, GPTConfig
 from seqfunc.tasks.language_model import LanguageModelTask
 from seqfunc.train import init_state, make_step
-from timing import interleaved_seconds_per_step
 
 LAYERS, HEADS, D, CONTEXT, VOCAB = 4, 4, 128, 64, 65
 
@@ -94,8 +94,10 @@ def batches(n: int, batch: int) -> list[dict]:
         return [next(it) for _ in range(n)]
     except Exception:  # no shared data: random tokens have the same cost
         return [
-            {"inputs": rng.random_bits(rng.key(i), (batch, CONTEXT)) % VOCAB,
-             "targets": rng.random_bits(rng.key(i + n), (batch, CONTEXT)) % VOCAB}
+            {
+                "inputs": rng.random_bits(rng.key(i), (batch, CONTEXT)) % VOCAB,
+                "targets": rng.random_bits(rng.key(i + n), (batch, CONTEXT)) % VOCAB,
+            }
             for i in range(n)
         ]
 
@@ -120,7 +122,9 @@ def reference_step():
 def seqfunc_step(compile):
     """seqfunc's step of the same shape, holding its own state: ``step(batch) -> loss``."""
     model = GPT(GPTConfig(vocab_size=VOCAB, context=CONTEXT, d_model=D, heads=HEADS, layers=LAYERS))
-    opt = optim.flatten(optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(1e-3, weight_decay=0.1)))
+    opt = optim.flatten(
+        optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(1e-3, weight_decay=0.1))
+    )
     train_step = make_step(LanguageModelTask().loss_fn(model), opt, compile=compile)
     state = init_state(model.init(rng.key(0)), opt)
     key = rng.key(1)
@@ -199,7 +203,9 @@ def main() -> None:
             run(b)
     seconds = interleaved_seconds_per_step(
         {name: (lambda i, run=run: run(data[i])) for name, run in contenders.items()},
-        rounds=args.rounds, steps=args.steps, sync=float,
+        rounds=args.rounds,
+        steps=args.steps,
+        sync=float,
     )
     tokens = args.batch * CONTEXT
     tps = {name: tokens / s.median for name, s in seconds.items()}
@@ -208,26 +214,36 @@ def main() -> None:
     gflops = {name: tps[name] * flops_per_token() / 1e9 for name in tps}
     ceiling = tokens * flops_per_token() / step_matmul_seconds(args.batch) / 1e9
 
-    print(f"GPT {LAYERS}x{D}, {HEADS} heads, context {CONTEXT}, batch {args.batch}, "
-          f"{torch.get_num_threads()} threads: median of {args.rounds} interleaved rounds of "
-          f"{args.steps} steps")
+    print(
+        f"GPT {LAYERS}x{D}, {HEADS} heads, context {CONTEXT}, batch {args.batch}, "
+        f"{torch.get_num_threads()} threads: median of {args.rounds} interleaved rounds of "
+        f"{args.steps} steps"
+    )
     print(f"{'':<22}{'ms/step':>9}{'tokens/s':>10}{'ratio':>7}{'GFLOP/s':>9}{'% peak':>8}")
     for name in contenders:
-        print(f"{name:<22}{1000 * seconds[name].median:>9.1f}{tps[name]:>10.0f}"
-              f"{tps[name] / tps['reference']:>7.2f}{gflops[name]:>9.1f}{100 * gflops[name] / peak:>8.0f}")
+        print(
+            f"{name:<22}{1000 * seconds[name].median:>9.1f}{tps[name]:>10.0f}"
+            f"{tps[name] / tps['reference']:>7.2f}{gflops[name]:>9.1f}{100 * gflops[name] / peak:>8.0f}"
+        )
     best_ratio = seconds["reference"].best / seconds[ours].best
     print(f"fastest rounds only: {ours} {best_ratio:.2f}x")
     if compile_seconds is not None:
         print(f"compile (first compiled call): {compile_seconds:.1f} s")
-    print(f"measured matmul peak {peak:.1f} GFLOP/s; the step's matrix products alone, timed "
-          f"on their own: {ceiling:.1f} GFLOP/s = {100 * ceiling / peak:.0f}% of the peak (the "
-          f"ceiling of any step built on torch's matmuls)")
+    print(
+        f"measured matmul peak {peak:.1f} GFLOP/s; the step's matrix products alone, timed "
+        f"on their own: {ceiling:.1f} GFLOP/s = {100 * ceiling / peak:.0f}% of the peak (the "
+        f"ceiling of any step built on torch's matmuls)"
+    )
     print(f"goals: seqfunc ({ours}) >= 1.3x the reference and >= 75% of the peak")
     result = {
-        "ref_tokens_per_s": round(tps["reference"], 1), "tokens_per_s": round(tps[ours], 1),
-        "ratio": round(tps[ours] / tps["reference"], 3), "ratio_best": round(best_ratio, 3),
+        "ref_tokens_per_s": round(tps["reference"], 1),
+        "tokens_per_s": round(tps[ours], 1),
+        "ratio": round(tps[ours] / tps["reference"], 3),
+        "ratio_best": round(best_ratio, 3),
         "gflops": round(gflops[ours], 2),
-        "peak_gflops": round(peak, 2), "matmul_ceiling_gflops": round(ceiling, 2), "mode": ours,
+        "peak_gflops": round(peak, 2),
+        "matmul_ceiling_gflops": round(ceiling, 2),
+        "mode": ours,
         "eager_tokens_per_s": round(tps["eager"], 1),
         "eager_ratio": round(tps["eager"] / tps["reference"], 3),
     }

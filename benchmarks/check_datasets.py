@@ -23,13 +23,18 @@ from seqfunc.testing.datasets import check_dataset
 def check(name: str, examples: int) -> dict:
     start = time.perf_counter()
     try:
-        report = check_dataset(registry.get_dataset(f"{registry.OWN_DIST}:{name}"),
-                               max_examples=examples, name=name)
+        report = check_dataset(
+            registry.get_dataset(f"{registry.OWN_DIST}:{name}"), max_examples=examples, name=name
+        )
     except SeqfuncError as exc:
         return {"error": str(exc)}
     summary = report.to_dict()
-    return {"passed": summary["passed"], "failed": summary["failed"],
-            "skipped": summary["skipped"], "wall_s": round(time.perf_counter() - start, 2)}
+    return {
+        "passed": summary["passed"],
+        "failed": summary["failed"],
+        "skipped": summary["skipped"],
+        "wall_s": round(time.perf_counter() - start, 2),
+    }
 
 
 def main() -> None:
@@ -47,8 +52,10 @@ def main() -> None:
             print(f"{name:>14}  not checked: {r['error']}")
         else:
             failed = "  FAILED: " + ", ".join(r["failed"]) if r["failed"] else ""
-            print(f"{name:>14} {len(r['passed']):>5} {len(r['failed']):>5} {len(r['skipped']):>5} "
-                  f"{r['wall_s']:>8.1f}{failed}")
+            print(
+                f"{name:>14} {len(r['passed']):>5} {len(r['failed']):>5} {len(r['skipped']):>5} "
+                f"{r['wall_s']:>8.1f}{failed}"
+            )
     print(json.dumps(results))
 
 

@@ -51,14 +51,19 @@ def measure(argv: list[str], rounds: int, steps: int) -> dict:
             float(metrics["loss"])
             step_times.append((time.perf_counter() - start) / steps)
             start = time.perf_counter()
-            folder.write_checkpoint(at.step, state.params, state.opt_state, at.to_json(),
-                                    cfg.keep_checkpoints)
+            folder.write_checkpoint(
+                at.step, state.params, state.opt_state, at.to_json(), cfg.keep_checkpoints
+            )
             checkpoint_times.append(time.perf_counter() - start)
     step_s, checkpoint_s = statistics.median(step_times), statistics.median(checkpoint_times)
     every = trainer.checkpoint_every
-    return {"checkpoint_s": round(checkpoint_s, 5), "step_s": round(step_s, 5),
-            "checkpoint_every": every, "total_steps": trainer.total_steps,
-            "overhead_fraction": round(checkpoint_s / (every * step_s), 6)}
+    return {
+        "checkpoint_s": round(checkpoint_s, 5),
+        "step_s": round(step_s, 5),
+        "checkpoint_every": every,
+        "total_steps": trainer.total_steps,
+        "overhead_fraction": round(checkpoint_s / (every * step_s), 6),
+    }
 
 
 def main() -> None:
@@ -67,11 +72,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
     args = parser.parse_args()
     results = {name: measure(argv, args.rounds, args.steps) for name, argv in RECIPES.items()}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.rounds} rounds")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.rounds} rounds"
+    )
     print(f"{'model':<22}{'step ms':>10}{'checkpoint ms':>15}{'every':>8}{'overhead':>11}  goal")
     for name, r in results.items():
-        print(f"{name:<22}{r['step_s'] * 1e3:>10.1f}{r['checkpoint_s'] * 1e3:>15.1f}"
-              f"{r['checkpoint_every']:>8}{r['overhead_fraction']:>10.3%}  <= 2 %")
+        print(
+            f"{name:<22}{r['step_s'] * 1e3:>10.1f}{r['checkpoint_s'] * 1e3:>15.1f}"
+            f"{r['checkpoint_every']:>8}{r['overhead_fraction']:>10.3%}  <= 2 %"
+        )
     print(json.dumps(results))
 
 

@@ -48,12 +48,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker(rank: int, world: int, threads: int, port: int, argv: list[str],
-           orders: mp.Queue, replies: mp.Queue, halves: bool = False) -> None:
+def worker(
+    rank: int,
+    world: int,
+    threads: int,
+    port: int,
+    argv: list[str],
+    orders: mp.Queue,
+    replies: mp.Queue,
+    halves: bool = False,
+) -> None:
     """A contender's process: rank ``rank`` of a group of ``world`` on ``port``, or, with
     ``halves``, a process of no group stepping on half the global batch."""
     torch.set_num_threads(threads)
     import attrs
+
     from seqfunc.cli import build_parser
     from seqfunc.cli.train import resolve_config
     from seqfunc.runs import distributed
@@ -63,8 +72,13 @@ def worker(rank: int, world: int, threads: int, port: int, argv: list[str],
 
     ranks = None
     if world > 1 and not halves:
-        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        os.environ.update(
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
         ranks = distributed.init("cpu")
     cfg = resolve_config(build_parser().parse_args(["train", "formula", *argv]))
     global_batch = cfg.batch_size
@@ -108,8 +122,12 @@ class Contender:
     def __init__(self, ctx, world: int, threads: int, argv: list[str], halves: bool = False):
         port, self.replies = free_port(), ctx.Queue()
         self.orders = [ctx.Queue() for _ in range(world)]
-        self.procs = [ctx.Process(target=worker, args=(r, world, threads, port, argv, q, self.replies, halves))
-                      for r, q in enumerate(self.orders)]
+        self.procs = [
+            ctx.Process(
+                target=worker, args=(r, world, threads, port, argv, q, self.replies, halves)
+            )
+            for r, q in enumerate(self.orders)
+        ]
         for p in self.procs:
             p.start()
 
@@ -134,17 +152,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=20, help="steps per contender per round")
     parser.add_argument("--warmup", type=int, default=30, help="steps before timing")
-    parser.add_argument("--compile", action="store_true", help="compiled steps (default: as "
-                        "`seqfunc train formula` runs on the CPU, eager)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compiled steps (default: as `seqfunc train formula` runs on the CPU, eager)",
+    )
     parser.add_argument("train_flags", nargs="*", help="more `seqfunc train` flags, after --")
     args = parser.parse_args()
     argv = [*(["--compile"] if args.compile else []), *args.train_flags]
 
     ctx = mp.get_context("spawn")
-    contenders = {name: Contender(ctx, world, threads, argv)
-                  for name, (world, threads) in CONTENDERS.items()}
-    contenders.update({name: Contender(ctx, processes, 1, argv, halves=True)
-                       for name, processes in SOLO.items()})
+    contenders = {
+        name: Contender(ctx, world, threads, argv) for name, (world, threads) in CONTENDERS.items()
+    }
+    contenders.update(
+        {name: Contender(ctx, processes, 1, argv, halves=True) for name, processes in SOLO.items()}
+    )
     try:
         for contender in contenders.values():  # one at a time: compiling is CPU-bound
             rows, _, compiled = contender.ask("steps", args.warmup)
@@ -169,28 +192,43 @@ def main() -> None:
         "sharing_the_machine": step_s["1x1 half"] / step_s["2x1 no group"],
         "all_reduce_and_shard": step_s["2x1 no group"] / step_s["2x1"],
     }
-    print(f"formula Transformer, global batch {rows}, {'compiled' if compiled else 'eager'}, "
-          f"median of {args.rounds} interleaved rounds of {args.steps} steps")
+    print(
+        f"formula Transformer, global batch {rows}, {'compiled' if compiled else 'eager'}, "
+        f"median of {args.rounds} interleaved rounds of {args.steps} steps"
+    )
     print(f"{'processes x threads':>20} {'ms / step':>10} {'examples / s':>13}")
     for name in contenders:
         print(f"{name:>20} {1e3 * step_s[name]:>10.2f} {throughput[name]:>13.0f}")
-    print(f"scaling efficiency 2x1 / (2 * 1x1): {efficiency:.3f}   (1x2 / 1x1: "
-          f"{throughput['1x2'] / throughput['1x1']:.2f}x)")
-    print(f"all-reduce of the packed gradient: {1e3 * all_reduce_s:.2f} ms, "
-          f"{all_reduce_s / step_s['2x1']:.1%} of the 2x1 step")
-    print("efficiency = the product of: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}"
-                                                     for k, v in factors.items()))
-    print(json.dumps({
-        "examples_per_s_1x2": round(throughput["1x2"], 1),
-        "examples_per_s_1x1": round(throughput["1x1"], 1),
-        "examples_per_s_2x1": round(throughput["2x1"], 1),
-        "efficiency": round(efficiency, 4),
-        "allreduce_fraction": round(all_reduce_s / step_s["2x1"], 4),
-        "efficiency_factors": {k: round(v, 4) for k, v in factors.items()},
-        "step_ms": {name: round(1e3 * s, 3) for name, s in step_s.items()},
-        "allreduce_ms": round(1e3 * all_reduce_s, 3), "global_batch": rows, "compiled": compiled,
-        "rounds": args.rounds, "steps": args.steps,
-    }))
+    print(
+        f"scaling efficiency 2x1 / (2 * 1x1): {efficiency:.3f}   (1x2 / 1x1: "
+        f"{throughput['1x2'] / throughput['1x1']:.2f}x)"
+    )
+    print(
+        f"all-reduce of the packed gradient: {1e3 * all_reduce_s:.2f} ms, "
+        f"{all_reduce_s / step_s['2x1']:.1%} of the 2x1 step"
+    )
+    print(
+        "efficiency = the product of: "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in factors.items())
+    )
+    print(
+        json.dumps(
+            {
+                "examples_per_s_1x2": round(throughput["1x2"], 1),
+                "examples_per_s_1x1": round(throughput["1x1"], 1),
+                "examples_per_s_2x1": round(throughput["2x1"], 1),
+                "efficiency": round(efficiency, 4),
+                "allreduce_fraction": round(all_reduce_s / step_s["2x1"], 4),
+                "efficiency_factors": {k: round(v, 4) for k, v in factors.items()},
+                "step_ms": {name: round(1e3 * s, 3) for name, s in step_s.items()},
+                "allreduce_ms": round(1e3 * all_reduce_s, 3),
+                "global_batch": rows,
+                "compiled": compiled,
+                "rounds": args.rounds,
+                "steps": args.steps,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

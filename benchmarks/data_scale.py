@@ -40,14 +40,46 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 UNITS = ("byte", "char", "subword")
 #: The ``shakespeare`` dataset's recipe (seqfunc/data/shakespeare.py), on the ``text`` dataset.
-RECIPE = ["--model", "gpt", "-m", "layers=1", "-m", "d_model=128", "-m", "heads=4", "-m", "dropout=0",
-          "--batch-size", "16", "--optimizer", "adamw", "--lr", "1e-2", "--schedule", "warmup_cosine",
-          "--warmup-steps", "30", "-t", "lr_end=1e-4", "-t", "b2=0.99", "-t", "weight_decay=0.1",
-          "--clip-norm", "1.0", "-d", "context=64", "--examples", "0", "--no-compile"]
+RECIPE = [
+    "--model",
+    "gpt",
+    "-m",
+    "layers=1",
+    "-m",
+    "d_model=128",
+    "-m",
+    "heads=4",
+    "-m",
+    "dropout=0",
+    "--batch-size",
+    "16",
+    "--optimizer",
+    "adamw",
+    "--lr",
+    "1e-2",
+    "--schedule",
+    "warmup_cosine",
+    "--warmup-steps",
+    "30",
+    "-t",
+    "lr_end=1e-4",
+    "-t",
+    "b2=0.99",
+    "-t",
+    "weight_decay=0.1",
+    "--clip-norm",
+    "1.0",
+    "-d",
+    "context=64",
+    "--examples",
+    "0",
+    "--no-compile",
+]
 FETCH_BATCHES = 200
 
 
 # -- the corpus -------------------------------------------------------------------------------
+
 
 def source_lines(seed: int) -> list[str]:
     if SHAKESPEARE.is_file():
@@ -80,11 +112,16 @@ def write_corpus(path: Path, megabytes: float, seed: int) -> int:
 
 # -- children ---------------------------------------------------------------------------------
 
+
 def child(mode: str, **kwargs) -> tuple[dict, float]:
     """Run this script as a child in ``mode``; its last line of JSON and its peak RSS (MB)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", mode, json.dumps(kwargs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", mode, json.dumps(kwargs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -101,15 +138,20 @@ def run_child(mode: str, kwargs: dict) -> dict:
         from seqfunc.data.prepare import PrepareConfig, prepare
 
         manifest = prepare(PrepareConfig(**kwargs["config"]), kwargs["out"], progress=False)
-        return {"seconds": manifest["seconds"], "input_bytes": manifest["input_bytes"],
-                "tokens": sum(manifest["tokens"].values()), "dtype": manifest["dtype"]}
+        return {
+            "seconds": manifest["seconds"],
+            "input_bytes": manifest["input_bytes"],
+            "tokens": sum(manifest["tokens"].values()),
+            "dtype": manifest["dtype"],
+        }
     if mode == "encode":  # the tokenizers library alone, on the lines prepare encodes
         from seqfunc.data.prepare import chunks, corpus_files
         from seqfunc.data.prepared import PreparedCorpus
         from seqfunc.data.text_tokenizers import tokenizer_from_json
 
-        tokenizer = tokenizer_from_json(PreparedCorpus(kwargs["prepared"], verify=False)
-                                        .vocabulary["tokenizer"]).tokenizer
+        tokenizer = tokenizer_from_json(
+            PreparedCorpus(kwargs["prepared"], verify=False).vocabulary["tokenizer"]
+        ).tokenizer
         # the faster of its two batch encoders (same ids): the stricter yardstick
         encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
         seconds, tokens = 0.0, 0
@@ -125,15 +167,34 @@ def run_child(mode: str, kwargs: dict) -> dict:
 
         run = Path(kwargs["run"])
         start = time.perf_counter()
-        code = main(["train", "text", "-d", f"path={kwargs['prepared']}", "--steps", str(kwargs["steps"]),
-                     "--eval-every", str(kwargs["steps"]), "--eval-batches", "4",
-                     "-t", f"log_every={max(kwargs['steps'] // 4, 1)}", "--no-progress",
-                     "--out", str(run), *RECIPE])
+        code = main(
+            [
+                "train",
+                "text",
+                "-d",
+                f"path={kwargs['prepared']}",
+                "--steps",
+                str(kwargs["steps"]),
+                "--eval-every",
+                str(kwargs["steps"]),
+                "--eval-batches",
+                "4",
+                "-t",
+                f"log_every={max(kwargs['steps'] // 4, 1)}",
+                "--no-progress",
+                "--out",
+                str(run),
+                *RECIPE,
+            ]
+        )
         if code != 0:
             raise SystemExit(code)
         wall = time.perf_counter() - start
-        train = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-                 if r.get("split") == "train"]
+        train = [
+            r
+            for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if r.get("split") == "train"
+        ]
         (a, b) = (train[0], train[-2]) if len(train) > 2 else (train[0], train[-1])
         step_s = (b["elapsed_s"] - a["elapsed_s"]) / max(b["step"] - a["step"], 1)
         dataset = TextDataset(TextConfig(path=kwargs["prepared"], context=64))
@@ -148,6 +209,7 @@ def run_child(mode: str, kwargs: dict) -> dict:
 
 # -- the table --------------------------------------------------------------------------------
 
+
 def measure(size: float, folder: Path, seed: int, steps: int, subword: bool) -> dict:
     corpus = folder / f"corpus-{size:g}MB.txt"
     nbytes = write_corpus(corpus, size, seed)
@@ -158,19 +220,36 @@ def measure(size: float, folder: Path, seed: int, steps: int, subword: bool) -> 
         figures, rss = child("prepare", out=str(out), config={"path": str(corpus), "unit": unit})
         row[f"prepare_{unit}_mb_s"] = round(mb / figures["seconds"], 1)
         row[f"prepare_{unit}_rss_mb"] = round(rss, 1)
-        print(f"  {size:g} MB {unit}: {mb / figures['seconds']:.1f} MB/s, peak RSS {rss:.0f} MB, "
-              f"{figures['tokens']:,} tokens ({figures['dtype']})", flush=True)
+        print(
+            f"  {size:g} MB {unit}: {mb / figures['seconds']:.1f} MB/s, peak RSS {rss:.0f} MB, "
+            f"{figures['tokens']:,} tokens ({figures['dtype']})",
+            flush=True,
+        )
     if subword:
-        figures, _ = child("encode", path=str(corpus), prepared=str(folder / f"prepared-{size:g}-subword"))
+        figures, _ = child(
+            "encode", path=str(corpus), prepared=str(folder / f"prepared-{size:g}-subword")
+        )
         row["tokenizers_encode_mb_s"] = round(mb / figures["seconds"], 1)
-        row["subword_vs_tokenizers"] = round(row["tokenizers_encode_mb_s"] / row["prepare_subword_mb_s"], 2)
-    figures, rss = child("train", prepared=str(folder / f"prepared-{size:g}-char"),
-                         run=str(folder / f"run-{size:g}"), steps=steps)
-    row.update(train_rss_mb=round(rss, 1), step_ms=round(figures["step_s"] * 1e3, 2),
-               fetch_ms=round(figures["fetch_s"] * 1e3, 3),
-               fetch_share=round(figures["fetch_s"] / figures["step_s"], 4))
-    print(f"  {size:g} MB train: peak RSS {rss:.0f} MB, step {figures['step_s'] * 1e3:.1f} ms, "
-          f"batch fetch {figures['fetch_s'] * 1e3:.2f} ms", flush=True)
+        row["subword_vs_tokenizers"] = round(
+            row["tokenizers_encode_mb_s"] / row["prepare_subword_mb_s"], 2
+        )
+    figures, rss = child(
+        "train",
+        prepared=str(folder / f"prepared-{size:g}-char"),
+        run=str(folder / f"run-{size:g}"),
+        steps=steps,
+    )
+    row.update(
+        train_rss_mb=round(rss, 1),
+        step_ms=round(figures["step_s"] * 1e3, 2),
+        fetch_ms=round(figures["fetch_s"] * 1e3, 3),
+        fetch_share=round(figures["fetch_s"] / figures["step_s"], 4),
+    )
+    print(
+        f"  {size:g} MB train: peak RSS {rss:.0f} MB, step {figures['step_s'] * 1e3:.1f} ms, "
+        f"batch fetch {figures['fetch_s'] * 1e3:.2f} ms",
+        flush=True,
+    )
     for unit in UNITS:  # free the disk before the next size
         for p in (folder / f"prepared-{size:g}-{unit}").glob("*"):
             p.unlink()
@@ -183,10 +262,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[10, 100, 1000], metavar="MB")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--subword-up-to", type=float, default=None, metavar="MB",
-                        help="measure the subword unit only on corpora up to MB (it is the slow one)")
-    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
-                        help="work in DIR (default: a temporary folder, removed)")
+    parser.add_argument(
+        "--subword-up-to",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="measure the subword unit only on corpora up to MB (it is the slow one)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="work in DIR (default: a temporary folder, removed)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -205,25 +294,47 @@ def main() -> None:
     goals = {
         "train_rss_growth_mb": round(large["train_rss_mb"] - small["train_rss_mb"], 1),
         "memory_flat": large["train_rss_mb"] - small["train_rss_mb"] <= 100,
-        "byte_char_50_mb_s": all(r[f"prepare_{u}_mb_s"] >= 50 for r in rows for u in ("byte", "char")),
-        "subword_within_1_5x": all(r["subword_vs_tokenizers"] <= 1.5 for r in rows if "subword_vs_tokenizers" in r),
+        "byte_char_50_mb_s": all(
+            r[f"prepare_{u}_mb_s"] >= 50 for r in rows for u in ("byte", "char")
+        ),
+        "subword_within_1_5x": all(
+            r["subword_vs_tokenizers"] <= 1.5 for r in rows if "subword_vs_tokenizers" in r
+        ),
         "fetch_within_2_percent": all(r["fetch_share"] <= 0.02 for r in rows),
     }
     print(json.dumps({"rows": rows, "goals": goals, "cpus": os.cpu_count(), "steps": args.steps}))
 
 
 def print_table(rows: list[dict]) -> None:
-    columns = [("size_mb", "MB"), ("prepare_byte_mb_s", "byte MB/s"), ("prepare_char_mb_s", "char MB/s"),
-               ("prepare_subword_mb_s", "subword MB/s"), ("tokenizers_encode_mb_s", "tokenizers MB/s"),
-               ("prepare_char_rss_mb", "prepare RSS MB"), ("prepare_subword_rss_mb", "subword RSS MB"),
-               ("train_rss_mb", "train RSS MB"), ("step_ms", "step ms"), ("fetch_ms", "fetch ms"),
-               ("fetch_share", "fetch/step")]
+    columns = [
+        ("size_mb", "MB"),
+        ("prepare_byte_mb_s", "byte MB/s"),
+        ("prepare_char_mb_s", "char MB/s"),
+        ("prepare_subword_mb_s", "subword MB/s"),
+        ("tokenizers_encode_mb_s", "tokenizers MB/s"),
+        ("prepare_char_rss_mb", "prepare RSS MB"),
+        ("prepare_subword_rss_mb", "subword RSS MB"),
+        ("train_rss_mb", "train RSS MB"),
+        ("step_ms", "step ms"),
+        ("fetch_ms", "fetch ms"),
+        ("fetch_share", "fetch/step"),
+    ]
     widths = [max(len(title), 8) for _, title in columns]
     print()
     print("  ".join(title.rjust(w) for (_, title), w in zip(columns, widths)))
     for row in rows:
-        print("  ".join(("-" if key not in row else f"{row[key]:.2%}" if key == "fetch_share"
-                         else str(row[key])).rjust(w) for (key, _), w in zip(columns, widths)))
+        print(
+            "  ".join(
+                (
+                    "-"
+                    if key not in row
+                    else f"{row[key]:.2%}"
+                    if key == "fetch_share"
+                    else str(row[key])
+                ).rjust(w)
+                for (key, _), w in zip(columns, widths)
+            )
+        )
 
 
 if __name__ == "__main__":

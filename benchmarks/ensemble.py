@@ -36,9 +36,13 @@ def main() -> None:
     p.add_argument("--d-model", type=int, default=32)
     p.add_argument("--blocks", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: on a shared 2-core CPU two threads per tiny op "
-                        "can be 20x slower; 0 = torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core CPU two threads per tiny op "
+        "can be 20x slower; 0 = torch's default)",
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--no-compile", action="store_true", help="skip the compiled vmapped step")
     args = p.parse_args()
@@ -48,9 +52,16 @@ def main() -> None:
     options = {"d_model": args.d_model, "heads": 4}
     if args.model == "transformer-classifier":
         options["blocks"] = args.blocks
-    cfg = TrainConfig(dataset="imdb-synth", model=args.model, model_options=options,
-                      dataset_options={"train_size": args.batch_size * args.steps, "val_size": 100},
-                      steps=args.steps, batch_size=args.batch_size, lr=3e-3, clip_norm=1.0)
+    cfg = TrainConfig(
+        dataset="imdb-synth",
+        model=args.model,
+        model_options=options,
+        dataset_options={"train_size": args.batch_size * args.steps, "val_size": 100},
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=3e-3,
+        clip_norm=1.0,
+    )
     dataset, model, task = build(cfg)
     batches = list(dataset.batches("train", cfg.batch_size))[: args.steps]
     seeds = list(range(args.members))
@@ -71,7 +82,9 @@ def main() -> None:
             losses.append(float(metrics["loss"]))
         return time.perf_counter() - start, losses
 
-    base = make_optimizer(attrs.evolve(cfg, clip_norm=None), args.steps, rows=True)  # fit_ensemble's
+    base = make_optimizer(
+        attrs.evolve(cfg, clip_norm=None), args.steps, rows=True
+    )  # fit_ensemble's
     init_keys, train_keys = member_keys(seeds)
 
     def vmapped_runner(compile: bool):
@@ -99,26 +112,43 @@ def main() -> None:
             seconds, losses[mode] = run()
             times[mode].append(seconds)
     median = {mode: statistics.median(t) for mode, t in times.items()}
-    ratio = {mode: statistics.median(s / v for s, v in zip(times["sequential"], t))
-             for mode, t in times.items()}
+    ratio = {
+        mode: statistics.median(s / v for s, v in zip(times["sequential"], t))
+        for mode, t in times.items()
+    }
     gap = max(abs(a - b) for mode in modes for a, b in zip(losses["sequential"], losses[mode]))
-    print(f"{args.model} d_model={args.d_model}, {args.members} seeds x {args.steps} steps of "
-          f"{args.batch_size}, torch threads={torch.get_num_threads()}, median of {args.rounds} "
-          "interleaved rounds")
+    print(
+        f"{args.model} d_model={args.d_model}, {args.members} seeds x {args.steps} steps of "
+        f"{args.batch_size}, torch threads={torch.get_num_threads()}, median of {args.rounds} "
+        "interleaved rounds"
+    )
     print(f"{'mode':<20}{'seconds':>10}{'ms/step/member':>17}{'speedup':>10}")
     for mode in modes:
         per = 1000 * median[mode] / args.steps / args.members
         print(f"{mode:<20}{median[mode]:>10.2f}{per:>17.2f}{ratio[mode]:>9.2f}x")
     print(f"final losses agree to {gap:.1e}")
     best = max(ratio[m] for m in modes if m != "sequential")
-    print(json.dumps({
-        "sequential_s": round(median["sequential"], 3), "vmapped_s": round(median["vmapped"], 3),
-        "vmapped_compiled_s": round(median["vmapped, compiled"], 3) if "vmapped, compiled" in median else None,
-        "speedup_eager": round(ratio["vmapped"], 2),
-        "speedup_compiled": round(ratio["vmapped, compiled"], 2) if "vmapped, compiled" in ratio else None,
-        "speedup": round(best, 2), "members": args.members, "steps": args.steps,
-        "model": args.model, "max_final_loss_gap": gap,
-    }))
+    print(
+        json.dumps(
+            {
+                "sequential_s": round(median["sequential"], 3),
+                "vmapped_s": round(median["vmapped"], 3),
+                "vmapped_compiled_s": round(median["vmapped, compiled"], 3)
+                if "vmapped, compiled" in median
+                else None,
+                "speedup_eager": round(ratio["vmapped"], 2),
+                "speedup_compiled": round(ratio["vmapped, compiled"], 2)
+                if "vmapped, compiled" in ratio
+                else None,
+                "speedup": round(best, 2),
+                "members": args.members,
+                "steps": args.steps,
+                "model": args.model,
+                "max_final_loss_gap": gap,
+            }
+        )
+    )
+
 
 if __name__ == "__main__":
     main()

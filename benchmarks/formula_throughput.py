@@ -21,6 +21,7 @@ import json
 import time
 
 import torch
+from timing import interleaved_seconds_per_step
 from torch import nn
 
 from seqfunc import optim, rng
@@ -28,7 +29,6 @@ from seqfunc.data.formula import FormulaDataset
 from seqfunc.models import Seq2SeqTransformer
 from seqfunc.tasks import task_for
 from seqfunc.train import init_state, make_step
-from timing import interleaved_seconds_per_step
 
 D_MODEL, HEADS, LAYERS, D_FF, DROPOUT, BATCH = 64, 4, 2, 64, 0.01, 125
 
@@ -70,8 +70,12 @@ class ReferenceTransformer(nn.Module):
         x = self.dropout(self.pos_encoding(self.embedding(src)))
         y = self.pos_encoding(self.embedding(tgt))
         out = self.transformer(
-            x, y, tgt_mask=causal, src_key_padding_mask=pad_src,
-            tgt_key_padding_mask=pad_tgt, memory_key_padding_mask=pad_src,
+            x,
+            y,
+            tgt_mask=causal,
+            src_key_padding_mask=pad_src,
+            tgt_key_padding_mask=pad_tgt,
+            memory_key_padding_mask=pad_src,
         )
         return self.predict(out)
 
@@ -99,15 +103,21 @@ def seqfunc_step(dataset, compile, trim=True):
     """seqfunc's step of the same shape, holding its own state: ``step(batch, i) -> loss``."""
     model = Seq2SeqTransformer(
         Seq2SeqTransformer.config_for(
-            dataset, d_model=D_MODEL, heads=HEADS, encoder_layers=LAYERS,
-            decoder_layers=LAYERS, d_ff=D_FF, dropout=DROPOUT,
+            dataset,
+            d_model=D_MODEL,
+            heads=HEADS,
+            encoder_layers=LAYERS,
+            decoder_layers=LAYERS,
+            d_ff=D_FF,
+            dropout=DROPOUT,
         )
     )
     optimizer = optim.flatten(optim.adam(1e-3))
     state = init_state(model.init(rng.key(0)), optimizer)
     task = task_for(dataset)
-    train_step = make_step(task.loss_fn(model), optimizer, compile=compile,
-                           trim=task.trim_padding if trim else None)
+    train_step = make_step(
+        task.loss_fn(model), optimizer, compile=compile, trim=task.trim_padding if trim else None
+    )
     key = rng.key(1)
 
     def step(b, i):
@@ -127,7 +137,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=10, help="timing rounds (median taken)")
     parser.add_argument("--steps", type=int, default=20, help="steps per contender per round")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -140,7 +152,11 @@ def main():
         epoch += 1
     batches = batches[:need]
 
-    ref, eager, compiled = reference_step(dataset), seqfunc_step(dataset, False), seqfunc_step(dataset, True)
+    ref, eager, compiled = (
+        reference_step(dataset),
+        seqfunc_step(dataset, False),
+        seqfunc_step(dataset, True),
+    )
     untrimmed = seqfunc_step(dataset, True, trim=False)
     start = time.perf_counter()
     float(compiled(batches[0], 0))
@@ -154,10 +170,15 @@ def main():
     for i in range(args.warmup):
         ref(batches[i]), eager(batches[i], i), compiled(batches[i], i), untrimmed(batches[i], i)
     seconds = interleaved_seconds_per_step(
-        {"ref": lambda i: ref(batches[i]), "eager": lambda i: eager(batches[i], i),
-         "compiled": lambda i: compiled(batches[i], i),
-         "untrimmed": lambda i: untrimmed(batches[i], i)},
-        rounds=args.rounds, steps=args.steps, sync=float,
+        {
+            "ref": lambda i: ref(batches[i]),
+            "eager": lambda i: eager(batches[i], i),
+            "compiled": lambda i: compiled(batches[i], i),
+            "untrimmed": lambda i: untrimmed(batches[i], i),
+        },
+        rounds=args.rounds,
+        steps=args.steps,
+        sync=float,
     )
     per_s = {name: BATCH / s.median for name, s in seconds.items()}
     best_ratio = {name: seconds["ref"].best / s.best for name, s in seconds.items()}
@@ -168,27 +189,39 @@ def main():
         ("seqfunc compiled", "compiled"),
         ("seqfunc compiled, padding untrimmed", "untrimmed"),
     ]
-    print(f"threads={torch.get_num_threads()} batch={BATCH}: median of {args.rounds} interleaved "
-          f"rounds of {args.steps} steps each")
+    print(
+        f"threads={torch.get_num_threads()} batch={BATCH}: median of {args.rounds} interleaved "
+        f"rounds of {args.steps} steps each"
+    )
     print(f"{'contender':<38}{'ms/step':>9}{'examples/s':>12}{'ratio':>8}")
     for label, name in rows:
-        print(f"{label:<38}{1000 * seconds[name].median:>9.1f}{per_s[name]:>12.0f}"
-              f"{per_s[name] / per_s['ref']:>8.2f}")
-    print(f"fastest rounds only: eager {best_ratio['eager']:.2f}x, compiled "
-          f"{best_ratio['compiled']:.2f}x")
-    print(f"compile (first compiled call): {compile_seconds:.1f} s; batch widths after trimming, "
-          f"each compiled before timing: {'; '.join(first_of_width)}")
-    print(json.dumps({
-        "ref_examples_per_s": round(per_s["ref"], 1),
-        "eager_examples_per_s": round(per_s["eager"], 1),
-        "compiled_examples_per_s": round(per_s["compiled"], 1),
-        "ratio_eager": round(per_s["eager"] / per_s["ref"], 3),
-        "ratio_compiled": round(per_s["compiled"] / per_s["ref"], 3),
-        "ratio_eager_best": round(best_ratio["eager"], 3),
-        "ratio_compiled_best": round(best_ratio["compiled"], 3),
-        "ratio_compiled_untrimmed": round(per_s["untrimmed"] / per_s["ref"], 3),
-        "compile_seconds": round(compile_seconds, 1),
-    }))
+        print(
+            f"{label:<38}{1000 * seconds[name].median:>9.1f}{per_s[name]:>12.0f}"
+            f"{per_s[name] / per_s['ref']:>8.2f}"
+        )
+    print(
+        f"fastest rounds only: eager {best_ratio['eager']:.2f}x, compiled "
+        f"{best_ratio['compiled']:.2f}x"
+    )
+    print(
+        f"compile (first compiled call): {compile_seconds:.1f} s; batch widths after trimming, "
+        f"each compiled before timing: {'; '.join(first_of_width)}"
+    )
+    print(
+        json.dumps(
+            {
+                "ref_examples_per_s": round(per_s["ref"], 1),
+                "eager_examples_per_s": round(per_s["eager"], 1),
+                "compiled_examples_per_s": round(per_s["compiled"], 1),
+                "ratio_eager": round(per_s["eager"] / per_s["ref"], 3),
+                "ratio_compiled": round(per_s["compiled"] / per_s["ref"], 3),
+                "ratio_eager_best": round(best_ratio["eager"], 3),
+                "ratio_compiled_best": round(best_ratio["compiled"], 3),
+                "ratio_compiled_untrimmed": round(per_s["untrimmed"] / per_s["ref"], 3),
+                "compile_seconds": round(compile_seconds, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -47,10 +47,17 @@ def main() -> None:
     model = GPT(GPTConfig(vocab_size=65, context=1024, d_model=128, heads=4, layers=4))
     params = model.init(rng.key(0))
     prompt = rng.random_bits(rng.key(1), (1, args.prompt)) % 65
+
     def run(mode):
         return generate(
-            model, params, prompt, args.tokens, key=rng.key(2), temperature=0.0,
-            use_cache=mode != "uncached", compile=mode == "compiled",
+            model,
+            params,
+            prompt,
+            args.tokens,
+            key=rng.key(2),
+            temperature=0.0,
+            use_cache=mode != "uncached",
+            compile=mode == "compiled",
         )
 
     run("cached")  # warm-up (allocator, kernels)
@@ -77,14 +84,18 @@ def main() -> None:
         "compile_s": round(compile_s, 1),
         "threads": torch.get_num_threads(),
     }
-    print(f"{args.tokens} new tokens after a {args.prompt}-token prompt, GPT 4x128, "
-          f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds")
+    print(
+        f"{args.tokens} new tokens after a {args.prompt}-token prompt, GPT 4x128, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds"
+    )
     print(f"{'mode':<18}{'seconds':>10}{'tokens/s':>12}{'ms/token':>10}")
     for mode, label in zip(modes, ("uncached", "KV cache, eager", "KV cache, compiled")):
         print(f"{label:<18}{median[mode]:>10.2f}{rate[mode]:>12.1f}{1000 / rate[mode]:>10.2f}")
-    print(f"cached / uncached {result['speedup']}x (goal >= 5x); compiled / cached eager "
-          f"{result['compiled_speedup']}x (goal >= 3x); first compiled run (compiling) "
-          f"{compile_s:.1f} s; outputs identical")
+    print(
+        f"cached / uncached {result['speedup']}x (goal >= 5x); compiled / cached eager "
+        f"{result['compiled_speedup']}x (goal >= 3x); first compiled run (compiling) "
+        f"{compile_s:.1f} s; outputs identical"
+    )
     print(json.dumps(result))
 
 

@@ -50,8 +50,11 @@ def main() -> None:
     from seqfunc.data.wikitext import WikiText2Dataset
 
     recipe = WikiText2Dataset.train_defaults
-    dataset, model, _ = build(TrainConfig(dataset="wikitext2", model=recipe["model"],
-                                          model_options=recipe["model_options"]))
+    dataset, model, _ = build(
+        TrainConfig(
+            dataset="wikitext2", model=recipe["model"], model_options=recipe["model_options"]
+        )
+    )
     params = model.init(rng.key(0))
     batches = list(islice(dataset.batches("val", recipe["eval_batch_size"]), args.batches))
     task = LanguageModelTask.for_dataset(dataset)
@@ -66,20 +69,34 @@ def main() -> None:
 
     tokens = records["by positions"]["tokens"]
     median = {name: statistics.median(s) for name, s in seconds.items()}
-    print(f"WikiText-2 default GPT, {len(batches)} validation batches ({tokens:,} tokens), "
-          f"median of {args.rounds} interleaved rounds")
+    print(
+        f"WikiText-2 default GPT, {len(batches)} validation batches ({tokens:,} tokens), "
+        f"median of {args.rounds} interleaved rounds"
+    )
     print(f"{'evaluation':<14} {'seconds':>8} {'tokens/s':>10} {'loss':>9}")
     for name in contenders:
-        print(f"{name:<14} {median[name]:8.2f} {tokens / median[name]:10,.0f} {records[name]['loss']:9.5f}")
+        print(
+            f"{name:<14} {median[name]:8.2f} {tokens / median[name]:10,.0f} {records[name]['loss']:9.5f}"
+        )
     speedup = median["by rows"] / median["by positions"]
     print(f"by positions / by rows: {speedup:.2f}x faster")
-    same = abs(records["by positions"]["loss"] - records["by rows"]["loss"]) <= 1e-5 * records["by rows"]["loss"]
-    print(json.dumps({
-        "positions_s": round(median["by positions"], 3), "rows_s": round(median["by rows"], 3),
-        "speedup": round(speedup, 3), "tokens": tokens,
-        "tokens_per_s_positions": round(tokens / median["by positions"]),
-        "tokens_per_s_rows": round(tokens / median["by rows"]), "same_loss": same,
-    }))
+    same = (
+        abs(records["by positions"]["loss"] - records["by rows"]["loss"])
+        <= 1e-5 * records["by rows"]["loss"]
+    )
+    print(
+        json.dumps(
+            {
+                "positions_s": round(median["by positions"], 3),
+                "rows_s": round(median["by rows"], 3),
+                "speedup": round(speedup, 3),
+                "tokens": tokens,
+                "tokens_per_s_positions": round(tokens / median["by positions"]),
+                "tokens_per_s_rows": round(tokens / median["by rows"]),
+                "same_loss": same,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

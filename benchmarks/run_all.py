@@ -32,8 +32,8 @@ import datetime
 import json
 import os
 import platform
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -73,8 +73,9 @@ class Job:
     def command(self) -> str:
         """The command as a user types it (``python`` for this interpreter)."""
         words = ["python" if word == "{python}" else word for word in self.argv]
-        return " ".join(w for i, w in enumerate(words)
-                        if w != "{out}" and words[i + 1:i + 2] != ["{out}"])
+        return " ".join(
+            w for i, w in enumerate(words) if w != "{out}" and words[i + 1 : i + 2] != ["{out}"]
+        )
 
 
 def _fmt_check(r: dict) -> str:
@@ -84,17 +85,24 @@ def _fmt_check(r: dict) -> str:
 
 def _fmt_add2digits(r: dict) -> str:
     longest = max(row["length"] for row in r["results"])
-    acc = {row["model"]: row["final_val_accuracy"] for row in r["results"] if row["length"] == longest}
-    return (f"val accuracy at length {longest}: " + ", ".join(f"{m.upper()} **{a:.3f}**"
-            for m, a in acc.items()) + f" (chance 0.10; {r['wall_s'] / 60:.1f} min)")
+    acc = {
+        row["model"]: row["final_val_accuracy"] for row in r["results"] if row["length"] == longest
+    }
+    return (
+        f"val accuracy at length {longest}: "
+        + ", ".join(f"{m.upper()} **{a:.3f}**" for m, a in acc.items())
+        + f" (chance 0.10; {r['wall_s'] / 60:.1f} min)"
+    )
 
 
 def _fmt_classify(r: dict) -> str:
     cells = {(c["dataset"], c["model"]): c for c in r["cells"]}
     best = max(cells.values(), key=lambda c: c["val_mean"])
-    return (f"{len(cells)} cells; e.g. {best['model']} on {best['dataset']} "
-            f"{best['val_mean']:.3f} ± {best['val_std']:.3f} ({r['wall_s']:.0f} s); "
-            "every cell in `classify.json`")
+    return (
+        f"{len(cells)} cells; e.g. {best['model']} on {best['dataset']} "
+        f"{best['val_mean']:.3f} ± {best['val_std']:.3f} ({r['wall_s']:.0f} s); "
+        "every cell in `classify.json`"
+    )
 
 
 def _fmt_scaling(r: dict) -> str:
@@ -103,26 +111,33 @@ def _fmt_scaling(r: dict) -> str:
 
 
 def _fmt_checkpoint(r: dict) -> str:
-    parts = [f"{name}: {v['checkpoint_s'] * 1e3:.0f} ms a checkpoint, "
-             f"{v['overhead_fraction']:.2%} of the run" for name, v in r.items() if name != "wall_s"]
+    parts = [
+        f"{name}: {v['checkpoint_s'] * 1e3:.0f} ms a checkpoint, "
+        f"{v['overhead_fraction']:.2%} of the run"
+        for name, v in r.items()
+        if name != "wall_s"
+    ]
     return "; ".join(parts)
 
 
 def _fmt_check_datasets(r: dict) -> str:
     checked = {name: v for name, v in r.items() if isinstance(v, dict) and "wall_s" in v}
     failed = [name for name, v in checked.items() if v["failed"]]
-    head = (f"**{len(checked) - len(failed)} of {len(r) - 1}** datasets pass"
-            + (f", **failed: {', '.join(failed)}**" if failed else ""))
+    head = f"**{len(checked) - len(failed)} of {len(r) - 1}** datasets pass" + (
+        f", **failed: {', '.join(failed)}**" if failed else ""
+    )
     return head + "; " + ", ".join(f"{name} {v['wall_s']:.0f} s" for name, v in checked.items())
 
 
 def _fmt_data_parallel(r: dict) -> str:
-    return (f"efficiency **{r['efficiency']:.2f}** ({r['examples_per_s_2x1']:.0f} examples/s on 2x1 vs "
-            f"{r['examples_per_s_1x1']:.0f} on 1x1, {r['examples_per_s_1x2']:.0f} on 1x2); "
-            f"all-reduce {r['allreduce_fraction']:.1%} of the step; efficiency = half-batch step "
-            f"{r['efficiency_factors']['half_batch_step']:.2f} x sharing the machine "
-            f"{r['efficiency_factors']['sharing_the_machine']:.2f} x the group (all-reduce, "
-            f"lockstep) {r['efficiency_factors']['all_reduce_and_shard']:.2f}")
+    return (
+        f"efficiency **{r['efficiency']:.2f}** ({r['examples_per_s_2x1']:.0f} examples/s on 2x1 vs "
+        f"{r['examples_per_s_1x1']:.0f} on 1x1, {r['examples_per_s_1x2']:.0f} on 1x2); "
+        f"all-reduce {r['allreduce_fraction']:.1%} of the step; efficiency = half-batch step "
+        f"{r['efficiency_factors']['half_batch_step']:.2f} x sharing the machine "
+        f"{r['efficiency_factors']['sharing_the_machine']:.2f} x the group (all-reduce, "
+        f"lockstep) {r['efficiency_factors']['all_reduce_and_shard']:.2f}"
+    )
 
 
 PY = "{python}"
@@ -131,107 +146,250 @@ PY = "{python}"
 def _mean_sd(record: dict, name: str) -> str:
     """``"429 +- 12, 259 +- 3"``: a per-epoch list and its ``_sd`` list (plain without one)."""
     sds = record.get(f"{name}_sd") or [None] * len(record[name])
-    return ", ".join(f"{m:.0f}" + (f" +- {sd:.0f}" if sd is not None else "")
-                     for m, sd in zip(record[name], sds))
+    return ", ".join(
+        f"{m:.0f}" + (f" +- {sd:.0f}" if sd is not None else "") for m, sd in zip(record[name], sds)
+    )
 
 
 JOBS: tuple[Job, ...] = (
-    Job("generate", "KV-cached generation, 512 tokens, GPT 4x128",
-        (PY, "benchmarks/generate.py"), 30,
-        lambda r: f"cached **{r['speedup']:.2f}x** uncached ({r['cached_tokens_per_s']:.0f} vs "
-                  f"{r['uncached_tokens_per_s']:.0f} tokens/s); compiled **{r['compiled_speedup']:.2f}x** "
-                  f"cached eager ({r['compiled_tokens_per_s']:.0f} tokens/s); same tokens",
+    Job(
+        "generate",
+        "KV-cached generation, 512 tokens, GPT 4x128",
+        (PY, "benchmarks/generate.py"),
+        30,
+        lambda r: (
+            f"cached **{r['speedup']:.2f}x** uncached ({r['cached_tokens_per_s']:.0f} vs "
+            f"{r['uncached_tokens_per_s']:.0f} tokens/s); compiled **{r['compiled_speedup']:.2f}x** "
+            f"cached eager ({r['compiled_tokens_per_s']:.0f} tokens/s); same tokens"
+        ),
         goal="cached >= 5x uncached, compiled >= 1x cached",
-        speed=("speedup", "compiled_speedup")),
-    Job("ensemble", "vmapped ensemble of 8 seeds vs 8 runs one after another",
-        (PY, "benchmarks/ensemble.py"), 40,
+        speed=("speedup", "compiled_speedup"),
+    ),
+    Job(
+        "ensemble",
+        "vmapped ensemble of 8 seeds vs 8 runs one after another",
+        (PY, "benchmarks/ensemble.py"),
+        40,
         lambda r: f"**{r['speedup']:.2f}x** ({r['vmapped_s']:.1f} vs {r['sequential_s']:.1f} s)",
-        goal=">= 3x", speed=("speedup",)),
-    Job("sweep", "sweep of 12 members (4 lr x 3 seeds) in one vmapped step vs one after another, "
-        "both compiled", (PY, "benchmarks/sweep.py"), 180,
-        lambda r: (f"formula Transformer **{r['speedup_formula']:.2f}x**, IMDb-synth classifier "
-                   f"**{r['speedup_classifier']:.2f}x**"), goal=">= 3x",
-        speed=("speedup_formula", "speedup_classifier")),
-    Job("checkpoint-cost", "a checkpoint against the steps between two",
-        (PY, "benchmarks/checkpoint_cost.py"), 60, _fmt_checkpoint, goal="<= 2 % of the run"),
-    Job("data-parallel", "formula step: 2 processes x 1 thread vs 1 process x 1 and x 2 threads",
-        (PY, "benchmarks/data_parallel.py"), 120, _fmt_data_parallel, goal="efficiency >= 0.85"),
-    Job("data-parallel-512", "the same at a global batch of 512 (the recipe's: 128)",
-        (PY, "benchmarks/data_parallel.py", "--rounds", "5", "--", "--batch-size", "512"), 420,
-        _fmt_data_parallel, goal="efficiency >= 0.85"),
-    Job("check-datasets", "`seqfunc check --dataset` on every built-in dataset",
-        (PY, "benchmarks/check_datasets.py"), 120, _fmt_check_datasets,
-        goal="every dataset passes"),
-    Job("check-transformer", "`seqfunc check` on the seq2seq Transformer",
-        ("seqfunc", "check", "transformer"), 40, _fmt_check, goal="every invariant passes"),
-    Job("formula-throughput", "formula training step vs seed 000's `torch.nn.Transformer`",
-        (PY, "benchmarks/formula_throughput.py"), 150,
-        lambda r: f"compiled **{r['ratio_compiled']:.2f}x** (untrimmed "
-                  f"{r['ratio_compiled_untrimmed']:.2f}x), eager **{r['ratio_eager']:.2f}x**",
-        goal=">= 2.5x compiled, >= 1.2x eager", speed=("ratio_compiled", "ratio_eager")),
-    Job("char-lm-throughput", "character GPT training step vs a `torch.nn` GPT",
-        (PY, "benchmarks/char_lm_throughput.py"), 150,
-        lambda r: f"{r['mode']} **{r['ratio']:.2f}x**, {100 * r['gflops'] / r['peak_gflops']:.0f} % "
-                  f"of the matmul peak (the step's matmuls alone: "
-                  f"{100 * r['matmul_ceiling_gflops'] / r['peak_gflops']:.0f} %); eager "
-                  f"{r['eager_ratio']:.2f}x",
-        goal=">= 1.3x, >= 75 % of peak", speed=("ratio", "eager_ratio")),
-    Job("attention-scaling", "attention kernels: growth of time and memory with length",
-        (PY, "benchmarks/attention_scaling.py", "--lengths", "512", "1024", "2048", "4096"), 150,
-        _fmt_scaling, goal="chunked, linear, window: memory exponent <= 1"),
-    Job("shakespeare", "Tiny Shakespeare, character model",
-        ("seqfunc", "train", "shakespeare", "--no-progress", "--out", "{out}"), 130,
+        goal=">= 3x",
+        speed=("speedup",),
+    ),
+    Job(
+        "sweep",
+        "sweep of 12 members (4 lr x 3 seeds) in one vmapped step vs one after another, "
+        "both compiled",
+        (PY, "benchmarks/sweep.py"),
+        180,
+        lambda r: (
+            f"formula Transformer **{r['speedup_formula']:.2f}x**, IMDb-synth classifier "
+            f"**{r['speedup_classifier']:.2f}x**"
+        ),
+        goal=">= 3x",
+        speed=("speedup_formula", "speedup_classifier"),
+    ),
+    Job(
+        "checkpoint-cost",
+        "a checkpoint against the steps between two",
+        (PY, "benchmarks/checkpoint_cost.py"),
+        60,
+        _fmt_checkpoint,
+        goal="<= 2 % of the run",
+    ),
+    Job(
+        "data-parallel",
+        "formula step: 2 processes x 1 thread vs 1 process x 1 and x 2 threads",
+        (PY, "benchmarks/data_parallel.py"),
+        120,
+        _fmt_data_parallel,
+        goal="efficiency >= 0.85",
+    ),
+    Job(
+        "data-parallel-512",
+        "the same at a global batch of 512 (the recipe's: 128)",
+        (PY, "benchmarks/data_parallel.py", "--rounds", "5", "--", "--batch-size", "512"),
+        420,
+        _fmt_data_parallel,
+        goal="efficiency >= 0.85",
+    ),
+    Job(
+        "check-datasets",
+        "`seqfunc check --dataset` on every built-in dataset",
+        (PY, "benchmarks/check_datasets.py"),
+        120,
+        _fmt_check_datasets,
+        goal="every dataset passes",
+    ),
+    Job(
+        "check-transformer",
+        "`seqfunc check` on the seq2seq Transformer",
+        ("seqfunc", "check", "transformer"),
+        40,
+        _fmt_check,
+        goal="every invariant passes",
+    ),
+    Job(
+        "formula-throughput",
+        "formula training step vs seed 000's `torch.nn.Transformer`",
+        (PY, "benchmarks/formula_throughput.py"),
+        150,
+        lambda r: (
+            f"compiled **{r['ratio_compiled']:.2f}x** (untrimmed "
+            f"{r['ratio_compiled_untrimmed']:.2f}x), eager **{r['ratio_eager']:.2f}x**"
+        ),
+        goal=">= 2.5x compiled, >= 1.2x eager",
+        speed=("ratio_compiled", "ratio_eager"),
+    ),
+    Job(
+        "char-lm-throughput",
+        "character GPT training step vs a `torch.nn` GPT",
+        (PY, "benchmarks/char_lm_throughput.py"),
+        150,
+        lambda r: (
+            f"{r['mode']} **{r['ratio']:.2f}x**, {100 * r['gflops'] / r['peak_gflops']:.0f} % "
+            f"of the matmul peak (the step's matmuls alone: "
+            f"{100 * r['matmul_ceiling_gflops'] / r['peak_gflops']:.0f} %); eager "
+            f"{r['eager_ratio']:.2f}x"
+        ),
+        goal=">= 1.3x, >= 75 % of peak",
+        speed=("ratio", "eager_ratio"),
+    ),
+    Job(
+        "attention-scaling",
+        "attention kernels: growth of time and memory with length",
+        (PY, "benchmarks/attention_scaling.py", "--lengths", "512", "1024", "2048", "4096"),
+        150,
+        _fmt_scaling,
+        goal="chunked, linear, window: memory exponent <= 1",
+    ),
+    Job(
+        "shakespeare",
+        "Tiny Shakespeare, character model",
+        ("seqfunc", "train", "shakespeare", "--no-progress", "--out", "{out}"),
+        130,
         lambda r: f"**{r['loss']:.4f}** nats/char in **{r['wall_s']:.0f} s**",
-        goal="<= 1.70 nats/char in 110 s", reads="run"),
-    Job("formula", "formula calculator, the default run",
-        ("seqfunc", "train", "--no-progress", "--out", "{out}"), 480,
-        lambda r: f"**{100 * r['exact_match']:.2f} %** exact match in **{r['wall_s'] / 60:.1f} min**",
-        goal=">= 99 % exact match in 10 min", reads="run"),
-    Job("classify-synthetic", "attention course's models on IMDb-synth and XOR, 3 seeds a cell",
+        goal="<= 1.70 nats/char in 110 s",
+        reads="run",
+    ),
+    Job(
+        "formula",
+        "formula calculator, the default run",
+        ("seqfunc", "train", "--no-progress", "--out", "{out}"),
+        480,
+        lambda r: (
+            f"**{100 * r['exact_match']:.2f} %** exact match in **{r['wall_s'] / 60:.1f} min**"
+        ),
+        goal=">= 99 % exact match in 10 min",
+        reads="run",
+    ),
+    Job(
+        "classify-synthetic",
+        "attention course's models on IMDb-synth and XOR, 3 seeds a cell",
         ("seqfunc", "experiment", "classify", "--datasets", "imdb-synth,xor", "--out", "{out}"),
-        150, _fmt_classify, reads="classify.json"),
-    Job("imdb", "IMDb sentiment, mean-pool baseline",
-        ("seqfunc", "train", "imdb", "--no-progress", "--out", "{out}"), 150,
+        150,
+        _fmt_classify,
+        reads="classify.json",
+    ),
+    Job(
+        "imdb",
+        "IMDb sentiment, mean-pool baseline",
+        ("seqfunc", "train", "imdb", "--no-progress", "--out", "{out}"),
+        150,
         lambda r: f"**{r['accuracy']:.4f}** validation accuracy in **{r['wall_s']:.0f} s**",
-        goal=">= 0.89 validation", reads="run"),
-    Job("wikitext2-smoke", "WikiText-2: 5 steps, the whole validation split evaluated at the end",
-        ("seqfunc", "train", "wikitext2", "--steps", "5", "--eval-batches", "2", "--no-progress",
-         "--out", "{out}"), 20,
+        goal=">= 0.89 validation",
+        reads="run",
+    ),
+    Job(
+        "wikitext2-smoke",
+        "WikiText-2: 5 steps, the whole validation split evaluated at the end",
+        (
+            "seqfunc",
+            "train",
+            "wikitext2",
+            "--steps",
+            "5",
+            "--eval-batches",
+            "2",
+            "--no-progress",
+            "--out",
+            "{out}",
+        ),
+        20,
         lambda r: f"**{r['wall_s']:.1f} s** ({r['tokens']:,} validation tokens)",
-        goal="< 15 s", reads="run"),
-    Job("lm-evaluation", "language-model evaluation: output layer on chunks of positions vs apply on "
-        "chunks of rows", (PY, "benchmarks/lm_evaluation.py"), 60,
-        lambda r: (f"**{r['speedup']:.2f}x** ({r['tokens_per_s_positions']:,} vs "
-                   f"{r['tokens_per_s_rows']:,} tokens/s); same loss: {'yes' if r['same_loss'] else '**no**'}"),
-        speed=("speedup",)),
-    Job("wikitext2", "WikiText-2 word-level Transformer LM",
-        ("seqfunc", "train", "wikitext2", "--no-progress", "--out", "{out}"), 480,
+        goal="< 15 s",
+        reads="run",
+    ),
+    Job(
+        "lm-evaluation",
+        "language-model evaluation: output layer on chunks of positions vs apply on chunks of rows",
+        (PY, "benchmarks/lm_evaluation.py"),
+        60,
+        lambda r: (
+            f"**{r['speedup']:.2f}x** ({r['tokens_per_s_positions']:,} vs "
+            f"{r['tokens_per_s_rows']:,} tokens/s); same loss: {'yes' if r['same_loss'] else '**no**'}"
+        ),
+        speed=("speedup",),
+    ),
+    Job(
+        "wikitext2",
+        "WikiText-2 word-level Transformer LM",
+        ("seqfunc", "train", "wikitext2", "--no-progress", "--out", "{out}"),
+        480,
         lambda r: f"perplexity **{r['perplexity']:.0f}** in **{r['wall_s'] / 60:.1f} min**",
-        reads="run"),
-    Job("wikitext-reference", "WikiText-2: seed 002's recipe, PyTorch's module model vs seqfunc's, "
-        "then seqfunc's default recipe in the module's 3-epoch time", (PY, "benchmarks/wikitext_reference.py"),
-        2700, lambda r: (f"test perplexity by epoch, mean +- sd of {r.get('seeds', 1)} seeds: "
-                         f"module {_mean_sd(r, 'ref_ppl')}; seqfunc {_mean_sd(r, 'seed_recipe_ppl')}; "
-                         + (f"within noise: {', '.join('yes' if w else 'no' for w in r['within_noise'])}; "
-                            if "within_noise" in r else "")
-                         + f"tokens/s **{r['tokens_per_s_ratio']:.2f}x**; default recipe **{r['default_ppl']:.0f}** "
-                         f"in {r['default_wall_s']:.0f} s (module's 3 epochs: {r['ref_wall_3_epochs_s']:.0f} s)"),
+        reads="run",
+    ),
+    Job(
+        "wikitext-reference",
+        "WikiText-2: seed 002's recipe, PyTorch's module model vs seqfunc's, "
+        "then seqfunc's default recipe in the module's 3-epoch time",
+        (PY, "benchmarks/wikitext_reference.py"),
+        2700,
+        lambda r: (
+            f"test perplexity by epoch, mean +- sd of {r.get('seeds', 1)} seeds: "
+            f"module {_mean_sd(r, 'ref_ppl')}; seqfunc {_mean_sd(r, 'seed_recipe_ppl')}; "
+            + (
+                f"within noise: {', '.join('yes' if w else 'no' for w in r['within_noise'])}; "
+                if "within_noise" in r
+                else ""
+            )
+            + f"tokens/s **{r['tokens_per_s_ratio']:.2f}x**; default recipe **{r['default_ppl']:.0f}** "
+            f"in {r['default_wall_s']:.0f} s (module's 3 epochs: {r['ref_wall_3_epochs_s']:.0f} s)"
+        ),
         goal="seed recipe within the seeds' noise of the module; default <= 250 in the module's "
-             "3-epoch time; >= 1.5x tokens/s"),
-    Job("enwik8", "enwik8 (4 MB prefix), byte-level GPT, the default recipe",
-        ("seqfunc", "train", "enwik8", "--no-progress", "--out", "{out}"), 600,
-        lambda r: (f"**{r['bits_per_token']:.3f}** bits per byte (last position "
-                   f"{r['last_bits_per_token']:.3f}) in **{r['wall_s'] / 60:.1f} min**"),
-        goal="<= 2.2 bits per byte in 10 min", reads="run"),
-    Job("add2digits", "RNN vs LSTM on Add2Digits",
-        ("seqfunc", "experiment", "add2digits", "--out", "{out}"), 420,
-        _fmt_add2digits, goal="LSTM clearly ahead at length 30"),
-    Job("translation", "English -> French, Transformer and LSTM seq2seq, BLEU on 2,000 test pairs",
-        (PY, "benchmarks/translation.py"), 2400,
-        lambda r: "; ".join(f"{m}: **{v['bleu_greedy']:.2f}** greedy / **{v['bleu_beam4']:.2f}** "
-                            f"beam 4 in {v['train_s'] / 60:.1f} min" for m, v in r.items()
-                            if m != "wall_s"),
-        goal="Transformer >= 30 BLEU in 15 min"),
+        "3-epoch time; >= 1.5x tokens/s",
+    ),
+    Job(
+        "enwik8",
+        "enwik8 (4 MB prefix), byte-level GPT, the default recipe",
+        ("seqfunc", "train", "enwik8", "--no-progress", "--out", "{out}"),
+        600,
+        lambda r: (
+            f"**{r['bits_per_token']:.3f}** bits per byte (last position "
+            f"{r['last_bits_per_token']:.3f}) in **{r['wall_s'] / 60:.1f} min**"
+        ),
+        goal="<= 2.2 bits per byte in 10 min",
+        reads="run",
+    ),
+    Job(
+        "add2digits",
+        "RNN vs LSTM on Add2Digits",
+        ("seqfunc", "experiment", "add2digits", "--out", "{out}"),
+        420,
+        _fmt_add2digits,
+        goal="LSTM clearly ahead at length 30",
+    ),
+    Job(
+        "translation",
+        "English -> French, Transformer and LSTM seq2seq, BLEU on 2,000 test pairs",
+        (PY, "benchmarks/translation.py"),
+        2400,
+        lambda r: "; ".join(
+            f"{m}: **{v['bleu_greedy']:.2f}** greedy / **{v['bleu_beam4']:.2f}** "
+            f"beam 4 in {v['train_s'] / 60:.1f} min"
+            for m, v in r.items()
+            if m != "wall_s"
+        ),
+        goal="Transformer >= 30 BLEU in 15 min",
+    ),
 )
 
 
@@ -245,8 +403,11 @@ def last_json_line(stdout: str) -> dict:
 
 def last_validation(folder: Path) -> dict:
     """The last ``"split": "val"`` record of a run folder's ``metrics.jsonl``."""
-    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     val = [r for r in records if r.get("split") == "val"]
     if not val:
         raise ValueError(f"{folder}/metrics.jsonl has no validation record")
@@ -267,13 +428,27 @@ def run_job(job: Job, timeout: float, tree: Path = ROOT, out: Path | None = None
     if argv[0] == "seqfunc":  # this interpreter's seqfunc, whatever PATH holds
         argv[:1] = [sys.executable, "-m", "seqfunc"]
     # the checkout's own package first, whatever this interpreter has installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
-    entry = {"command": job.command, "date": now(), "commit": commit(tree), "cpu": cpu(),
-             "load_before": round(os.getloadavg()[0], 2)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])),
+    }
+    entry = {
+        "command": job.command,
+        "date": now(),
+        "commit": commit(tree),
+        "cpu": cpu(),
+        "load_before": round(os.getloadavg()[0], 2),
+    }
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=tree,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -288,8 +463,13 @@ def run_job(job: Job, timeout: float, tree: Path = ROOT, out: Path | None = None
         entry["status"] = f"exit {proc.returncode}: {tail}"
         return entry
     try:
-        result = (last_json_line(stdout) if job.reads == "stdout" else last_validation(out)
-                  if job.reads == "run" else json.loads((out / job.reads).read_text()))
+        result = (
+            last_json_line(stdout)
+            if job.reads == "stdout"
+            else last_validation(out)
+            if job.reads == "run"
+            else json.loads((out / job.reads).read_text())
+        )
     except (ValueError, OSError) as err:
         entry["status"] = f"no result: {err}"
         return entry
@@ -306,7 +486,7 @@ def relative_paths(value, tree: Path):
     if isinstance(value, list):
         return [relative_paths(v, tree) for v in value]
     prefix = f"{tree}{os.sep}"
-    return value[len(prefix):] if isinstance(value, str) and value.startswith(prefix) else value
+    return value[len(prefix) :] if isinstance(value, str) and value.startswith(prefix) else value
 
 
 def now() -> str:
@@ -314,16 +494,19 @@ def now() -> str:
 
 
 def commit(tree: Path = ROOT) -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True
+    )
     return done.stdout.strip() or "unknown"
 
 
 def machine() -> str:
     import torch
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -347,8 +530,14 @@ def cpu_kind() -> str:
     if not fields:
         return platform.processor() or platform.machine() or "unknown"
     flags = set(fields.get("flags", "").split())
-    return next((v for flag, v in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
-                 if flag in flags), "no AVX")
+    return next(
+        (
+            v
+            for flag, v in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+            if flag in flags
+        ),
+        "no AVX",
+    )
 
 
 def cpu() -> str:
@@ -383,7 +572,7 @@ def render(store: dict) -> str:
         "times are then upper bounds). Re-run one row with",
         "`python benchmarks/run_all.py --only NAME`. Machines of the same kind come with and",
         "without AVX-512, and times differ by about 2x between them: each job has a row per",
-        "CPU kind it was measured on (\"unrecorded\": a row from before the CPU was recorded).",
+        'CPU kind it was measured on ("unrecorded": a row from before the CPU was recorded).',
         "`python benchmarks/run_all.py --check` re-runs the speed rows and compares them with",
         "the rows of its own CPU kind.",
         "",
@@ -395,14 +584,15 @@ def render(store: dict) -> str:
     for job in JOBS:
         rows = store.get("jobs", {}).get(job.name, {})
         if not rows:
-            lines.append(f"| {job.what} | `{job.command}` | | not measured yet | {job.goal} "
-                         "| | |")
+            lines.append(f"| {job.what} | `{job.command}` | | not measured yet | {job.goal} | | |")
         for kind in sorted(rows, key=_kind_order):
             entry = rows[kind]
             load = f"{entry['load_before']} / {entry.get('load_after', '?')}"
-            lines.append(f"| {job.what} | `{job.command}` | {entry.get('cpu') or kind} "
-                         f"| {figure_cell(job, entry)} | {job.goal} | {load} "
-                         f"| {entry['date']}, `{entry['commit']}` |")
+            lines.append(
+                f"| {job.what} | `{job.command}` | {entry.get('cpu') or kind} "
+                f"| {figure_cell(job, entry)} | {job.goal} | {load} "
+                f"| {entry['date']}, `{entry['commit']}` |"
+            )
     lines += ["", "Names for `--only`: " + ", ".join(f"`{job.name}`" for job in JOBS) + ".", ""]
     return "\n".join(lines)
 
@@ -444,8 +634,11 @@ class Comparison:
 
     def dropped(self, tolerance: float) -> bool:
         change = self.change()
-        return self.now is None and self.stored is not None or (
-            change is not None and change < -tolerance)
+        return (
+            self.now is None
+            and self.stored is not None
+            or (change is not None and change < -tolerance)
+        )
 
 
 def compare(job: Job, stored: dict | None, entry: dict) -> list[Comparison]:
@@ -453,8 +646,7 @@ def compare(job: Job, stored: dict | None, entry: dict) -> list[Comparison]:
     old = (stored or {}).get("result") or {}
     new = entry.get("result") or {}
     note = "" if entry.get("status") == "ok" else entry["status"]
-    return [Comparison(job.name, name, old.get(name), new.get(name), note)
-            for name in job.speed]
+    return [Comparison(job.name, name, old.get(name), new.get(name), note) for name in job.speed]
 
 
 def check(jobs: list[Job], tree: Path, tolerance: float) -> int:
@@ -462,47 +654,79 @@ def check(jobs: list[Job], tree: Path, tolerance: float) -> int:
     CPU kind, print the table; 1 if a ratio dropped by more than ``tolerance``, else 0."""
     kind = cpu_kind()
     stored = load_store()["jobs"]
-    print(f"speed guard on {cpu()} (commit {commit(tree)}), tolerance {tolerance:.0%}",
-          flush=True)
+    print(f"speed guard on {cpu()} (commit {commit(tree)}), tolerance {tolerance:.0%}", flush=True)
     comparisons = []
     for job in jobs:
         print(f"run  {job.name}: {job.command}", flush=True)
-        entry = run_job(job, timeout=max(4 * job.seconds, 300), tree=tree,
-                        out=RUNS / "check" / job.name)
+        entry = run_job(
+            job, timeout=max(4 * job.seconds, 300), tree=tree, out=RUNS / "check" / job.name
+        )
         comparisons += compare(job, stored.get(job.name, {}).get(kind), entry)
     print(f"\n{'job':<20}{'ratio':<20}{'stored':>8}{'now':>8}{'change':>9}  verdict")
     for c in comparisons:
         change = c.change()
-        verdict = ("DROPPED" if c.dropped(tolerance) else
-                   f"no stored {kind} row" if c.stored is None else "ok")
+        verdict = (
+            "DROPPED"
+            if c.dropped(tolerance)
+            else f"no stored {kind} row"
+            if c.stored is None
+            else "ok"
+        )
         cells = [f"{v:.2f}" if v is not None else "-" for v in (c.stored, c.now)]
-        print(f"{c.job:<20}{c.ratio:<20}{cells[0]:>8}{cells[1]:>8}"
-              f"{f'{change:+.0%}' if change is not None else '-':>9}  {verdict}"
-              + (f" ({c.note})" if c.note else ""))
+        print(
+            f"{c.job:<20}{c.ratio:<20}{cells[0]:>8}{cells[1]:>8}"
+            f"{f'{change:+.0%}' if change is not None else '-':>9}  {verdict}"
+            + (f" ({c.note})" if c.note else "")
+        )
     dropped = [f"{c.job}.{c.ratio}" for c in comparisons if c.dropped(tolerance)]
     print("dropped: " + (", ".join(dropped) if dropped else "none"))
-    print(json.dumps({"cpu": cpu(), "commit": commit(tree), "tolerance": tolerance,
-                      "dropped": dropped,
-                      "ratios": {f"{c.job}.{c.ratio}": {"stored": c.stored, "now": c.now}
-                                 for c in comparisons}}))
+    print(
+        json.dumps(
+            {
+                "cpu": cpu(),
+                "commit": commit(tree),
+                "tolerance": tolerance,
+                "dropped": dropped,
+                "ratios": {
+                    f"{c.job}.{c.ratio}": {"stored": c.stored, "now": c.now} for c in comparisons
+                },
+            }
+        )
+    )
     return 1 if dropped else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=900, help="seconds for all jobs")
-    parser.add_argument("--only", nargs="+", choices=[job.name for job in JOBS],
-                        help="run these jobs only (the others keep their stored results)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[job.name for job in JOBS],
+        help="run these jobs only (the others keep their stored results)",
+    )
     parser.add_argument("--list", action="store_true", help="print the jobs and exit")
-    parser.add_argument("--render", action="store_true",
-                        help="only re-write docs/results.md from docs/results.json")
-    parser.add_argument("--check", action="store_true",
-                        help="the speed guard: re-run the speed rows, compare with the stored "
-                             "rows of this CPU kind, exit 1 on a drop; writes nothing")
-    parser.add_argument("--tolerance", type=float, default=0.15,
-                        help="--check: the drop of a ratio taken as noise (default 0.15)")
-    parser.add_argument("--tree", type=Path, default=ROOT,
-                        help="--check: the seqfunc checkout to measure (default: this one)")
+    parser.add_argument(
+        "--render", action="store_true", help="only re-write docs/results.md from docs/results.json"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="the speed guard: re-run the speed rows, compare with the stored "
+        "rows of this CPU kind, exit 1 on a drop; writes nothing",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.15,
+        help="--check: the drop of a ratio taken as noise (default 0.15)",
+    )
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        default=ROOT,
+        help="--check: the seqfunc checkout to measure (default: this one)",
+    )
     args = parser.parse_args()
     if args.list:
         for job in JOBS:

@@ -72,8 +72,13 @@ def single_optimizer(cfg: TrainConfig, steps: int) -> optim.GradientTransformati
     return optim.flatten(inner)
 
 
-def contenders(cfg: TrainConfig, lrs: list[float], batches: list[dict], schedule_steps: int,
-               modes=(False, True)):
+def contenders(
+    cfg: TrainConfig,
+    lrs: list[float],
+    batches: list[dict],
+    schedule_steps: int,
+    modes=(False, True),
+):
     """``{name: run(first, count)}``: each runs steps ``first .. first+count-1`` for all 12
     members and returns a loss tensor to wait on. Compiles every batch shape first."""
     dataset, model, task = build(cfg)
@@ -95,8 +100,9 @@ def contenders(cfg: TrainConfig, lrs: list[float], batches: list[dict], schedule
             for m in range(len(members)):
                 state = states[m]
                 for i in range(first, first + count):
-                    state, metrics = step(state, batches[i % len(batches)],
-                                          rng.fold_in(train_keys[m], i))
+                    state, metrics = step(
+                        state, batches[i % len(batches)], rng.fold_in(train_keys[m], i)
+                    )
                 states[m] = state
             return metrics["loss"]
 
@@ -108,8 +114,12 @@ def contenders(cfg: TrainConfig, lrs: list[float], batches: list[dict], schedule
         for batch in shapes:
             vstep(fresh(), batch, step_keys(train_keys, 0))
         vstate = [fresh()]
-        print(f"  {cfg.dataset}: {'compiled' if compiled else 'eager'} steps ready "
-              f"({time.perf_counter() - start:.0f}s)", file=sys.stderr, flush=True)
+        print(
+            f"  {cfg.dataset}: {'compiled' if compiled else 'eager'} steps ready "
+            f"({time.perf_counter() - start:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
         def vmapped(first, count, vstep=vstep, vstate=vstate):
             state = vstate[0]
@@ -151,18 +161,26 @@ def measure(name: str, args) -> dict:
             per_round[k].append((time.perf_counter() - t) / args.steps)
         first += args.steps
     ms = {k: 1000 * statistics.median(v) for k, v in per_round.items()}
-    ratio = {mode: statistics.median(s / v for s, v in zip(per_round[f"sequential {mode}"],
-                                                          per_round[f"vmapped {mode}"]))
-             for mode in args.modes.split(",")}
-    print(f"\n{name}: {dataset}, model {cfg.model} {cfg.model_options or ''}, batch "
-          f"{cfg.batch_size}{', trimmed' if cfg.trim_padding else ''}; {len(lrs)} lr x "
-          f"{len(SEEDS)} seeds = {len(lrs) * len(SEEDS)} members; {shapes} batch shape(s), "
-          f"compiled in {warm_s:.0f}s (untimed)")
+    ratio = {
+        mode: statistics.median(
+            s / v for s, v in zip(per_round[f"sequential {mode}"], per_round[f"vmapped {mode}"])
+        )
+        for mode in args.modes.split(",")
+    }
+    print(
+        f"\n{name}: {dataset}, model {cfg.model} {cfg.model_options or ''}, batch "
+        f"{cfg.batch_size}{', trimmed' if cfg.trim_padding else ''}; {len(lrs)} lr x "
+        f"{len(SEEDS)} seeds = {len(lrs) * len(SEEDS)} members; {shapes} batch shape(s), "
+        f"compiled in {warm_s:.0f}s (untimed)"
+    )
     print(f"{'contender':<22}{'ms/step (12 members)':>22}{'ms/member-step':>16}")
     for k, v in ms.items():
         print(f"{k:<22}{v:>22.1f}{v / 12:>16.2f}")
-    print("speedup, vmapped vs one after another: "
-          + ", ".join(f"{m} {r:.2f}x" for m, r in ratio.items()) + " (median of per-round ratios)")
+    print(
+        "speedup, vmapped vs one after another: "
+        + ", ".join(f"{m} {r:.2f}x" for m, r in ratio.items())
+        + " (median of per-round ratios)"
+    )
     return {"ms": ms, "ratio": ratio, "model": cfg.model}
 
 
@@ -172,18 +190,27 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="steps per contender per round")
     p.add_argument("--batches", type=int, default=20, help="distinct batches, cycled")
     p.add_argument("--only", choices=sorted(TASKS), default=None)
-    p.add_argument("--modes", default="compiled",
-                   help="compiled (default), eager, or compiled,eager; the speedup is the "
-                   "compiled one (eager adds minutes: the formula model's vmapped eager "
-                   "attention runs member by member)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1, as benchmarks/ensemble.py: on a shared 2-core "
-                   "CPU two threads per small op can be far slower; 0 = torch's default)")
+    p.add_argument(
+        "--modes",
+        default="compiled",
+        help="compiled (default), eager, or compiled,eager; the speedup is the "
+        "compiled one (eager adds minutes: the formula model's vmapped eager "
+        "attention runs member by member)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1, as benchmarks/ensemble.py: on a shared 2-core "
+        "CPU two threads per small op can be far slower; 0 = torch's default)",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch threads={torch.get_num_threads()}, median of {args.rounds} interleaved rounds "
-          f"of {args.steps} steps")
+    print(
+        f"torch threads={torch.get_num_threads()}, median of {args.rounds} interleaved rounds "
+        f"of {args.steps} steps"
+    )
     results = {name: measure(name, args) for name in TASKS if args.only in (None, name)}
     line = {}
     for name, r in results.items():
@@ -193,8 +220,13 @@ def main() -> None:
         for k, v in r["ms"].items():
             line[f"{name}_{k.replace(' ', '_')}_ms"] = round(v, 2)
     line["speedup"] = min(line[f"speedup_{n}"] for n in results)
-    line.update(members=12, rounds=args.rounds, steps=args.steps, threads=torch.get_num_threads(),
-                compiled_both_sides=True)
+    line.update(
+        members=12,
+        rounds=args.rounds,
+        steps=args.steps,
+        threads=torch.get_num_threads(),
+        compiled_both_sides=True,
+    )
     print(json.dumps(line))
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 
 class StepSeconds(NamedTuple):
@@ -20,7 +21,10 @@ class StepSeconds(NamedTuple):
 
 
 def interleaved_seconds_per_step(
-    contenders: dict[str, Callable[[int], object]], *, rounds: int, steps: int,
+    contenders: dict[str, Callable[[int], object]],
+    *,
+    rounds: int,
+    steps: int,
     sync: Callable[[object], None] = lambda out: None,
 ) -> dict[str, StepSeconds]:
     """``contenders[name](i)`` runs training step ``i`` and returns something ``sync`` waits

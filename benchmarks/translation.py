@@ -51,21 +51,31 @@ def main() -> None:
         greedy = evaluate_bleu(loaded.model, loaded.params, loaded.dataset, "test", beam=1)
         beam = evaluate_bleu(loaded.model, loaded.params, loaded.dataset, "test", beam=args.beam)
         results[model] = {
-            "train_s": round(train_s, 1), "steps": cfg.steps, "batch_size": cfg.batch_size,
-            "test_pairs": greedy["pairs"], "bleu_greedy": round(greedy["bleu"], 2),
-            f"bleu_beam{args.beam}": round(beam["bleu"], 2), "run": str(run_dir),
+            "train_s": round(train_s, 1),
+            "steps": cfg.steps,
+            "batch_size": cfg.batch_size,
+            "test_pairs": greedy["pairs"],
+            "bleu_greedy": round(greedy["bleu"], 2),
+            f"bleu_beam{args.beam}": round(beam["bleu"], 2),
+            "run": str(run_dir),
             "examples": [list(e) for e in beam["examples"][:5]],
         }
 
-    print(f"\n{'model':<14} {'train min':>10} {'steps':>7} {'BLEU greedy':>12} {f'BLEU beam {args.beam}':>12}")
+    print(
+        f"\n{'model':<14} {'train min':>10} {'steps':>7} {'BLEU greedy':>12} {f'BLEU beam {args.beam}':>12}"
+    )
     for model, r in results.items():
-        print(f"{model:<14} {r['train_s'] / 60:>10.1f} {r['steps']:>7} {r['bleu_greedy']:>12.2f} "
-              f"{r[f'bleu_beam{args.beam}']:>12.2f}")
+        print(
+            f"{model:<14} {r['train_s'] / 60:>10.1f} {r['steps']:>7} {r['bleu_greedy']:>12.2f} "
+            f"{r[f'bleu_beam{args.beam}']:>12.2f}"
+        )
     for model, r in results.items():
         print(f"\n{model}, beam {args.beam}:")
         for source, hypothesis, reference in r["examples"]:
             print(f"  {source}  ->  {hypothesis}   (reference: {reference})")
-    print(json.dumps({m: {k: v for k, v in r.items() if k != "examples"} for m, r in results.items()}))
+    print(
+        json.dumps({m: {k: v for k, v in r.items() if k != "examples"} for m, r in results.items()})
+    )
 
 
 if __name__ == "__main__":

@@ -57,22 +57,27 @@ class TransformerModel(nn.Module):
 
 def seqfunc_params(module: TransformerModel) -> dict:
     """The module's weights as seqfunc ``transformer_lm`` params (copies)."""
+
     def linear(m):
         return {"weight": m.weight.detach().clone(), "bias": m.bias.detach().clone()}
 
     layers = []
     for layer in module.transformer_encoder.layers:
         attn = layer.self_attn
-        layers.append({
-            "attn": {
-                "qkv": {"weight": attn.in_proj_weight.detach().clone(),
-                        "bias": attn.in_proj_bias.detach().clone()},
-                "out": linear(attn.out_proj),
-            },
-            "attn_norm": linear(layer.norm1),
-            "ff": {"up": linear(layer.linear1), "down": linear(layer.linear2)},
-            "ff_norm": linear(layer.norm2),
-        })
+        layers.append(
+            {
+                "attn": {
+                    "qkv": {
+                        "weight": attn.in_proj_weight.detach().clone(),
+                        "bias": attn.in_proj_bias.detach().clone(),
+                    },
+                    "out": linear(attn.out_proj),
+                },
+                "attn_norm": linear(layer.norm1),
+                "ff": {"up": linear(layer.linear1), "down": linear(layer.linear2)},
+                "ff_norm": linear(layer.norm2),
+            }
+        )
     return {
         "encoder": {"weight": module.encoder.weight.detach().clone()},
         "layers": layers,

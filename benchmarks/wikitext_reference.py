@@ -48,7 +48,9 @@ def reference_runner(dataset, seed: int, eval_batch: int):
     """The tutorial's loop: ``train_epoch() -> tokens`` and ``test() -> perplexity``."""
     torch.manual_seed(seed)
     c = SEED_MODEL
-    model = TransformerModel(len(dataset.vocab), c["d_model"], c["heads"], c["d_ff"], c["layers"], c["dropout"])
+    model = TransformerModel(
+        len(dataset.vocab), c["d_model"], c["heads"], c["d_ff"], c["layers"], c["dropout"]
+    )
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=5.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1.0, gamma=0.95)
@@ -78,7 +80,9 @@ def reference_runner(dataset, seed: int, eval_batch: int):
             data, targets = batch["inputs"].t(), batch["targets"].t().reshape(-1)
             t = data.shape[0]
             output = model(data, model.generate_square_subsequent_mask(t))
-            total += t * data.shape[1] * float(criterion(output.view(-1, output.shape[-1]), targets))
+            total += (
+                t * data.shape[1] * float(criterion(output.view(-1, output.shape[-1]), targets))
+            )
             count += targets.numel()
         return math.exp(total / count)
 
@@ -123,8 +127,10 @@ def default_recipe(budget_s: float) -> tuple[float, float]:
         start = time.perf_counter()
         record = fit(cfg, out, progress=False, log=lambda line: None)
         wall = time.perf_counter() - start
-    print(f"default recipe: test perplexity {record['perplexity']:.1f} in {wall:.0f} s "
-          f"(the module's 3 epochs: {budget_s:.0f} s)")
+    print(
+        f"default recipe: test perplexity {record['perplexity']:.1f} in {wall:.0f} s "
+        f"(the module's 3 epochs: {budget_s:.0f} s)"
+    )
     return record["perplexity"], wall
 
 
@@ -144,9 +150,11 @@ def train_pair(dataset, seed: int, args) -> dict:
             out[name]["ppl"].append(test())
             out[name]["wall_s"].append(time.perf_counter() - start)
         m, q = out["module"], out["seqfunc"]
-        print(f"{seed:>4} {epoch:>5} {m['ppl'][-1]:>11.1f} {q['ppl'][-1]:>12.1f} "
-              f"{out['tokens'] / m['train_s'][-1]:>13.0f} {out['tokens'] / q['train_s'][-1]:>14.0f} "
-              f"{m['train_s'][-1] / q['train_s'][-1]:>6.2f}")
+        print(
+            f"{seed:>4} {epoch:>5} {m['ppl'][-1]:>11.1f} {q['ppl'][-1]:>12.1f} "
+            f"{out['tokens'] / m['train_s'][-1]:>13.0f} {out['tokens'] / q['train_s'][-1]:>14.0f} "
+            f"{m['train_s'][-1] / q['train_s'][-1]:>6.2f}"
+        )
     return out
 
 
@@ -161,9 +169,17 @@ def curve_agreement(ref: list[list[float]], ours: list[list[float]]) -> list[dic
         sd_q = statistics.stdev(q) if n > 1 else float("nan")
         mean_m, mean_q = statistics.fmean(m), statistics.fmean(q)
         two_se = 2 * math.sqrt((sd_m**2 + sd_q**2) / n) if n > 1 else float("nan")
-        rows.append({"ref_mean": mean_m, "ref_sd": sd_m, "mean": mean_q, "sd": sd_q,
-                     "gap_pct": 100 * (mean_q / mean_m - 1), "two_se": two_se,
-                     "within_noise": bool(n > 1 and abs(mean_q - mean_m) <= two_se)})
+        rows.append(
+            {
+                "ref_mean": mean_m,
+                "ref_sd": sd_m,
+                "mean": mean_q,
+                "sd": sd_q,
+                "gap_pct": 100 * (mean_q / mean_m - 1),
+                "two_se": two_se,
+                "within_noise": bool(n > 1 and abs(mean_q - mean_m) <= two_se),
+            }
+        )
     return rows
 
 
@@ -171,20 +187,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="the first seed")
-    parser.add_argument("--seeds", type=int, default=3,
-                        help="seeds per model (seed, seed + 1, ...): their spread is the noise "
-                        "the two curves are compared against")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="seeds per model (seed, seed + 1, ...): their spread is the noise "
+        "the two curves are compared against",
+    )
     parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--eval-batch", type=int, default=10,
-                        help="test batch size of both models (the tutorial: 10; larger is "
-                        "faster, the perplexity nearly the same)")
-    parser.add_argument("--no-default", dest="default", action="store_false",
-                        help="skip seqfunc's default recipe")
+    parser.add_argument(
+        "--eval-batch",
+        type=int,
+        default=10,
+        help="test batch size of both models (the tutorial: 10; larger is "
+        "faster, the perplexity nearly the same)",
+    )
+    parser.add_argument(
+        "--no-default", dest="default", action="store_false", help="skip seqfunc's default recipe"
+    )
     args = parser.parse_args()
 
     dataset = WikiText2Dataset()
-    print(f"{'seed':>4} {'epoch':>5} {'module ppl':>11} {'seqfunc ppl':>12} {'module tok/s':>13} "
-          f"{'seqfunc tok/s':>14} {'ratio':>6}")
+    print(
+        f"{'seed':>4} {'epoch':>5} {'module ppl':>11} {'seqfunc ppl':>12} {'module tok/s':>13} "
+        f"{'seqfunc tok/s':>14} {'ratio':>6}"
+    )
     runs = [train_pair(dataset, args.seed + i, args) for i in range(args.seeds)]
     tokens = runs[0]["tokens"]
     ref = [run["module"]["ppl"] for run in runs]
@@ -193,16 +220,20 @@ def main() -> None:
     print(f"\nover {args.seeds} seed(s): test perplexity mean +- sd per epoch")
     print(f"{'epoch':>5} {'module':>15} {'seqfunc':>15} {'gap':>8} {'2 x s.e.':>9}  within noise")
     for epoch, row in enumerate(agreement, 1):
-        print(f"{epoch:>5} {row['ref_mean']:>8.1f} +- {row['ref_sd']:<4.1f} {row['mean']:>8.1f} +- "
-              f"{row['sd']:<4.1f} {row['gap_pct']:>+7.1f}% {row['two_se']:>9.1f}  "
-              f"{'yes' if row['within_noise'] else 'no'}")
+        print(
+            f"{epoch:>5} {row['ref_mean']:>8.1f} +- {row['ref_sd']:<4.1f} {row['mean']:>8.1f} +- "
+            f"{row['sd']:<4.1f} {row['gap_pct']:>+7.1f}% {row['two_se']:>9.1f}  "
+            f"{'yes' if row['within_noise'] else 'no'}"
+        )
     ratio = statistics.median(
         m / s for run in runs for m, s in zip(run["module"]["train_s"], run["seqfunc"]["train_s"])
     )
     ref_walls = [sum(run["module"]["wall_s"][:3]) * (3 / min(3, args.epochs)) for run in runs]
     ref_wall = statistics.median(ref_walls)
-    print(f"tokens/s ratio (median of every epoch of every seed) {ratio:.2f}x; the module's "
-          f"3 epochs take {ref_wall:.0f} s (median of seeds)")
+    print(
+        f"tokens/s ratio (median of every epoch of every seed) {ratio:.2f}x; the module's "
+        f"3 epochs take {ref_wall:.0f} s (median of seeds)"
+    )
     module_s = sum(sum(run["module"]["train_s"]) for run in runs)
     seqfunc_s = sum(sum(run["seqfunc"]["train_s"]) for run in runs)
     epochs_run = args.epochs * args.seeds

@@ -30,8 +30,10 @@ def help_sections() -> str:
 def contract_tables() -> dict[str, str]:
     from seqfunc.contracts import DATASET_CONTRACT, MODEL_CONTRACT, contract_table
 
-    return {"<!-- dataset contract -->": contract_table(DATASET_CONTRACT),
-            "<!-- model contract -->": contract_table(MODEL_CONTRACT)}
+    return {
+        "<!-- dataset contract -->": contract_table(DATASET_CONTRACT),
+        "<!-- model contract -->": contract_table(MODEL_CONTRACT),
+    }
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:

@@ -33,8 +33,11 @@ ROOT = DOCS.parent
 
 
 def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-            if line.strip()]
+    return [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def formula_curves(run: Path, path: Path) -> None:
@@ -50,18 +53,31 @@ def formula_curves(run: Path, path: Path) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 2.8))
     ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue")
     ax_loss.set(yscale="log", xlabel="step", ylabel="training loss")
-    ax_acc.plot([r["step"] for r in val], [100 * r["exact_match"] for r in val], "o-",
-                markersize=3, label="exact match")
-    ax_acc.plot([r["step"] for r in val], [100 * r["token_accuracy"] for r in val], "s--",
-                markersize=3, label="token accuracy")
+    ax_acc.plot(
+        [r["step"] for r in val],
+        [100 * r["exact_match"] for r in val],
+        "o-",
+        markersize=3,
+        label="exact match",
+    )
+    ax_acc.plot(
+        [r["step"] for r in val],
+        [100 * r["token_accuracy"] for r in val],
+        "s--",
+        markersize=3,
+        label="token accuracy",
+    )
     ax_acc.axhline(99, color="gray", linewidth=0.8, linestyle=":")
     ax_acc.set(xlabel="step", ylabel="% of 5,000 held-out formulas", ylim=(0, 101))
     ax_acc.legend(fontsize=8, loc="lower right")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     last = val[-1]
-    fig.suptitle(f"seqfunc train (formula): {100 * last['exact_match']:.2f} % exact match "
-                 f"after {last['step']:,} steps", fontsize=10)
+    fig.suptitle(
+        f"seqfunc train (formula): {100 * last['exact_match']:.2f} % exact match "
+        f"after {last['step']:,} steps",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -79,9 +95,14 @@ def attention_kernels(path: Path) -> None:
 
     t, d = 24, 16
     q, k = (rng.normal(key, (1, 1, t, d)) for key in rng.split(rng.key(0)))
-    specs = {name: {"kind": name, "window": 6} if name == "window" else
-             {"kind": name, "chunk": 8} if name in ("linear", "chunked") else name
-             for name in KERNELS}
+    specs = {
+        name: {"kind": name, "window": 6}
+        if name == "window"
+        else {"kind": name, "chunk": 8}
+        if name in ("linear", "chunked")
+        else name
+        for name in KERNELS
+    }
     fig, axes = plt.subplots(1, len(specs), figsize=(1.6 * len(specs), 2.0))
     for ax, (name, spec) in zip(axes, specs.items()):
         kernel = attention_kernel(spec)
@@ -91,16 +112,20 @@ def attention_kernels(path: Path) -> None:
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"causal attention weights of each kernel, {t} positions (rows: queries)",
-                 fontsize=9)
+    fig.suptitle(
+        f"causal attention weights of each kernel, {t} positions (rows: queries)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
 def attention_map(run: Path, path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "seqfunc", "attention", str(run), "123+123",
-                    "--out", str(path)], check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "seqfunc", "attention", str(run), "123+123", "--out", str(path)],
+        check=True,
+        cwd=ROOT,
+    )
 
 
 def add2digits(run: Path, path: Path) -> None:
@@ -108,13 +133,20 @@ def add2digits(run: Path, path: Path) -> None:
 
     summary = json.loads((run / "add2digits.json").read_text())
     curve_keys = ("length", "model")
-    rows = [{"length": c["length"], "model": c["model"],
-             "curves": {k: v for k, v in c.items() if k not in curve_keys}}
-            for c in summary["curves"]]
+    rows = [
+        {
+            "length": c["length"],
+            "model": c["model"],
+            "curves": {k: v for k, v in c.items() if k not in curve_keys},
+        }
+        for c in summary["curves"]
+    ]
     args = summary["args"]
-    title = (f"Add2Digits: {', '.join(k.upper() for k in args['kinds'])}, hidden "
-             f"{args['hidden_size']}, {args['layers']} layers, {args['steps']} steps of "
-             f"{args['batch_size']}")
+    title = (
+        f"Add2Digits: {', '.join(k.upper() for k in args['kinds'])}, hidden "
+        f"{args['hidden_size']}, {args['layers']} layers, {args['steps']} steps of "
+        f"{args['batch_size']}"
+    )
     plot(rows, list(args["lengths"]), path, title)
 
 
@@ -129,9 +161,13 @@ def sweep_figure(run: Path, path: Path) -> None:
     spec = json.loads((run / "sweep.json").read_text())
     lines = [json.loads(line) for line in (run / "sweep.jsonl").read_text().splitlines()]
     summaries = [line for line in lines if "point" in line]
-    points = [dict(zip(spec["grid"], values)) for values in itertools.product(*spec["grid"].values())]
-    curves = [[r for r in read_metrics(folder) if r.get("split") == "val"]
-              for folder in sorted((run / "members").iterdir())]
+    points = [
+        dict(zip(spec["grid"], values)) for values in itertools.product(*spec["grid"].values())
+    ]
+    curves = [
+        [r for r in read_metrics(folder) if r.get("split") == "val"]
+        for folder in sorted((run / "members").iterdir())
+    ]
     plot_sweep(points, spec["seeds"], curves, summaries, summaries[0]["metric"], path)
 
 

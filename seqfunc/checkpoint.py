@@ -63,7 +63,8 @@ def _contiguous_cpu(tree: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # cloned: leaves may be views of one vector (the flat step's params), and safetensors
     # refuses tensors that share memory
     return {
-        k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in tree.items()
+        k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+        for k, v in tree.items()
     }
 
 
@@ -109,8 +110,10 @@ def tree_from_tensors(flat: dict[str, torch.Tensor], template: Any, *, where: st
         raise CheckpointMismatch(f"{where}: {len(flat)} tensors, expected {len(leaves)}")
     for i, leaf in enumerate(leaves):
         if tuple(flat[str(i)].shape) != tuple(leaf.shape):
-            raise CheckpointMismatch(f"{where}: tensor {i} has shape {tuple(flat[str(i)].shape)}, "
-                                  f"expected {tuple(leaf.shape)}")
+            raise CheckpointMismatch(
+                f"{where}: tensor {i} has shape {tuple(flat[str(i)].shape)}, "
+                f"expected {tuple(leaf.shape)}"
+            )
     return tree_unflatten([flat[str(i)] for i in range(len(leaves))], spec)
 
 

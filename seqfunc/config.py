@@ -19,8 +19,21 @@ import torch
 
 from seqfunc.errors import ConfigError  # re-exported from here too
 
-__all__ = ["ConfigError", "positive", "non_negative", "probability", "dropout_field",
-           "member_value_fields", "MEMBER_VALUE", "one_of", "check_divisible", "to_dict", "from_dict", "typed_fields", "parse_value"]
+__all__ = [
+    "ConfigError",
+    "positive",
+    "non_negative",
+    "probability",
+    "dropout_field",
+    "member_value_fields",
+    "MEMBER_VALUE",
+    "one_of",
+    "check_divisible",
+    "to_dict",
+    "from_dict",
+    "typed_fields",
+    "parse_value",
+]
 
 T = TypeVar("T")
 
@@ -164,7 +177,9 @@ def parse_value(value: Any, tp: Any) -> Any:
                 return parse_value(value, option)
             except _WrongType:
                 pass
-        described = " or ".join([_describe(o) for o in options] + (["none"] if type(None) in args else []))
+        described = " or ".join(
+            [_describe(o) for o in options] + (["none"] if type(None) in args else [])
+        )
         raise _WrongType(described)
     if origin is typing.Literal:
         for choice in args:
@@ -219,10 +234,17 @@ def parse_value(value: Any, tp: Any) -> Any:
 
 
 def _describe(tp: Any) -> str:
-    return {
-        int: "an int", float: "a number", str: "a string", dict: "a JSON object",
-        bool: "a boolean (true/false/1/0/yes/no)",
-    }.get(tp) or {list: "a JSON list", tuple: "a JSON list"}.get(typing.get_origin(tp) or tp) or f"a {tp}"
+    return (
+        {
+            int: "an int",
+            float: "a number",
+            str: "a string",
+            dict: "a JSON object",
+            bool: "a boolean (true/false/1/0/yes/no)",
+        }.get(tp)
+        or {list: "a JSON list", tuple: "a JSON list"}.get(typing.get_origin(tp) or tp)
+        or f"a {tp}"
+    )
 
 
 def _word(value: Any) -> str | None:

@@ -57,8 +57,9 @@ def read_mapping(path: str | Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); use a .toml suffix "
-                          "for a TOML file") from None
+        raise ConfigError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); use a .toml suffix for a TOML file"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected an object of fields, got {type(data).__name__}")
     return data

@@ -13,7 +13,8 @@ model of each kind receives, in order, and :data:`BATCH_LAYOUTS` what a dataset 
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, Iterator, Mapping, Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 import torch
@@ -147,10 +148,13 @@ class Model(Protocol):
 
     def init(self, key: torch.Tensor) -> PyTree: ...
 
-    def apply(self, params: PyTree, *inputs: torch.Tensor, key=None, train: bool = False) -> torch.Tensor: ...
+    def apply(
+        self, params: PyTree, *inputs: torch.Tensor, key=None, train: bool = False
+    ) -> torch.Tensor: ...
 
 
 # -- what each command reads, and the fallbacks for optional attributes -------------------
+
 
 @attrs.frozen
 class Attribute:
@@ -178,72 +182,192 @@ _RUN = ("train", "check --dataset")
 #: Every dataset attribute any command reads (besides the class attributes ``name``, ``task``,
 #: ``Config``, ``splits`` and the methods ``num_examples``/``batches``), required or optional.
 DATASET_CONTRACT: tuple[Attribute, ...] = (
-    Attribute("config", _ALL, ("train", "predict", "generate", "translate", "attention"),
-              "the dataset's Config instance (written to config.json)"),
-    Attribute("source_vocab", _S2S, ("train", "attention"), "source vocabulary (len() is its size)"),
+    Attribute(
+        "config",
+        _ALL,
+        ("train", "predict", "generate", "translate", "attention"),
+        "the dataset's Config instance (written to config.json)",
+    ),
+    Attribute(
+        "source_vocab", _S2S, ("train", "attention"), "source vocabulary (len() is its size)"
+    ),
     Attribute("target_vocab", _S2S, ("train", "attention"), "target vocabulary"),
     Attribute("pad_id", _S2S + _CLF, ("train", "predict", "translate", "attention"), "padding id"),
     Attribute("bos_id", _S2S, ("train", "predict", "translate", "attention"), "target start id"),
     Attribute("eos_id", _S2S, ("train", "predict", "translate", "attention"), "target end id"),
-    Attribute("encode_source", _S2S, ("predict", "translate", "attention"),
-              "encode_source(text) -> list[int]; ValueError for text it cannot encode"),
+    Attribute(
+        "encode_source",
+        _S2S,
+        ("predict", "translate", "attention"),
+        "encode_source(text) -> list[int]; ValueError for text it cannot encode",
+    ),
     Attribute("vocab", _LM + _CLF, ("train", "generate"), "the vocabulary (len() is its size)"),
     Attribute("classes", _CLF, ("train", "predict"), "class names, indexed by label"),
-    Attribute("decode_source", _S2S, ("train",), "ids -> source text (training samples)",
-              "the vocabulary's tokens joined by spaces (ids without a to_tokens vocabulary)"),
-    Attribute("decode_target", _S2S, ("train", "predict", "translate", "attention"),
-              "ids -> target text, up to <eos>", "the target vocabulary's tokens up to <eos>, joined by spaces"),
-    Attribute("max_target_len", _S2S, ("predict", "translate", "attention"),
-              "the longest target to decode", "config.max_len, else the widest tgt_out of the val split"),
-    Attribute("texts", _S2S, ("translate --eval",), "texts(split) -> [(source, reference)]",
-              "translate --eval is refused with one line"),
-    Attribute("unknown_words", _S2S, ("translate",), "unknown_words(text) -> words read as <unk>",
-              "no note about unknown words"),
-    Attribute("decode", _LM + _CLF, ("train", "generate"), "ids -> text (samples)",
-              "the vocabulary's tokens joined (language_model: no separator; classification: spaces)"),
-    Attribute("encode", _LM + _CLF, ("generate --prompt", "predict"), "encode(text) -> list[int]",
-              "generate --prompt and predict are refused with one line; generate without a prompt works"),
-    Attribute("prompt", _LM, ("train",), "prompt(length, index) -> text that starts a sample",
-              "samples start from a random first token"),
-    Attribute("unit", _LM, ("train",), '"char", "byte" or "word": what a token is in the metrics',
-              '"char"'),
-    Attribute("summary", _ALL, ("train",), "summary() -> str, logged when training starts", "nothing logged"),
-    Attribute("num_batches", _ALL, _RUN, "num_batches(split, batch_size): batches of a split when "
-              "they are not num_examples // batch_size (bucketed batches, token streams)",
-              "num_examples(split) // batch_size"),
-    Attribute("shuffle", _ALL, ("check --dataset",), "False for a dataset whose training epochs "
-              "repeat the same batches", "True: epochs differ"),
-    Attribute("train_defaults", _ALL, ("train",), "the TrainConfig fields `seqfunc train DATASET` starts from",
-              "TrainConfig's defaults"),
-    Attribute("model_recipes", _ALL, ("train",), "per model name, fields replacing train_defaults",
-              "train_defaults"),
-    Attribute("save_artifacts", _ALL, ("train", "predict", "generate", "translate", "attention"),
-              "save_artifacts(folder) + classmethod from_artifacts(config, folder)",
-              "the dataset is rebuilt from its config"),
+    Attribute(
+        "decode_source",
+        _S2S,
+        ("train",),
+        "ids -> source text (training samples)",
+        "the vocabulary's tokens joined by spaces (ids without a to_tokens vocabulary)",
+    ),
+    Attribute(
+        "decode_target",
+        _S2S,
+        ("train", "predict", "translate", "attention"),
+        "ids -> target text, up to <eos>",
+        "the target vocabulary's tokens up to <eos>, joined by spaces",
+    ),
+    Attribute(
+        "max_target_len",
+        _S2S,
+        ("predict", "translate", "attention"),
+        "the longest target to decode",
+        "config.max_len, else the widest tgt_out of the val split",
+    ),
+    Attribute(
+        "texts",
+        _S2S,
+        ("translate --eval",),
+        "texts(split) -> [(source, reference)]",
+        "translate --eval is refused with one line",
+    ),
+    Attribute(
+        "unknown_words",
+        _S2S,
+        ("translate",),
+        "unknown_words(text) -> words read as <unk>",
+        "no note about unknown words",
+    ),
+    Attribute(
+        "decode",
+        _LM + _CLF,
+        ("train", "generate"),
+        "ids -> text (samples)",
+        "the vocabulary's tokens joined (language_model: no separator; classification: spaces)",
+    ),
+    Attribute(
+        "encode",
+        _LM + _CLF,
+        ("generate --prompt", "predict"),
+        "encode(text) -> list[int]",
+        "generate --prompt and predict are refused with one line; generate without a prompt works",
+    ),
+    Attribute(
+        "prompt",
+        _LM,
+        ("train",),
+        "prompt(length, index) -> text that starts a sample",
+        "samples start from a random first token",
+    ),
+    Attribute(
+        "unit",
+        _LM,
+        ("train",),
+        '"char", "byte" or "word": what a token is in the metrics',
+        '"char"',
+    ),
+    Attribute(
+        "summary",
+        _ALL,
+        ("train",),
+        "summary() -> str, logged when training starts",
+        "nothing logged",
+    ),
+    Attribute(
+        "num_batches",
+        _ALL,
+        _RUN,
+        "num_batches(split, batch_size): batches of a split when "
+        "they are not num_examples // batch_size (bucketed batches, token streams)",
+        "num_examples(split) // batch_size",
+    ),
+    Attribute(
+        "shuffle",
+        _ALL,
+        ("check --dataset",),
+        "False for a dataset whose training epochs repeat the same batches",
+        "True: epochs differ",
+    ),
+    Attribute(
+        "train_defaults",
+        _ALL,
+        ("train",),
+        "the TrainConfig fields `seqfunc train DATASET` starts from",
+        "TrainConfig's defaults",
+    ),
+    Attribute(
+        "model_recipes",
+        _ALL,
+        ("train",),
+        "per model name, fields replacing train_defaults",
+        "train_defaults",
+    ),
+    Attribute(
+        "save_artifacts",
+        _ALL,
+        ("train", "predict", "generate", "translate", "attention"),
+        "save_artifacts(folder) + classmethod from_artifacts(config, folder)",
+        "the dataset is rebuilt from its config",
+    ),
 )
 
 #: Every model attribute any command reads besides ``task_kinds``, ``Config``, ``config_for``,
 #: ``init``, ``apply`` and ``config``.
 MODEL_CONTRACT: tuple[Attribute, ...] = (
-    Attribute("encode", _S2S, ("train", "predict", "translate", "attention"),
-              "encode(params, src) -> context (batch-leading pytree)",
-              "context = src; decode() calls apply(params, src, tgt_in)"),
-    Attribute("decode", _S2S, ("train", "predict", "translate", "attention"),
-              "decode(params, context, tgt_in) -> (b, t, V)", "apply(params, src, tgt_in)"),
-    Attribute("init_cache", _LM, ("generate", "train"), "init_cache + extend: a KV cache for sampling",
-              "each new token recomputes the whole prefix"),
-    Attribute("features", _LM, ("train", "sweep", "check"),
-              "features(params, inputs) -> (b, t, d) with head(params, x (..., d)) -> (..., V), "
-              "apply = head(features): evaluation makes the logits a cache-sized chunk of "
-              "positions at a time",
-              "apply on chunks of rows"),
-    Attribute("check_options", _ALL, ("check",), "config overrides for a tiny check model", "a probe-sized config"),
-    Attribute("position_free", _S2S + _CLF, ("check",), "overrides under which no positions are seen",
-              "no permutation check"),
-    Attribute("exempt", _ALL, ("check",), "invariant -> why it does not apply", "every invariant runs"),
-    Attribute("vmappable", _ALL, ("sweep", "fit_ensemble"),
-              "False: apply cannot run under torch.func.vmap (e.g. torch's recurrent kernels)",
-              "True: members are vmapped"),
+    Attribute(
+        "encode",
+        _S2S,
+        ("train", "predict", "translate", "attention"),
+        "encode(params, src) -> context (batch-leading pytree)",
+        "context = src; decode() calls apply(params, src, tgt_in)",
+    ),
+    Attribute(
+        "decode",
+        _S2S,
+        ("train", "predict", "translate", "attention"),
+        "decode(params, context, tgt_in) -> (b, t, V)",
+        "apply(params, src, tgt_in)",
+    ),
+    Attribute(
+        "init_cache",
+        _LM,
+        ("generate", "train"),
+        "init_cache + extend: a KV cache for sampling",
+        "each new token recomputes the whole prefix",
+    ),
+    Attribute(
+        "features",
+        _LM,
+        ("train", "sweep", "check"),
+        "features(params, inputs) -> (b, t, d) with head(params, x (..., d)) -> (..., V), "
+        "apply = head(features): evaluation makes the logits a cache-sized chunk of "
+        "positions at a time",
+        "apply on chunks of rows",
+    ),
+    Attribute(
+        "check_options",
+        _ALL,
+        ("check",),
+        "config overrides for a tiny check model",
+        "a probe-sized config",
+    ),
+    Attribute(
+        "position_free",
+        _S2S + _CLF,
+        ("check",),
+        "overrides under which no positions are seen",
+        "no permutation check",
+    ),
+    Attribute(
+        "exempt", _ALL, ("check",), "invariant -> why it does not apply", "every invariant runs"
+    ),
+    Attribute(
+        "vmappable",
+        _ALL,
+        ("sweep", "fit_ensemble"),
+        "False: apply cannot run under torch.func.vmap (e.g. torch's recurrent kernels)",
+        "True: members are vmapped",
+    ),
 )
 
 
@@ -258,8 +382,10 @@ def required(obj: Any, name: str, command: str) -> Any:
 
     value = getattr(obj, name, None)
     if value is None:
-        raise UsageError(f"{command} needs {name!r} from dataset {_name(obj)!r}, which does not "
-                         f"provide it (see docs/plugins.md)")
+        raise UsageError(
+            f"{command} needs {name!r} from dataset {_name(obj)!r}, which does not "
+            f"provide it (see docs/plugins.md)"
+        )
     return value
 
 
@@ -281,8 +407,15 @@ def tokens_text(vocab: Any, ids, *, sep: str = " ") -> str:
     return sep.join(token_list(vocab, ids))
 
 
-def decode_text(dataset: Any, ids, *, method: str = "decode", vocab: str = "vocab",
-                stop: int | None = None, sep: str = " ") -> str:
+def decode_text(
+    dataset: Any,
+    ids,
+    *,
+    method: str = "decode",
+    vocab: str = "vocab",
+    stop: int | None = None,
+    sep: str = " ",
+) -> str:
     """``dataset.<method>(ids)``, or the fallback of :data:`DATASET_CONTRACT`: the tokens of
     ``dataset.<vocab>`` up to the first ``stop`` id (e.g. ``<eos>``)."""
     ids = [int(i) for i in ids]
@@ -295,21 +428,32 @@ def decode_text(dataset: Any, ids, *, method: str = "decode", vocab: str = "voca
 
 
 def decode_target(dataset: Any, ids) -> str:
-    return decode_text(dataset, ids, method="decode_target", vocab="target_vocab",
-                       stop=getattr(dataset, "eos_id", None))
+    return decode_text(
+        dataset,
+        ids,
+        method="decode_target",
+        vocab="target_vocab",
+        stop=getattr(dataset, "eos_id", None),
+    )
 
 
 def decode_source(dataset: Any, ids) -> str:
     ids = [i for i in map(int, ids) if i != getattr(dataset, "pad_id", None)]
-    return decode_text(dataset, ids, method="decode_source", vocab="source_vocab",
-                       stop=getattr(dataset, "eos_id", None))
+    return decode_text(
+        dataset,
+        ids,
+        method="decode_source",
+        vocab="source_vocab",
+        stop=getattr(dataset, "eos_id", None),
+    )
 
 
 def max_target_len(dataset: Any) -> int:
     """The longest target a seq2seq dataset needs decoded: its ``max_target_len``, else
     ``config.max_len``, else the widest ``tgt_out`` of its validation split."""
     declared = getattr(dataset, "max_target_len", None) or getattr(
-        getattr(dataset, "config", None), "max_len", None)
+        getattr(dataset, "config", None), "max_len", None
+    )
     if declared:
         return int(declared)
     split = "val" if "val" in dataset.splits else dataset.splits[-1]
@@ -327,10 +471,20 @@ def encoder_decoder(model: Any):
 # -- checking a loaded plugin class ----------------------------------------------------------
 
 _REQUIRED = {
-    "datasets": {"task": "attribute", "Config": "attrs class", "splits": "attribute",
-                 "num_examples": "method", "batches": "method"},
-    "models": {"task_kinds": "attribute", "Config": "attrs class", "config_for": "method",
-               "init": "method", "apply": "method"},
+    "datasets": {
+        "task": "attribute",
+        "Config": "attrs class",
+        "splits": "attribute",
+        "num_examples": "method",
+        "batches": "method",
+    },
+    "models": {
+        "task_kinds": "attribute",
+        "Config": "attrs class",
+        "config_for": "method",
+        "init": "method",
+        "apply": "method",
+    },
 }
 
 
@@ -353,8 +507,9 @@ def contract_problems(group: str, obj: Any) -> list[str]:
     if not kinds:
         problems.append("declares no task kind")
     if unknown:
-        problems.append(f"unknown task kind(s) {', '.join(map(repr, unknown))}; "
-                        f"known: {', '.join(TASK_KINDS)}")
+        problems.append(
+            f"unknown task kind(s) {', '.join(map(repr, unknown))}; known: {', '.join(TASK_KINDS)}"
+        )
     return problems
 
 
@@ -369,17 +524,43 @@ def task_kinds_of(obj: Any) -> tuple[str, ...]:
 def contract_table(contract: tuple[Attribute, ...]) -> str:
     """A contract as a Markdown table (the docs page renders it from here): attribute, task
     kinds, the commands that read it, what it is, and the fallback without it."""
-    rows = ["| attribute | task kinds | read by | what it is | without it |", "| --- | --- | --- | --- | --- |"]
+    rows = [
+        "| attribute | task kinds | read by | what it is | without it |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for a in contract:
         kinds = "all" if set(a.kinds) == set(TASK_KINDS) else ", ".join(a.kinds)
         used = ", ".join(f"`{u}`" for u in a.used_by)
-        rows.append(f"| `{a.name}` | {kinds} | {used} | {a.meaning} | {a.fallback or '**required**'} |")
+        rows.append(
+            f"| `{a.name}` | {kinds} | {used} | {a.meaning} | {a.fallback or '**required**'} |"
+        )
     return "\n".join(rows)
 
 
 __all__ = [
-    "Dataset", "Model", "Batch", "PyTree", "Vocab", "TASK_KINDS", "BATCH_LAYOUTS",
-    "MODEL_INPUTS", "MODEL_OUTPUTS", "DATASET_ATTRIBUTES", "contract_problems", "task_kinds_of",
-    "Attribute", "DATASET_CONTRACT", "MODEL_CONTRACT", "contract_table", "optional", "required", "token_list", "tokens_text",
-    "decode_text", "decode_target", "decode_source", "max_target_len", "encoder_decoder",
+    "Dataset",
+    "Model",
+    "Batch",
+    "PyTree",
+    "Vocab",
+    "TASK_KINDS",
+    "BATCH_LAYOUTS",
+    "MODEL_INPUTS",
+    "MODEL_OUTPUTS",
+    "DATASET_ATTRIBUTES",
+    "contract_problems",
+    "task_kinds_of",
+    "Attribute",
+    "DATASET_CONTRACT",
+    "MODEL_CONTRACT",
+    "contract_table",
+    "optional",
+    "required",
+    "token_list",
+    "tokens_text",
+    "decode_text",
+    "decode_target",
+    "decode_source",
+    "max_target_len",
+    "encoder_decoder",
 ]

@@ -22,16 +22,22 @@ def resolve_device(name: str | torch.device, *, where: str = "device") -> torch.
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"{where}={name!r}: not a device name; "
-                          f"available here: {', '.join(available_devices())}") from None
+        raise ConfigError(
+            f"{where}={name!r}: not a device name; available here: {', '.join(available_devices())}"
+        ) from None
     available = available_devices()
     usable = (
         device.type == "cpu"
-        or (device.type == "cuda" and torch.cuda.is_available()
-            and (device.index is None or device.index < torch.cuda.device_count()))
+        or (
+            device.type == "cuda"
+            and torch.cuda.is_available()
+            and (device.index is None or device.index < torch.cuda.device_count())
+        )
         or (device.type == "mps" and "mps" in available)
     )
     if not usable:
-        raise ConfigError(f"{where}={str(name)!r}: no such device on this machine; "
-                          f"available here: {', '.join(available)}")
+        raise ConfigError(
+            f"{where}={str(name)!r}: no such device on this machine; "
+            f"available here: {', '.join(available)}"
+        )
     return device

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import torch
@@ -36,7 +37,12 @@ from seqfunc import optim, rng
 from seqfunc.compiled import compile_fn
 from seqfunc.train import TrainState
 from seqfunc.tree import (
-    ravel_tree, tree_flatten, tree_leaves, tree_map, tree_stack, tree_unflatten,
+    ravel_tree,
+    tree_flatten,
+    tree_leaves,
+    tree_map,
+    tree_stack,
+    tree_unflatten,
 )
 
 PyTree = Any
@@ -71,13 +77,20 @@ def init_members_state(params: PyTree, optimizer: optim.GradientTransformation) 
     """The state :func:`make_ensemble_step` starts from: stacked ``params`` and the flattened
     ``optimizer``'s state over their ``(members, n)`` matrix (moments ``(members, n)``)."""
     device = tree_leaves(params)[0].device
-    return TrainState(params, optimizer.flat_inner.init(ravel_members(params)[0]),
-                      torch.zeros((), dtype=torch.int64, device=device))
+    return TrainState(
+        params,
+        optimizer.flat_inner.init(ravel_members(params)[0]),
+        torch.zeros((), dtype=torch.int64, device=device),
+    )
 
 
 def make_ensemble_step(
-    loss_fn: Callable, optimizer: optim.GradientTransformation, *, clip_norm=None,
-    compile: bool = False, member_values: dict[str, torch.Tensor] | None = None,
+    loss_fn: Callable,
+    optimizer: optim.GradientTransformation,
+    *,
+    clip_norm=None,
+    compile: bool = False,
+    member_values: dict[str, torch.Tensor] | None = None,
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """``step(state, batch, keys) -> (state, metrics)`` over stacked params.
 
@@ -124,7 +137,9 @@ def make_ensemble_step(
     return step
 
 
-def _members_core(loss_fn, inner, unravel_one, clip_norm, compiled: bool, member_values=None) -> Callable:
+def _members_core(
+    loss_fn, inner, unravel_one, clip_norm, compiled: bool, member_values=None
+) -> Callable:
     """``(flat (members, n), opt_state, batch, keys) -> (flat, opt_state, metrics)``."""
     values = member_values or {}
     with_values = loss_fn if values else (lambda params, batch, key, _: loss_fn(params, batch, key))
@@ -205,21 +220,24 @@ def fit_ensemble(
     dataset across runs).
     """
     from seqfunc.fit import build, make_optimizer
+    from seqfunc.runs import distributed
     from seqfunc.sweep import check_vmappable
     from seqfunc.tasks.members import evaluate_each
-    from seqfunc.runs import distributed
 
     if distributed.current() is not None:
         from seqfunc.errors import ConfigError
 
-        raise ConfigError("fit_ensemble does not run data-parallel yet: run it in one process "
-                          "(its members already share one vmapped step)")
+        raise ConfigError(
+            "fit_ensemble does not run data-parallel yet: run it in one process "
+            "(its members already share one vmapped step)"
+        )
     if dataset is None or model is None or task is None:
         dataset, model, task = build(cfg)
     check_vmappable(model, cfg.model)
     device = torch.device(cfg.device)
     per_epoch = (
-        dataset.num_batches("train", cfg.batch_size) if hasattr(dataset, "num_batches")
+        dataset.num_batches("train", cfg.batch_size)
+        if hasattr(dataset, "num_batches")
         else dataset.num_examples("train") // cfg.batch_size
     )
     total_steps = cfg.steps or (cfg.epochs or 1) * per_epoch
@@ -244,14 +262,26 @@ def fit_ensemble(
                 break
         epoch += 1
         if log:
-            log(f"  epoch {epoch}: step {step}/{total_steps}, train loss "
-                f"{[round(float(x), 4) for x in metrics['loss']]}, {train_s:.1f}s")
+            log(
+                f"  epoch {epoch}: step {step}/{total_steps}, train loss "
+                f"{[round(float(x), 4) for x in metrics['loss']]}, {train_s:.1f}s"
+            )
 
     start = time.perf_counter()
-    by_split = {split: evaluate_each(task, model, state.params,
-                                     lambda: dataset.batches(split, cfg.eval_batch_size), device=device)
-                for split in eval_splits}
-    members = [{split: records[i] for split, records in by_split.items()} for i in range(len(seeds))]
+    by_split = {
+        split: evaluate_each(
+            task,
+            model,
+            state.params,
+            lambda: dataset.batches(split, cfg.eval_batch_size),
+            device=device,
+        )
+        for split in eval_splits
+    }
+    members = [
+        {split: records[i] for split, records in by_split.items()} for i in range(len(seeds))
+    ]
     eval_s = time.perf_counter() - start
-    return EnsembleResult(tuple(int(s) for s in seeds), tuple(members), state.params, step,
-                          train_s, eval_s)
+    return EnsembleResult(
+        tuple(int(s) for s in seeds), tuple(members), state.params, step, train_s, eval_s
+    )

@@ -39,7 +39,12 @@ class AttentionMultiplications:
 
 
 def self_attention_multiplications(
-    T: int, D: int, M: int, *, d: int | None = None, tk: int | None = None,
+    T: int,
+    D: int,
+    M: int,
+    *,
+    d: int | None = None,
+    tk: int | None = None,
     output_projection: int | None = None,
 ) -> AttentionMultiplications:
     """Multiplications of eq. 2 for ``T`` queries over ``tk`` keys (``T`` if None), query/key
@@ -52,7 +57,10 @@ def self_attention_multiplications(
     if output_projection is not None:
         projections += T * M * output_projection
     return AttentionMultiplications(
-        scores=T * tk * D, scale=T * tk, normalise=T * tk, weighted_sum=T * tk * M,
+        scores=T * tk * D,
+        scale=T * tk,
+        normalise=T * tk,
+        weighted_sum=T * tk * M,
         projections=projections,
     )
 
@@ -66,8 +74,11 @@ def multi_head_attention_multiplications(
     tk = T if tk is None else tk
     per_head = self_attention_multiplications(T, d_model // heads, d_model // heads, tk=tk)
     return AttentionMultiplications(
-        scores=heads * per_head.scores, scale=heads * per_head.scale,
-        normalise=heads * per_head.normalise, weighted_sum=heads * per_head.weighted_sum,
+        scores=heads * per_head.scores,
+        scale=heads * per_head.scale,
+        normalise=heads * per_head.normalise,
+        weighted_sum=heads * per_head.weighted_sum,
         projections=(T * d_model * d_model + 2 * tk * d_model * d_model + T * d_model * d_model)
-        if projections else 0,
+        if projections
+        else 0,
     )

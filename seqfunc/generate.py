@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -29,7 +29,7 @@ from seqfunc.compiled import compile_fn
 DECODE_COMPILE_OPTIONS = {"cpp_wrapper": True}
 
 #: model -> {(temperature, top_k): compiled decoding step}; entries go with their model
-_COMPILED_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_COMPILED_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def check_sampling(temperature: float, top_k: int | None) -> None:
@@ -78,9 +78,7 @@ def donating_extend(model) -> Callable:
     return model.extend
 
 
-def decode_step(
-    model, *, temperature: float, top_k: int | None, compile: bool = False
-) -> Callable:
+def decode_step(model, *, temperature: float, top_k: int | None, compile: bool = False) -> Callable:
     """``step(params, token (b, 1), cache, key) -> (next token (b, 1), cache')``: one cached
     position of ``model`` and the draw from its logits; compiled once per model and sampling
     setting when ``compile``."""
@@ -88,7 +86,8 @@ def decode_step(
         steps = _COMPILED_STEPS.setdefault(model, {})
         if (temperature, top_k) not in steps:
             steps[(temperature, top_k)] = compile_fn(
-                decode_step(model, temperature=temperature, top_k=top_k), dynamic=False,
+                decode_step(model, temperature=temperature, top_k=top_k),
+                dynamic=False,
                 options=DECODE_COMPILE_OPTIONS,
             )
         return steps[(temperature, top_k)]
@@ -96,16 +95,26 @@ def decode_step(
 
     def step(params, token, cache, key):
         logits, cache = extend(params, token, cache)
-        return sample_logits(logits[:, -1], key, temperature=temperature, top_k=top_k)[:, None], cache
+        return sample_logits(logits[:, -1], key, temperature=temperature, top_k=top_k)[
+            :, None
+        ], cache
 
     return step
 
 
 @torch.no_grad()
 def generate(
-    model, params, prompt: torch.Tensor, new_tokens: int, *, key: rng.KeyArray,
-    temperature: float = 1.0, top_k: int | None = None, use_cache: bool = True,
-    window: int | None = None, compile: bool = False,
+    model,
+    params,
+    prompt: torch.Tensor,
+    new_tokens: int,
+    *,
+    key: rng.KeyArray,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    use_cache: bool = True,
+    window: int | None = None,
+    compile: bool = False,
 ) -> torch.Tensor:
     """``prompt (b, t)`` ids -> ``(b, t + new_tokens)``: the prompt and the sampled tokens.
 
@@ -117,7 +126,9 @@ def generate(
     """
     check_sampling(temperature, top_k)
     if prompt.ndim != 2 or prompt.shape[1] < 1:
-        raise ValueError(f"prompt must be (batch, length >= 1) ids, got shape {tuple(prompt.shape)}")
+        raise ValueError(
+            f"prompt must be (batch, length >= 1) ids, got shape {tuple(prompt.shape)}"
+        )
     window = window or max_positions(model)
     tokens = prompt
     keys = rng.fold_in_range(key, new_tokens).unbind(0)
@@ -125,10 +136,20 @@ def generate(
         for i in range(new_tokens):
             context = tokens if window is None else tokens[:, -window:]
             logits = model.apply(params, context)[:, -1]
-            tokens = torch.cat([tokens, sample_logits(logits, keys[i], temperature=temperature, top_k=top_k)[:, None]], 1)
+            tokens = torch.cat(
+                [
+                    tokens,
+                    sample_logits(logits, keys[i], temperature=temperature, top_k=top_k)[:, None],
+                ],
+                1,
+            )
         return tokens
 
-    capacity = prompt.shape[1] + new_tokens if window is None else min(window, prompt.shape[1] + new_tokens)
+    capacity = (
+        prompt.shape[1] + new_tokens
+        if window is None
+        else min(window, prompt.shape[1] + new_tokens)
+    )
 
     extend = donating_extend(model)
 
@@ -147,7 +168,7 @@ def generate(
         if filled == capacity:  # the window is full: restart from its second half
             tokens = torch.cat(pieces, 1)
             pieces = [tokens]
-            logits, cache = prefill(tokens[:, -max(capacity // 2, 1):])
+            logits, cache = prefill(tokens[:, -max(capacity // 2, 1) :])
             filled = min(capacity // 2, tokens.shape[1])
             nxt = sample_logits(logits, keys[i], temperature=temperature, top_k=top_k)[:, None]
         else:

@@ -32,8 +32,9 @@ def guard_start_up() -> None:
     """Install the remembering SIGINT handler, in its quiet mode (main thread only, where
     handlers can be set; a handler someone else installed is left alone)."""
     global _raise_now
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _interrupt)):
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(
+        signal.SIGINT
+    ) in (signal.default_int_handler, _interrupt):
         _raise_now = False
         signal.signal(signal.SIGINT, _interrupt)
 

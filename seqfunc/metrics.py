@@ -7,7 +7,10 @@ import torch.nn.functional as F
 
 
 def cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: int | None = None,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    ignore_index: int | None = None,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Mean cross-entropy over the non-ignored targets. ``logits (..., C)``, ``targets (...)``.
@@ -42,8 +45,9 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     ``(..., *t)``. One ``cross_entropy`` over the flattened rows, so a row of logits stays
     contiguous for its log-softmax."""
     rows = logits.reshape(-1, logits.shape[-1])
-    return F.cross_entropy(rows, targets.expand(logits.shape[:-1]).reshape(-1), reduction="none"
-                           ).view(logits.shape[:-1])
+    return F.cross_entropy(
+        rows, targets.expand(logits.shape[:-1]).reshape(-1), reduction="none"
+    ).view(logits.shape[:-1])
 
 
 def predictions(logits: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ Python overhead in eager mode; torch.compile fuses them either way).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
 
 import torch
 
@@ -25,12 +26,36 @@ ScalarOrSchedule = Union[float, Schedule]
 PyTree = Any
 
 __all__ = [
-    "GradientTransformation", "apply_updates", "chain", "flatten", "sgd", "adam", "adamw", "radam",
-    "clip_by_global_norm", "global_norm", "scale_by_schedule", "constant", "step_decay",
-    "linear_warmup", "cosine_decay", "join_schedules", "warmup_cosine", "apply_if_finite",
-    "FiniteGuardState", "finite_guard_state", "adds_finitely", "inject_hyperparams", "InjectedState",
-    "tensor_scale_by_schedule", "tensor_scale_by_adam", "tensor_add_decayed_weights",
-    "tensor_scale_by_momentum", "tensor_sgd", "tensor_adam", "tensor_adamw",
+    "GradientTransformation",
+    "apply_updates",
+    "chain",
+    "flatten",
+    "sgd",
+    "adam",
+    "adamw",
+    "radam",
+    "clip_by_global_norm",
+    "global_norm",
+    "scale_by_schedule",
+    "constant",
+    "step_decay",
+    "linear_warmup",
+    "cosine_decay",
+    "join_schedules",
+    "warmup_cosine",
+    "apply_if_finite",
+    "FiniteGuardState",
+    "finite_guard_state",
+    "adds_finitely",
+    "inject_hyperparams",
+    "InjectedState",
+    "tensor_scale_by_schedule",
+    "tensor_scale_by_adam",
+    "tensor_add_decayed_weights",
+    "tensor_scale_by_momentum",
+    "tensor_sgd",
+    "tensor_adam",
+    "tensor_adamw",
 ]
 
 
@@ -55,16 +80,21 @@ def constant(value: float) -> Schedule:
 
 def step_decay(init: float, step_size: int, gamma: float) -> Schedule:
     """``init * gamma ** (step // step_size)`` (``torch.optim.lr_scheduler.StepLR``)."""
-    return lambda step: init * torch.pow(
-        torch.tensor(gamma, dtype=torch.float32, device=step.device),
-        torch.div(step, step_size, rounding_mode="floor").to(torch.float32),
+    return lambda step: (
+        init
+        * torch.pow(
+            torch.tensor(gamma, dtype=torch.float32, device=step.device),
+            torch.div(step, step_size, rounding_mode="floor").to(torch.float32),
+        )
     )
 
 
 def linear_warmup(peak: float, steps: int, start: float = 0.0) -> Schedule:
     """From ``start`` to ``peak`` over ``steps`` (then ``peak``)."""
     steps = max(int(steps), 1)
-    return lambda step: start + (peak - start) * torch.clamp(step.to(torch.float32) / steps, max=1.0)
+    return lambda step: (
+        start + (peak - start) * torch.clamp(step.to(torch.float32) / steps, max=1.0)
+    )
 
 
 def cosine_decay(init: float, steps: int, end: float = 0.0) -> Schedule:
@@ -186,22 +216,27 @@ def apply_if_finite(inner: GradientTransformation, *, rows: bool = False) -> Gra
             inner_state = inner.init(params)
             leaves, spec = tree_flatten(inner_state)
             column = lambda x: x.expand(members, 1).clone() if x.dim() == 0 else x
-            return FiniteGuardState(tree_unflatten([column(x) for x in leaves], spec), zero, zero.clone())
+            return FiniteGuardState(
+                tree_unflatten([column(x) for x in leaves], spec), zero, zero.clone()
+            )
         zero = _count_state(params)
         return FiniteGuardState(inner.init(params), zero, zero.clone())
 
     def update(updates, state, params=None):
         new_updates, new_inner = inner.update(updates, state.inner, params)
         if rows:
-            finite = (torch.isfinite(_row_norms(updates))
-                      & adds_finitely(params, new_updates, rows=True))  # (members,)
+            finite = torch.isfinite(_row_norms(updates)) & adds_finitely(
+                params, new_updates, rows=True
+            )  # (members,)
             mask = lambda x: finite.view(-1, *([1] * (x.dim() - 1))) if x.dim() else finite.any()
         else:
             finite = torch.isfinite(global_norm(updates)) & adds_finitely(params, new_updates)
             mask = lambda x: finite
         keep = lambda new, old: torch.where(mask(new), new, old)
         leaves, spec = tree_flatten(new_updates)
-        new_updates = tree_unflatten([torch.where(mask(u), u, torch.zeros_like(u)) for u in leaves], spec)
+        new_updates = tree_unflatten(
+            [torch.where(mask(u), u, torch.zeros_like(u)) for u in leaves], spec
+        )
         inner_state = tree_unflatten(
             [keep(n, o) for n, o in zip(_leaves(new_inner), _leaves(state.inner))],
             tree_flatten(state.inner)[1],
@@ -218,21 +253,28 @@ def _row_norms(tree: PyTree) -> torch.Tensor:
     leading ``members`` axis."""
     leaves = _leaves(tree)
     norms = [torch.linalg.vector_norm(leaf.reshape(leaf.shape[0], -1), dim=1) for leaf in leaves]
-    return norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms, dim=1), dim=1)
+    return (
+        norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms, dim=1), dim=1)
+    )
 
 
 def _bounds(tree: PyTree, rows: bool = False) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The smallest and largest entry over every leaf (NaN if any is NaN), None if none;
     with ``rows``, per member: ``(members,)`` each, over the entries past the leading axis."""
     if rows:
-        pairs = [torch.aminmax(leaf.reshape(leaf.shape[0], -1), dim=1)
-                 for leaf in _leaves(tree) if leaf.numel()]
+        pairs = [
+            torch.aminmax(leaf.reshape(leaf.shape[0], -1), dim=1)
+            for leaf in _leaves(tree)
+            if leaf.numel()
+        ]
         if not pairs:
             return None
         if len(pairs) == 1:
             return tuple(pairs[0])
-        return (torch.stack([p[0] for p in pairs], dim=1).amin(dim=1),
-                torch.stack([p[1] for p in pairs], dim=1).amax(dim=1))
+        return (
+            torch.stack([p[0] for p in pairs], dim=1).amin(dim=1),
+            torch.stack([p[1] for p in pairs], dim=1).amax(dim=1),
+        )
     pairs = [torch.aminmax(leaf) for leaf in _leaves(tree) if leaf.numel()]
     if not pairs:
         return None
@@ -256,7 +298,9 @@ def adds_finitely(params: PyTree | None, updates: PyTree, *, rows: bool = False)
         shape = (_leaves(updates)[0].shape[0],) if rows else ()
         return torch.ones(shape, dtype=torch.bool)
     bounds_p = _bounds(params, rows) if params is not None else None
-    lo, hi = bounds_u if bounds_p is None else (bounds_p[0] + bounds_u[0], bounds_p[1] + bounds_u[1])
+    lo, hi = (
+        bounds_u if bounds_p is None else (bounds_p[0] + bounds_u[0], bounds_p[1] + bounds_u[1])
+    )
     return torch.isfinite(lo) & torch.isfinite(hi)
 
 
@@ -310,7 +354,9 @@ def _mul(leaves: list, scale: torch.Tensor) -> list:
 
 def _div(leaves: list, divisor: torch.Tensor) -> list:
     """``_foreach_div``, or a broadcasting quotient (see :func:`_mul`)."""
-    return torch._foreach_div(leaves, divisor) if divisor.dim() == 0 else [x / divisor for x in leaves]
+    return (
+        torch._foreach_div(leaves, divisor) if divisor.dim() == 0 else [x / divisor for x in leaves]
+    )
 
 
 def scale_by_schedule(schedule: ScalarOrSchedule, *, sign: float = -1.0) -> GradientTransformation:
@@ -408,30 +454,43 @@ def add_decayed_weights(weight_decay: float) -> GradientTransformation:
 
     def update(updates, state, params):
         g, spec = tree_flatten(updates)
-        return tree_unflatten(torch._foreach_add(g, _leaves(params), alpha=weight_decay), spec), state
+        return tree_unflatten(
+            torch._foreach_add(g, _leaves(params), alpha=weight_decay), spec
+        ), state
 
     return GradientTransformation(lambda params: (), update)
 
 
-def sgd(lr: ScalarOrSchedule, momentum: float = 0.0, *, nesterov: bool = False) -> GradientTransformation:
+def sgd(
+    lr: ScalarOrSchedule, momentum: float = 0.0, *, nesterov: bool = False
+) -> GradientTransformation:
     if momentum:
         return chain(scale_by_momentum(momentum, nesterov=nesterov), scale_by_schedule(lr))
     return scale_by_schedule(lr)
 
 
-def adam(lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+def adam(
+    lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> GradientTransformation:
     return chain(scale_by_adam(b1, b2, eps), scale_by_schedule(lr))
 
 
 def adamw(
-    lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+    lr: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
     weight_decay: float = 0.01,
 ) -> GradientTransformation:
     """AdamW: the decay is scaled by the learning rate too, as ``torch.optim.AdamW``."""
-    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_schedule(lr))
+    return chain(
+        scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_schedule(lr)
+    )
 
 
-def radam(lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+def radam(
+    lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> GradientTransformation:
     return chain(scale_by_radam(b1, b2, eps), scale_by_schedule(lr))
 
 
@@ -466,8 +525,10 @@ def inject_hyperparams(
 
     def init(params):
         device = _leaves(params)[0].device
-        tensors = {k: torch.as_tensor(v, dtype=torch.float32, device=device)
-                   for k, v in hyperparams.items()}
+        tensors = {
+            k: torch.as_tensor(v, dtype=torch.float32, device=device)
+            for k, v in hyperparams.items()
+        }
         return InjectedState(tensors, factory(**tensors).init(params))
 
     def update(updates, state, params=None):
@@ -541,6 +602,11 @@ def tensor_adam(lr: Schedule, b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformat
     return chain(tensor_scale_by_adam(b1, b2, eps), tensor_scale_by_schedule(lr))
 
 
-def tensor_adamw(lr: Schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01) -> GradientTransformation:
-    return chain(tensor_scale_by_adam(b1, b2, eps), tensor_add_decayed_weights(weight_decay),
-                 tensor_scale_by_schedule(lr))
+def tensor_adamw(
+    lr: Schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01
+) -> GradientTransformation:
+    return chain(
+        tensor_scale_by_adam(b1, b2, eps),
+        tensor_add_decayed_weights(weight_decay),
+        tensor_scale_by_schedule(lr),
+    )

@@ -19,7 +19,8 @@ grouped by length. An input the dataset cannot encode raises :class:`UsageError`
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -42,19 +43,21 @@ def _encode(encode, texts: Sequence[str]) -> list[list[int]]:
 
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _pad(rows: list[list[int]], pad_id: int, device) -> torch.Tensor:
     """``(b, longest)`` int64 ids, right-padded with ``pad_id``."""
     out = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.int64)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.int64)
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.int64)
     return out.to(device)
 
 
 @torch.no_grad()
-def classify(run, texts: Sequence[str], *, batch_size: int = 64, device=None) -> list[dict[str, Any]]:
+def classify(
+    run, texts: Sequence[str], *, batch_size: int = 64, device=None
+) -> list[dict[str, Any]]:
     from seqfunc.contracts import required
 
     dataset, model = run.dataset, run.model
@@ -64,16 +67,24 @@ def classify(run, texts: Sequence[str], *, batch_size: int = 64, device=None) ->
     ids = [row[:max_len] if max_len else row for row in _encode(encode, texts)]
     out = []
     for rows, chunk in zip(_chunks(ids, batch_size), _chunks(list(texts), batch_size)):
-        probs = torch.softmax(model.apply(run.params, _pad(rows, dataset.pad_id, device)).float(), -1)  # (b, C)
+        probs = torch.softmax(
+            model.apply(run.params, _pad(rows, dataset.pad_id, device)).float(), -1
+        )  # (b, C)
         for text, p in zip(chunk, probs.cpu()):
-            out.append({"input": text, "label": classes[int(p.argmax())],
-                        "probabilities": {name: round(float(v), 6) for name, v in zip(classes, p)}})
+            out.append(
+                {
+                    "input": text,
+                    "label": classes[int(p.argmax())],
+                    "probabilities": {name: round(float(v), 6) for name, v in zip(classes, p)},
+                }
+            )
     return out
 
 
 @torch.no_grad()
-def transduce(run, texts: Sequence[str], *, beam: int = 1, batch_size: int = 64,
-              device=None) -> list[dict[str, Any]]:
+def transduce(
+    run, texts: Sequence[str], *, beam: int = 1, batch_size: int = 64, device=None
+) -> list[dict[str, Any]]:
     from seqfunc.contracts import decode_target, max_target_len, required
     from seqfunc.decode import beam_search
 
@@ -83,17 +94,35 @@ def transduce(run, texts: Sequence[str], *, beam: int = 1, batch_size: int = 64,
     ids = _encode(required(dataset, "encode_source", "seqfunc predict"), texts)
     longest, out = max_target_len(dataset), []
     for rows, chunk in zip(_chunks(ids, batch_size), _chunks(list(texts), batch_size)):
-        best = beam_search(run.model, run.params, _pad(rows, dataset.pad_id, device), bos_id=dataset.bos_id,
-                           eos_id=dataset.eos_id, pad_id=dataset.pad_id, max_len=longest, beam=beam)  # (b, T)
-        out.extend({"input": text, "output": decode_target(dataset, row.tolist())}
-                   for text, row in zip(chunk, best.cpu()))
+        best = beam_search(
+            run.model,
+            run.params,
+            _pad(rows, dataset.pad_id, device),
+            bos_id=dataset.bos_id,
+            eos_id=dataset.eos_id,
+            pad_id=dataset.pad_id,
+            max_len=longest,
+            beam=beam,
+        )  # (b, T)
+        out.extend(
+            {"input": text, "output": decode_target(dataset, row.tolist())}
+            for text, row in zip(chunk, best.cpu())
+        )
     return out
 
 
 @torch.no_grad()
-def continue_text(run, texts: Sequence[str], *, tokens: int = 100, temperature: float = 0.0,
-                  top_k: int | None = None, seed: int = 0, batch_size: int = 64,
-                  device=None) -> list[dict[str, Any]]:
+def continue_text(
+    run,
+    texts: Sequence[str],
+    *,
+    tokens: int = 100,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    device=None,
+) -> list[dict[str, Any]]:
     from seqfunc import rng
     from seqfunc.contracts import decode_text, optional, required
     from seqfunc.generate import check_sampling, generate
@@ -115,16 +144,28 @@ def continue_text(run, texts: Sequence[str], *, tokens: int = 100, temperature: 
         for part, group in enumerate(_chunks(members, batch_size)):
             prompt = torch.tensor([ids[i] for i in group], device=device)  # (b, length)
             key = rng.fold_in(rng.fold_in(rng.key(seed), length), part)
-            new = generate(run.model, run.params, prompt, tokens, key=key, temperature=temperature,
-                           top_k=top_k)[:, length:]  # (b, tokens)
+            new = generate(
+                run.model, run.params, prompt, tokens, key=key, temperature=temperature, top_k=top_k
+            )[:, length:]  # (b, tokens)
             for i, row in zip(group, new.cpu()):
-                out[i] = {"input": texts[i], "continuation": decode_text(dataset, row.tolist(), sep=sep)}
+                out[i] = {
+                    "input": texts[i],
+                    "continuation": decode_text(dataset, row.tolist(), sep=sep),
+                }
     return out
 
 
-def predict(run, texts: Sequence[str], *, beam: int = 1, tokens: int = 100,
-            temperature: float = 0.0, top_k: int | None = None, seed: int = 0,
-            batch_size: int = 64) -> list[dict[str, Any]]:
+def predict(
+    run,
+    texts: Sequence[str],
+    *,
+    beam: int = 1,
+    tokens: int = 100,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> list[dict[str, Any]]:
     """One prediction dict per text, by the run's task kind (see the module docstring).
     Options that do not apply to the task kind are ignored."""
     if isinstance(texts, str):
@@ -141,8 +182,16 @@ def predict(run, texts: Sequence[str], *, beam: int = 1, tokens: int = 100,
         return classify(run, texts, batch_size=batch_size, device=device)
     if task == "seq2seq":
         return transduce(run, texts, beam=beam, batch_size=batch_size, device=device)
-    return continue_text(run, texts, tokens=tokens, temperature=temperature, top_k=top_k, seed=seed,
-                         batch_size=batch_size, device=device)
+    return continue_text(
+        run,
+        texts,
+        tokens=tokens,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+    )
 
 
 def plain_text(prediction: dict[str, Any]) -> str:

@@ -130,9 +130,16 @@ class Status:
     def to_dict(self) -> dict:
         e = self.entry
         return {
-            "group": e.group, "name": e.name, "qualified_name": e.qualified_name,
-            "dist": e.dist, "version": e.version, "value": e.value, "ok": self.ok,
-            "loaded": self.loaded, "error": self.error, "task_kinds": list(self.task_kinds),
+            "group": e.group,
+            "name": e.name,
+            "qualified_name": e.qualified_name,
+            "dist": e.dist,
+            "version": e.version,
+            "value": e.value,
+            "ok": self.ok,
+            "loaded": self.loaded,
+            "error": self.error,
+            "task_kinds": list(self.task_kinds),
             "ambiguous": self.ambiguous,
         }
 

@@ -13,11 +13,21 @@ Nothing here touches torch's global RNG.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-__all__ = ["key", "split", "fold_in", "fold_in_range", "random_bits", "uniform", "normal", "bernoulli", "KeyArray"]
+__all__ = [
+    "key",
+    "split",
+    "fold_in",
+    "fold_in_range",
+    "random_bits",
+    "uniform",
+    "normal",
+    "bernoulli",
+    "KeyArray",
+]
 
 KeyArray = torch.Tensor
 _MASK32 = 0xFFFFFFFF
@@ -145,8 +155,9 @@ def normal(
     return (std * radius * torch.cos(2.0 * math.pi * u2)).to(dtype)
 
 
-def bernoulli(key: KeyArray, p: float | torch.Tensor, shape: Sequence[int], *, offset: int = 0
-              ) -> torch.Tensor:
+def bernoulli(
+    key: KeyArray, p: float | torch.Tensor, shape: Sequence[int], *, offset: int = 0
+) -> torch.Tensor:
     """Boolean tensor, True with probability ``p`` (exact to 2**-32): a number, or a 0-d
     float64 tensor (e.g. each member's rate under ``vmap``), which draws the same mask as
     that number.

@@ -60,7 +60,9 @@ def load_run(
         raise CheckpointError(f"{path / 'config.json'}: missing field {exc}") from None
     if task is not None and dataset_cls.task != task:
         raise CheckpointError(f"{path} is a {dataset_cls.task!r} run; this needs a {task!r} run")
-    dataset_config = from_dict(dataset_cls.Config, dataset_config, where=f"{path}/config.json dataset")
+    dataset_config = from_dict(
+        dataset_cls.Config, dataset_config, where=f"{path}/config.json dataset"
+    )
     if hasattr(dataset_cls, "from_artifacts"):  # what fit saved with the run (e.g. tokenizers)
         dataset = dataset_cls.from_artifacts(dataset_config, path)
     else:
@@ -79,6 +81,7 @@ def load_run_params(path: Path, template: dict, *, device=None) -> dict:
         return load_params(path / "params.safetensors", template, device=device)
     found = checkpoint.newest_params(path / "checkpoints", template, device=device)
     if found is None:
-        raise CheckpointError(f"{path}: no parameters yet (no params.safetensors and no "
-                              "complete checkpoint)")
+        raise CheckpointError(
+            f"{path}: no parameters yet (no params.safetensors and no complete checkpoint)"
+        )
     return found[1]

@@ -22,7 +22,8 @@ same update in broadcasting ops) up to float rounding.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import torch
@@ -45,27 +46,37 @@ def with_value(cfg: TrainConfig, name: str, value) -> TrainConfig:
     for a model or dataset option."""
     for prefix, field in OPTION_PREFIXES.items():
         if name.startswith(prefix):
-            options = {**getattr(cfg, field), name[len(prefix):]: value}
+            options = {**getattr(cfg, field), name[len(prefix) :]: value}
             return attrs.evolve(cfg, **{field: options})
     if name not in attrs.fields_dict(TrainConfig) or name in ("seed", "dataset", "model"):
-        raise ConfigError(f"--grid {name}: not a training field (use one of "
-                          f"{', '.join(INJECTED)}, another TrainConfig field, or model.NAME / "
-                          "data.NAME for a model or dataset option)")
+        raise ConfigError(
+            f"--grid {name}: not a training field (use one of "
+            f"{', '.join(INJECTED)}, another TrainConfig field, or model.NAME / "
+            "data.NAME for a model or dataset option)"
+        )
     return attrs.evolve(cfg, **{name: value})
 
 
 #: Injected fields that only some optimizers read.
-READ_BY = {"weight_decay": ("adamw",), "momentum": ("sgd",), "b1": ("adam", "adamw", "radam"),
-           "b2": ("adam", "adamw", "radam")}
+READ_BY = {
+    "weight_decay": ("adamw",),
+    "momentum": ("sgd",),
+    "b1": ("adam", "adamw", "radam"),
+    "b2": ("adam", "adamw", "radam"),
+}
 
 
-def grid_members(base: TrainConfig, grid: dict[str, Sequence], seeds: Sequence[int]) -> list[TrainConfig]:
+def grid_members(
+    base: TrainConfig, grid: dict[str, Sequence], seeds: Sequence[int]
+) -> list[TrainConfig]:
     """The product of the grid's values (in the order given) times the seeds, seeds fastest."""
     for name in grid:
         readers = READ_BY.get(name)
         if readers and base.optimizer not in readers and "optimizer" not in grid:
-            raise ConfigError(f"--grid {name}: optimizer {base.optimizer!r} does not read it "
-                              f"(only {', '.join(readers)}); add --optimizer {readers[0]}")
+            raise ConfigError(
+                f"--grid {name}: optimizer {base.optimizer!r} does not read it "
+                f"(only {', '.join(readers)}); add --optimizer {readers[0]}"
+            )
     members = []
     for values in itertools.product(*grid.values()):
         point = base
@@ -88,9 +99,11 @@ def job_key(cfg: TrainConfig) -> str:
 def check_vmappable(model, name: str) -> None:
     """A one-line ConfigError for a model that says it cannot run under ``vmap``."""
     if not optional(model, "vmappable", True):
-        raise ConfigError(f"model {name!r} cannot run under torch.func.vmap (torch's recurrent "
-                          "kernels have no batching rule), so its members cannot train in one "
-                          "vmapped step; train them one by one with seqfunc train")
+        raise ConfigError(
+            f"model {name!r} cannot run under torch.func.vmap (torch's recurrent "
+            "kernels have no batching rule), so its members cannot train in one "
+            "vmapped step; train them one by one with seqfunc train"
+        )
 
 
 def member_model_values(members: Sequence[TrainConfig], model, dataset) -> dict[str, torch.Tensor]:
@@ -111,17 +124,21 @@ def with_values(model, values: dict[str, Any]):
     return type(model)(attrs.evolve(model.config, **values)) if values else model
 
 
-def group_members(members: Sequence[TrainConfig], max_members: int | None = None) -> list[list[int]]:
+def group_members(
+    members: Sequence[TrainConfig], max_members: int | None = None
+) -> list[list[int]]:
     """Indices of ``members`` by vmapped job: one group per :func:`job_key`, each cut into
     chunks of at most ``max_members``."""
     groups: dict[str, list[int]] = {}
     for i, cfg in enumerate(members):
         groups.setdefault(job_key(cfg), []).append(i)
     size = max_members or max(len(g) for g in groups.values())
-    return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
 
 
-def _schedule(cfg: TrainConfig, steps: int, lr: torch.Tensor, lr_end: torch.Tensor) -> optim.Schedule:
+def _schedule(
+    cfg: TrainConfig, steps: int, lr: torch.Tensor, lr_end: torch.Tensor
+) -> optim.Schedule:
     """``cfg.schedule`` with its peak and end as tensors (one row per member)."""
     if cfg.schedule == "warmup_cosine":
         return optim.warmup_cosine(lr, min(cfg.warmup_steps, steps), steps, lr_end)
@@ -130,8 +147,9 @@ def _schedule(cfg: TrainConfig, steps: int, lr: torch.Tensor, lr_end: torch.Tens
     return lambda count: lr
 
 
-def members_optimizer(members: Sequence[TrainConfig], steps: int, *, rows: bool = True
-                      ) -> optim.GradientTransformation:
+def members_optimizer(
+    members: Sequence[TrainConfig], steps: int, *, rows: bool = True
+) -> optim.GradientTransformation:
     """The members' optimizer (one job: they share all but :data:`INJECTED`), flattened, its
     hyperparameters ``(members, 1)`` tensors in the state; without clipping (the ensemble
     step clips each member with :func:`members_clip_norm`). As for ``seqfunc train``, an
@@ -146,9 +164,13 @@ def members_optimizer(members: Sequence[TrainConfig], steps: int, *, rows: bool 
         raise ConfigError(f"optimizer {cfg.optimizer!r}: a sweep trains adam, adamw or sgd")
     if not rows and len(members) != 1:
         raise ValueError("members_optimizer(rows=False) takes one member")
-    values = {name: [[float(getattr(m, name) or 0.0)] for m in members] if rows
-              else float(getattr(cfg, name) or 0.0)
-              for name in INJECTED if name != "clip_norm"}
+    values = {
+        name: [[float(getattr(m, name) or 0.0)] for m in members]
+        if rows
+        else float(getattr(cfg, name) or 0.0)
+        for name in INJECTED
+        if name != "clip_norm"
+    }
 
     def factory(lr, lr_end, b1, b2, weight_decay, momentum):
         schedule = _schedule(cfg, steps, lr, lr_end)
@@ -158,7 +180,9 @@ def members_optimizer(members: Sequence[TrainConfig], steps: int, *, rows: bool 
             return optim.tensor_adamw(schedule, b1, b2, weight_decay=weight_decay)
         return optim.tensor_sgd(schedule, momentum)
 
-    return optim.flatten(optim.apply_if_finite(optim.inject_hyperparams(factory, **values), rows=rows))
+    return optim.flatten(
+        optim.apply_if_finite(optim.inject_hyperparams(factory, **values), rows=rows)
+    )
 
 
 def members_clip_norm(members: Sequence[TrainConfig]) -> torch.Tensor | None:

@@ -1,13 +1,13 @@
 """A sweep on disk: ``run_sweep`` trains a grid x seeds and leaves a sweep folder::
 
-    .lock               the lock of the process writing the sweep (runs/lock.py)
-    sweep.json          the base config, the grid, the seeds and --max-members
-    jobs/job-NNN/       checkpoints of a vmapped job while it trains (removed when it is done)
-    members/NNN-.../    one run folder per member (config.json, metrics.jsonl, params...),
-                        loadable like any run (``seqfunc predict``, ``load_run``)
-    sweep.jsonl         one line per member (its values, seed, final validation metrics),
-                        then one per grid point (mean and std over seeds)
-    sweep.png           validation curves per grid point; final metric against each value
+.lock               the lock of the process writing the sweep (runs/lock.py)
+sweep.json          the base config, the grid, the seeds and --max-members
+jobs/job-NNN/       checkpoints of a vmapped job while it trains (removed when it is done)
+members/NNN-.../    one run folder per member (config.json, metrics.jsonl, params...),
+                    loadable like any run (``seqfunc predict``, ``load_run``)
+sweep.jsonl         one line per member (its values, seed, final validation metrics),
+                    then one per grid point (mean and std over seeds)
+sweep.png           validation curves per grid point; final metric against each value
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ import itertools
 import json
 import shutil
 import signal
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from seqfunc import registry
 from seqfunc.checkpoint import atomic_write, read_json, write_json
 from seqfunc.config import from_dict, to_dict
 from seqfunc.ensemble import mean_std
 from seqfunc.errors import CheckpointError, RunInterrupted
+from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.folder import MetricsLog, RunFolder
 from seqfunc.runs.lock import FolderLock
 from seqfunc.runs.plots import ACCURACY_METRICS, plot_metrics
-from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.state import Progress
 from seqfunc.sweep import check_vmappable, grid_members, group_members
 from seqfunc.sweep_job import train_members
@@ -47,8 +47,13 @@ def member_name(i: int, values: dict, seed: int) -> str:
 
 
 def run_sweep(
-    base: TrainConfig, grid: dict[str, Sequence], seeds: Sequence[int], out_dir, *,
-    max_members: int | None = None, log: Callable[[str], None] = print,
+    base: TrainConfig,
+    grid: dict[str, Sequence],
+    seeds: Sequence[int],
+    out_dir,
+    *,
+    max_members: int | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict:
     """Train every member, write the sweep folder, print the table; returns the best grid
     point's summary (``{"values", "metric", "mean", "std", "seeds"}``).
@@ -58,19 +63,28 @@ def run_sweep(
     :class:`~seqfunc.errors.RunInterrupted`, and :func:`resume_sweep` continues the sweep."""
     out = Path(out_dir)
     if (out / "sweep.json").exists():
-        raise CheckpointError(f"{out} already holds a sweep; resume it with "
-                              f"`seqfunc sweep --resume {out}` or choose another --out")
+        raise CheckpointError(
+            f"{out} already holds a sweep; resume it with "
+            f"`seqfunc sweep --resume {out}` or choose another --out"
+        )
     members = grid_members(base, grid, seeds)  # a bad grid fails before anything is written
     check_vmappable(registry.get_model(base.model), base.model)
     lock = FolderLock.acquire(out, what="sweep")  # one writer: runs/lock.py
     try:
         if (out / "sweep.json").exists():  # started by another process meanwhile
-            raise CheckpointError(f"{out} already holds a sweep; resume it with "
-                                  f"`seqfunc sweep --resume {out}` or choose another --out")
-        write_json(out / "sweep.json", {
-            "base": to_dict(base), "grid": [[k, list(v)] for k, v in grid.items()],  # in order
-            "seeds": list(seeds), "max_members": max_members,
-        })
+            raise CheckpointError(
+                f"{out} already holds a sweep; resume it with "
+                f"`seqfunc sweep --resume {out}` or choose another --out"
+            )
+        write_json(
+            out / "sweep.json",
+            {
+                "base": to_dict(base),
+                "grid": [[k, list(v)] for k, v in grid.items()],  # in order
+                "seeds": list(seeds),
+                "max_members": max_members,
+            },
+        )
         return _train_sweep(out, members, dict(grid), list(seeds), max_members, log)
     finally:
         lock.release()
@@ -89,18 +103,22 @@ def resume_sweep(out_dir, *, log: Callable[[str], None] = print) -> dict:
         grid, seeds = {name: values for name, values in saved["grid"]}, list(saved["seeds"])
         max_members = saved["max_members"]
     except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{out / 'sweep.json'}: not a sweep description "
-                              "(base, grid, seeds, max_members)") from None
+        raise CheckpointError(
+            f"{out / 'sweep.json'}: not a sweep description (base, grid, seeds, max_members)"
+        ) from None
     members = grid_members(base, grid, seeds)
     with FolderLock.acquire(out, what="sweep"):
         return _train_sweep(out, members, grid, seeds, max_members, log)
 
 
-def _train_sweep(out: Path, members: list[TrainConfig], grid: dict, seeds: list, max_members,
-                 log) -> dict:
+def _train_sweep(
+    out: Path, members: list[TrainConfig], grid: dict, seeds: list, max_members, log
+) -> dict:
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    folders = [out / "members" / member_name(i, points[i // len(seeds)], m.seed)
-               for i, m in enumerate(members)]
+    folders = [
+        out / "members" / member_name(i, points[i // len(seeds)], m.seed)
+        for i, m in enumerate(members)
+    ]
     jobs = group_members(members, max_members)
     curves: list[list[dict]] = [[] for _ in members]
     for number, job in enumerate(jobs, 1):
@@ -109,8 +127,15 @@ def _train_sweep(out: Path, members: list[TrainConfig], grid: dict, seeds: list,
             curves[i] = [r for r in member_records if r["split"] == "val"]
     finals = [curve[-1] for curve in curves]
     summaries = _summaries(points, seeds, finals)
-    lines = [{"member": i, "values": points[i // len(seeds)], "seed": cfg.seed,
-              **{k: v for k, v in finals[i].items() if k != "split"}} for i, cfg in enumerate(members)]
+    lines = [
+        {
+            "member": i,
+            "values": points[i // len(seeds)],
+            "seed": cfg.seed,
+            **{k: v for k, v in finals[i].items() if k != "split"},
+        }
+        for i, cfg in enumerate(members)
+    ]
     text = "".join(json.dumps(line) + "\n" for line in lines + summaries)
     atomic_write(out / "sweep.jsonl", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     metric, higher = primary_metric(finals[0])
@@ -122,8 +147,9 @@ def _train_sweep(out: Path, members: list[TrainConfig], grid: dict, seeds: list,
     return best
 
 
-def _job_records(out: Path, number: int, count: int, job: list[int], members, folders, log
-                 ) -> list[list[dict]]:
+def _job_records(
+    out: Path, number: int, count: int, job: list[int], members, folders, log
+) -> list[list[dict]]:
     """Train job ``number`` (or read it back if its member folders are complete) and write
     its members' run folders; each member's records."""
     job_dir = out / "jobs" / f"job-{number:03d}"
@@ -136,11 +162,15 @@ def _job_records(out: Path, number: int, count: int, job: list[int], members, fo
         try:
             result = train_members([members[i] for i in job], log=log, folder=job_dir)
         except RunInterrupted as exc:
-            raise RunInterrupted(f"{exc}. Resume with: seqfunc sweep --resume {out}",
-                                 exc.signum) from None
+            raise RunInterrupted(
+                f"{exc}. Resume with: seqfunc sweep --resume {out}", exc.signum
+            ) from None
         except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint is whole
-            raise RunInterrupted(f"stopped at once; the last checkpoint is whole. Resume with: "
-                                 f"seqfunc sweep --resume {out}", signal.SIGINT) from None
+            raise RunInterrupted(
+                f"stopped at once; the last checkpoint is whole. Resume with: "
+                f"seqfunc sweep --resume {out}",
+                signal.SIGINT,
+            ) from None
         log(f"  trained in {result.train_s:.1f}s")
         for row, i in enumerate(job):
             _write_member(folders[i], result, row)
@@ -172,8 +202,17 @@ def _summaries(points: list[dict], seeds: Sequence[int], finals: list[dict]) -> 
     for p, values in enumerate(points):
         scores = [finals[p * len(seeds) + s][metric] for s in range(len(seeds))]
         mean, std = mean_std(scores)
-        summaries.append({"point": p, "values": values, "metric": metric, "mean": mean,
-                          "std": std, "seeds": list(seeds), "per_seed": scores})
+        summaries.append(
+            {
+                "point": p,
+                "values": values,
+                "metric": metric,
+                "mean": mean,
+                "std": std,
+                "seeds": list(seeds),
+                "per_seed": scores,
+            }
+        )
     return summaries
 
 
@@ -188,11 +227,18 @@ def table(summaries: list[dict], metric: str, best: dict) -> list[str]:
         mark = "  <- best" if s is best else ""
         lines.append(f"{cells}  {s['mean']:.4f} +- {s['std']:.4f}{mark}")
     values = ", ".join(f"{k}={v}" for k, v in best["values"].items())
-    runner_up = sorted((s for s in summaries if s is not best), key=lambda s: s["mean"],
-                       reverse=metric != "loss")
-    margin = f", ahead of the next point by {abs(best['mean'] - runner_up[0]['mean']):.4f}" if runner_up else ""
-    lines.append(f"best: {values} (val {metric} {best['mean']:.4f} +- {best['std']:.4f} over "
-                 f"{len(best['seeds'])} seeds{margin})")
+    runner_up = sorted(
+        (s for s in summaries if s is not best), key=lambda s: s["mean"], reverse=metric != "loss"
+    )
+    margin = (
+        f", ahead of the next point by {abs(best['mean'] - runner_up[0]['mean']):.4f}"
+        if runner_up
+        else ""
+    )
+    lines.append(
+        f"best: {values} (val {metric} {best['mean']:.4f} +- {best['std']:.4f} over "
+        f"{len(best['seeds'])} seeds{margin})"
+    )
     return lines
 
 
@@ -210,7 +256,7 @@ def plot_sweep(points, seeds, curves, summaries, metric: str, path: Path) -> Pat
     fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 * (1 + len(names)), 4), squeeze=False)
     ax = axes[0, 0]
     for p, values in enumerate(points):
-        runs = curves[p * len(seeds):(p + 1) * len(seeds)]
+        runs = curves[p * len(seeds) : (p + 1) * len(seeds)]
         steps = [r["step"] for r in runs[0]]
         mean = [sum(run[j][metric] for run in runs) / len(runs) for j in range(len(steps))]
         ax.plot(steps, mean, "o-", ms=3, label=", ".join(f"{k}={v}" for k, v in values.items()))
@@ -223,8 +269,14 @@ def plot_sweep(points, seeds, curves, summaries, metric: str, path: Path) -> Pat
             groups.setdefault(tuple(s["values"][n] for n in others), []).append(s)
         for key, rows in groups.items():
             label = ", ".join(f"{n}={v}" for n, v in zip(others, key)) or None
-            ax.errorbar([r["values"][name] for r in rows], [r["mean"] for r in rows],
-                        yerr=[r["std"] for r in rows], fmt="o-", capsize=3, label=label)
+            ax.errorbar(
+                [r["values"][name] for r in rows],
+                [r["mean"] for r in rows],
+                yerr=[r["std"] for r in rows],
+                fmt="o-",
+                capsize=3,
+                label=label,
+            )
         xs = [s["values"][name] for s in summaries]
         if all(isinstance(x, (int, float)) and x > 0 for x in xs) and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")

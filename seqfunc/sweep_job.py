@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import attrs
 import torch
@@ -36,8 +37,15 @@ from seqfunc.runs.folder import RunFolder
 from seqfunc.runs.signals import StopSignals
 from seqfunc.runs.state import Progress
 from seqfunc.runs.trainer import train_batches
-from seqfunc.sweep import (INJECTED, check_vmappable, job_key, member_model_values, members_clip_norm, members_optimizer,
-                           with_values)
+from seqfunc.sweep import (
+    INJECTED,
+    check_vmappable,
+    job_key,
+    member_model_values,
+    members_clip_norm,
+    members_optimizer,
+    with_values,
+)
 from seqfunc.tasks.members import evaluate_each
 from seqfunc.train import TrainState
 from seqfunc.tree import tree_map, tree_stack, tree_unstack
@@ -59,14 +67,17 @@ class MembersResult:
 
     def member_opt_state(self, i: int):
         """Member ``i``'s rows of the optimizer state (shared 0-d counters as they are)."""
-        return tree_map(lambda x: x[i] if isinstance(x, torch.Tensor) and x.dim() else x,
-                        self.opt_state)
+        return tree_map(
+            lambda x: x[i] if isinstance(x, torch.Tensor) and x.dim() else x, self.opt_state
+        )
 
 
 def member_loss(task, model) -> Callable:
     """``loss(params, batch, key, values)``: the task's loss of ``model`` with one member's
     model values (``{name: 0-d tensor}``, see :func:`seqfunc.sweep.member_model_values`)."""
-    return lambda params, batch, key, values: task.loss_fn(with_values(model, values))(params, batch, key)
+    return lambda params, batch, key, values: task.loss_fn(with_values(model, values))(
+        params, batch, key
+    )
 
 
 class MembersJob:
@@ -76,9 +87,11 @@ class MembersJob:
 
     def __init__(self, members: Sequence[TrainConfig], dataset=None, model=None, task=None):
         if len({job_key(m) for m in members}) > 1:
-            raise ConfigError("train_members: the members differ in more than "
-                              f"{', '.join(INJECTED)}, the model's dropout rates and the seed; "
-                              "group them with group_members")
+            raise ConfigError(
+                "train_members: the members differ in more than "
+                f"{', '.join(INJECTED)}, the model's dropout rates and the seed; "
+                "group them with group_members"
+            )
         self.members = tuple(members)
         self.cfg = cfg = members[0]
         if dataset is None or model is None or task is None:
@@ -93,11 +106,16 @@ class MembersJob:
         clip = members_clip_norm(members)
         self.init_keys, train_keys = member_keys([m.seed for m in members])
         self.train_keys = train_keys.to(self.device)
-        values = {k: v.to(self.device) for k, v in member_model_values(members, model, dataset).items()}
-        self.step_fn = make_ensemble_step(member_loss(task, model) if values else task.loss_fn(model),
-                                          self.optimizer,
-                                          clip_norm=None if clip is None else clip.to(self.device),
-                                          compile=bool(cfg.compile), member_values=values)
+        values = {
+            k: v.to(self.device) for k, v in member_model_values(members, model, dataset).items()
+        }
+        self.step_fn = make_ensemble_step(
+            member_loss(task, model) if values else task.loss_fn(model),
+            self.optimizer,
+            clip_norm=None if clip is None else clip.to(self.device),
+            compile=bool(cfg.compile),
+            member_values=values,
+        )
         self.trim = padding_trimmer(cfg, task)
 
     def initial_state(self) -> TrainState:
@@ -105,7 +123,9 @@ class MembersJob:
         return init_members_state(tree_map(lambda t: t.to(self.device), params), self.optimizer)
 
     def restored_state(self, params, opt_state, step: int) -> TrainState:
-        return TrainState(params, opt_state, torch.tensor(step, dtype=torch.int64, device=self.device))
+        return TrainState(
+            params, opt_state, torch.tensor(step, dtype=torch.int64, device=self.device)
+        )
 
     def step(self, state: TrainState, batch: dict, step: int) -> tuple[TrainState, dict]:
         """Every member's step numbered ``step``; metrics are ``(members,)`` tensors."""
@@ -126,8 +146,13 @@ class MembersJob:
 
 
 def train_members(
-    members: Sequence[TrainConfig], *, dataset=None, model=None, task=None,
-    log: Callable[[str], None] | None = None, folder: str | Path | None = None,
+    members: Sequence[TrainConfig],
+    *,
+    dataset=None,
+    model=None,
+    task=None,
+    log: Callable[[str], None] | None = None,
+    folder: str | Path | None = None,
 ) -> MembersResult:
     """Train ``members`` (one job: see :func:`seqfunc.sweep.group_members`) in one vmapped
     step, evaluating every member on the validation split every ``eval_every`` steps and at
@@ -140,9 +165,13 @@ def train_members(
 
     def checkpoint() -> Path:
         at.elapsed_s = train_s
-        return run.write_checkpoint(at.step, state.params, state.opt_state,
-                                    {**at.to_json(), "records": _as_lines(records)},
-                                    job.cfg.keep_checkpoints)
+        return run.write_checkpoint(
+            at.step,
+            state.params,
+            state.opt_state,
+            {**at.to_json(), "records": _as_lines(records)},
+            job.cfg.keep_checkpoints,
+        )
 
     signals = StopSignals() if run is not None else nullcontext(SimpleNamespace(received=None))
     with signals as stop:
@@ -164,31 +193,46 @@ def train_members(
             if run is not None and (at.step % job.checkpoint_every == 0 or last or stop.received):
                 written = checkpoint()
                 if stop.received:
-                    raise RunInterrupted(f"{signal.Signals(stop.received).name} at step "
-                                         f"{at.step}: checkpoint written to {written}", stop.received)
+                    raise RunInterrupted(
+                        f"{signal.Signals(stop.received).name} at step "
+                        f"{at.step}: checkpoint written to {written}",
+                        stop.received,
+                    )
             if last:
                 break
-    return MembersResult(job.members, state.params, state.opt_state, records, at.step, train_s,
-                         job.dataset, job.model)
+    return MembersResult(
+        job.members,
+        state.params,
+        state.opt_state,
+        records,
+        at.step,
+        train_s,
+        job.dataset,
+        job.model,
+    )
 
 
-def _starting_point(job: MembersJob, run: RunFolder | None, log) -> tuple[TrainState, Progress, tuple]:
+def _starting_point(
+    job: MembersJob, run: RunFolder | None, log
+) -> tuple[TrainState, Progress, tuple]:
     """A fresh state at step 0, or the newest complete checkpoint's, with each member's
     records so far."""
     state = job.initial_state()
     fresh = (state, Progress(), tuple([] for _ in job.members))
     if run is None:
         return fresh
-    found = run.latest_checkpoint(state.params, state.opt_state, device=job.device,
-                                  log=log or (lambda line: None))
+    found = run.latest_checkpoint(
+        state.params, state.opt_state, device=job.device, log=log or (lambda line: None)
+    )
     if found is None:
         return fresh
     checkpoint, params, opt_state, saved = found
     at = Progress.from_json(saved, where=str(checkpoint / "state.json"))
     lines = saved.get("records")
     if not isinstance(lines, list) or len(lines) != len(job.members):
-        raise CheckpointError(f"{checkpoint / 'state.json'}: not the records of "
-                              f"{len(job.members)} members")
+        raise CheckpointError(
+            f"{checkpoint / 'state.json'}: not the records of {len(job.members)} members"
+        )
     if log:
         log(f"  resuming from {checkpoint}")
     records = tuple([json.loads(line) for line in member] for member in lines)
@@ -214,7 +258,16 @@ def _log_train(records, at: Progress, epoch: int, skipped: list[int]) -> None:
     window, at.window = at.window, []
     host = lambda v: v.detach().cpu() if isinstance(v, torch.Tensor) else torch.tensor(v)
     # sorted: a window restored from a checkpoint's JSON has its keys sorted
-    mean = {k: torch.stack([host(m[k]) for m in window]).mean(dim=0).tolist() for k in sorted(window[0])}
+    mean = {
+        k: torch.stack([host(m[k]) for m in window]).mean(dim=0).tolist() for k in sorted(window[0])
+    }
     for i, member in enumerate(records):
-        member.append({"step": at.step, "split": "train", "epoch": epoch,
-                       **{k: v[i] for k, v in mean.items()}, "nonfinite_skipped": skipped[i]})
+        member.append(
+            {
+                "step": at.step,
+                "split": "train",
+                "epoch": epoch,
+                **{k: v[i] for k, v in mean.items()},
+                "nonfinite_skipped": skipped[i],
+            }
+        )

@@ -16,7 +16,8 @@ which cost 16 % of the eager step of seed 000's small Transformer
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 from torch.func import grad_and_value
@@ -37,7 +38,9 @@ class TrainState(NamedTuple):
 
 def init_state(params: PyTree, optimizer: optim.GradientTransformation) -> TrainState:
     device = next(x.device for x in tree_leaves(params) if isinstance(x, torch.Tensor))
-    return TrainState(params, optimizer.init(params), torch.zeros((), dtype=torch.int64, device=device))
+    return TrainState(
+        params, optimizer.init(params), torch.zeros((), dtype=torch.int64, device=device)
+    )
 
 
 def resolve_compile(compile: bool | None, device: torch.device | str) -> bool:
@@ -106,16 +109,22 @@ def make_step(
 def reduced(all_reduce, grads: torch.Tensor, loss: torch.Tensor, aux: dict):
     """The gradient vector, loss and aux metrics summed over processes in one all-reduce."""
     names = sorted(aux)
-    packed = torch.cat([grads.reshape(-1), loss.reshape(1).to(grads.dtype),
-                        *[aux[k].reshape(1).to(grads.dtype) for k in names]])
+    packed = torch.cat(
+        [
+            grads.reshape(-1),
+            loss.reshape(1).to(grads.dtype),
+            *[aux[k].reshape(1).to(grads.dtype) for k in names],
+        ]
+    )
     total = all_reduce(packed)
     n = grads.numel()
     sums = {k: total[n + 1 + i] for i, k in enumerate(names)}
     return total[:n].view_as(grads), total[n], sums
 
 
-def _make_step(loss_fn: LossFn, optimizer: optim.GradientTransformation, compiled: bool,
-               all_reduce=None) -> Callable:
+def _make_step(
+    loss_fn: LossFn, optimizer: optim.GradientTransformation, compiled: bool, all_reduce=None
+) -> Callable:
     if optimizer.flat_inner is not None:
         return _flat_step(loss_fn, optimizer.flat_inner, compiled, all_reduce)
     value_and_grad = _value_and_grad(loss_fn, compiled)
@@ -136,8 +145,9 @@ def _make_step(loss_fn: LossFn, optimizer: optim.GradientTransformation, compile
     return step
 
 
-def _flat_step(loss_fn: LossFn, inner: optim.GradientTransformation, compiled: bool,
-               all_reduce=None) -> Callable:
+def _flat_step(
+    loss_fn: LossFn, inner: optim.GradientTransformation, compiled: bool, all_reduce=None
+) -> Callable:
     """The step for a flattened optimizer (:func:`seqfunc.optim.flatten`).
 
     The parameters travel through the step as one vector: the loss sees views of it, the

@@ -8,7 +8,7 @@ is never credited for an ``<unk>``). Not d2l's simplified per-sentence formula.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -31,8 +31,15 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 @torch.no_grad()
 def translate_ids(
-    model, params, dataset, sources: Sequence[list[int]], *, beam: int = 1,
-    batch_size: int = 256, max_len: int | None = None, device="cpu",
+    model,
+    params,
+    dataset,
+    sources: Sequence[list[int]],
+    *,
+    beam: int = 1,
+    batch_size: int = 256,
+    max_len: int | None = None,
+    device="cpu",
 ) -> list[str]:
     """Source id lists (each ending in ``<eos>``) -> target sentences, in input order.
 
@@ -47,8 +54,14 @@ def translate_ids(
         for row, i in enumerate(index):
             src[row, : len(sources[i])] = torch.tensor(sources[i])
         predicted = beam_search(
-            model, params, src.to(device), bos_id=dataset.bos_id, eos_id=dataset.eos_id,
-            pad_id=dataset.pad_id, max_len=max_len, beam=beam,
+            model,
+            params,
+            src.to(device),
+            bos_id=dataset.bos_id,
+            eos_id=dataset.eos_id,
+            pad_id=dataset.pad_id,
+            max_len=max_len,
+            beam=beam,
         )
         for row, i in enumerate(index):
             out[i] = decode_target(dataset, predicted[row].tolist())
@@ -57,11 +70,19 @@ def translate_ids(
 
 def translate(model, params, dataset, sentences: Sequence[str], **kwargs) -> list[str]:
     """Raw sentences -> translations (``ValueError`` for an empty or too long sentence)."""
-    return translate_ids(model, params, dataset, [dataset.encode_source(s) for s in sentences], **kwargs)
+    return translate_ids(
+        model, params, dataset, [dataset.encode_source(s) for s in sentences], **kwargs
+    )
 
 
 def evaluate_bleu(
-    model, params, dataset, split: str = "test", *, beam: int = 1, limit: int | None = None,
+    model,
+    params,
+    dataset,
+    split: str = "test",
+    *,
+    beam: int = 1,
+    limit: int | None = None,
     **kwargs,
 ) -> dict:
     """``{"bleu", "pairs", "beam", "examples": [(source, hypothesis, reference), ...]}`` on the
@@ -71,6 +92,8 @@ def evaluate_bleu(
     hypotheses = translate_ids(model, params, dataset, sources, beam=beam, **kwargs)
     references = [t for _, t in pairs]
     return {
-        "bleu": corpus_bleu(hypotheses, references), "pairs": len(pairs), "beam": beam,
+        "bleu": corpus_bleu(hypotheses, references),
+        "pairs": len(pairs),
+        "beam": beam,
         "examples": [(s, h, r) for (s, r), h in zip(pairs, hypotheses)],
     }

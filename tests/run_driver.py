@@ -18,8 +18,7 @@ import sys
 
 import torch
 
-from seqfunc import cli
-from seqfunc import sweep_job
+from seqfunc import cli, sweep_job
 from seqfunc.runs import checkpoint, trainer
 
 torch.set_num_threads(1)  # the same reduction order in every process
@@ -65,8 +64,9 @@ def main() -> int:
     n = int(n)
     me = os.getpid()
     target = os.environ.get("SEQFUNC_FAULT_RANK")
-    if target is not None and (os.environ.get("RANK") != target
-                               or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"):
+    if target is not None and (
+        os.environ.get("RANK") != target or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"
+    ):
         fault = "none"
     kill = lambda: os.kill(me, signal.SIGKILL)
     if fault == "kill":

@@ -45,7 +45,10 @@ def test_contract_attributes_and_batches():
     assert batch["tokens"].shape == (32, 7) and batch["label"].shape == (32,)
     assert not (batch["tokens"] == data.pad_id).any()
     assert data.num_examples("val") == 50
-    assert data.encode("1 -1 3 7 8") == [1, 10, 3, 7, 8] and data.decode([1, 10, 3, 7, 8]) == "1 -1 3 7 8"
+    assert (
+        data.encode("1 -1 3 7 8") == [1, 10, 3, 7, 8]
+        and data.decode([1, 10, 3, 7, 8]) == "1 -1 3 7 8"
+    )
     with pytest.raises(ValueError, match="marker -1"):
         data.encode("1 2 x")
     # the one-hot RNN classifier sees the seed's 11-wide input
@@ -64,23 +67,52 @@ def test_reproducible_from_the_seed():
     assert not np.array_equal(a.arrays("train")[0][:50], a.arrays("val")[0])  # independent streams
 
 
-@pytest.mark.parametrize("field, value", [("length", 2), ("train_size", 0), ("val_size", -1), ("length", 4.5)])
+@pytest.mark.parametrize(
+    "field, value", [("length", 2), ("train_size", 0), ("val_size", -1), ("length", 4.5)]
+)
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=f"{field}="):
         Add2DigitsConfig(**{field: value})
 
 
 def test_experiment_runs_tiny(tmp_path, capsys):
-    code = main(["experiment", "add2digits", "--lengths", "3", "5", "--steps", "4", "--train-size", "48",
-                 "--val-size", "16", "--batch-size", "16", "--eval-every", "2", "--log-every", "2",
-                 "--hidden-size", "8", "--out", str(tmp_path)])
+    code = main(
+        [
+            "experiment",
+            "add2digits",
+            "--lengths",
+            "3",
+            "5",
+            "--steps",
+            "4",
+            "--train-size",
+            "48",
+            "--val-size",
+            "16",
+            "--batch-size",
+            "16",
+            "--eval-every",
+            "2",
+            "--log-every",
+            "2",
+            "--hidden-size",
+            "8",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     png = tmp_path / "add2digits.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(out[-1])
     assert summary["figure"] == str(png)
-    assert [(r["length"], r["model"]) for r in summary["results"]] == [(3, "rnn"), (3, "lstm"), (5, "rnn"), (5, "lstm")]
+    assert [(r["length"], r["model"]) for r in summary["results"]] == [
+        (3, "rnn"),
+        (3, "lstm"),
+        (5, "rnn"),
+        (5, "lstm"),
+    ]
     for r in summary["results"]:
         assert 0 <= r["final_val_accuracy"] <= r["best_val_accuracy"] <= 1
         assert 0 <= r["train_accuracy"] <= 1 and r["seconds"] >= 0

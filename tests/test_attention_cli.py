@@ -15,16 +15,29 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def tiny_run(path, attention="dot"):
     cfg = TrainConfig(
-        dataset="formula", dataset_options={"complexity": 1, "val_size": 8, "epoch_size": 32},
-        model_options={"d_model": 8, "heads": 2, "d_ff": 8, "encoder_layers": 1,
-                       "decoder_layers": 1, "attention": attention},
-        steps=2, batch_size=8, eval_every=2, examples=0, warmup_steps=0,
+        dataset="formula",
+        dataset_options={"complexity": 1, "val_size": 8, "epoch_size": 32},
+        model_options={
+            "d_model": 8,
+            "heads": 2,
+            "d_ff": 8,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "attention": attention,
+        },
+        steps=2,
+        batch_size=8,
+        eval_every=2,
+        examples=0,
+        warmup_steps=0,
     )
     fit(cfg, path, progress=False, log=lambda line: None)
     return path
 
 
-@pytest.mark.parametrize("attention", ["dot", "additive", "simple", {"kind": "window", "window": 2}])
+@pytest.mark.parametrize(
+    "attention", ["dot", "additive", "simple", {"kind": "window", "window": 2}]
+)
 def test_attention_maps_png_for_each_kernel(tmp_path, attention, capsys):
     run = tiny_run(tmp_path / "run", attention)
     loaded = load_run(run)  # kernel params (additive) and no params (simple) round-trip
@@ -54,13 +67,30 @@ def test_unknown_kernel_in_a_run_config_is_one_line(tmp_path, capsys):
     assert "known kinds: dot, full, additive" in err
 
 
-@pytest.mark.parametrize("argv,key", [
-    (["experiment", "depth", "--depths", "1", "2"], "depth"),
-    (["experiment", "attention-kind", "--kinds", "dot", "linear"], "attention kind"),
-])
+@pytest.mark.parametrize(
+    "argv,key",
+    [
+        (["experiment", "depth", "--depths", "1", "2"], "depth"),
+        (["experiment", "attention-kind", "--kinds", "dot", "linear"], "attention kind"),
+    ],
+)
 def test_studies_print_a_table_and_write_json_and_png(tmp_path, argv, key, capsys):
-    small = ["--steps", "2", "--batch-size", "8", "--val-size", "8", "--d-model", "8",
-             "--heads", "2", "--complexity", "1", "--out", str(tmp_path)]
+    small = [
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--val-size",
+        "8",
+        "--d-model",
+        "8",
+        "--heads",
+        "2",
+        "--complexity",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv + small) == 0
     out = capsys.readouterr().out
     assert out.count("\n") >= 4 and "val loss" in out

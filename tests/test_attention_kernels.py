@@ -11,7 +11,11 @@ from seqfunc.models.seq2seq_transformer import Seq2SeqTransformer, Seq2SeqTransf
 from seqfunc.nn import BlockOptions, causal_mask, multi_head_attention, record_attention
 from seqfunc.nn.attention import dot_product_attention, init_multi_head_attention
 from seqfunc.nn.attention_kernels import (
-    KERNELS, attention_kernel, chunked_attention, exp_similarity, similarity_attention,
+    KERNELS,
+    attention_kernel,
+    chunked_attention,
+    exp_similarity,
+    similarity_attention,
 )
 from seqfunc.nn.attention_kernels.linear import elu_feature_map
 
@@ -44,11 +48,17 @@ def reference(q, k, v, mask=None, causal=False):
     return w @ v
 
 
-shapes = st.fixed_dictionaries({
-    "b": st.integers(1, 2), "h": st.integers(1, 2), "tq": st.integers(1, 9),
-    "tk": st.integers(1, 9), "d": st.integers(1, 5), "dv": st.integers(1, 4),
-    "seed": st.integers(0, 10_000),
-})
+shapes = st.fixed_dictionaries(
+    {
+        "b": st.integers(1, 2),
+        "h": st.integers(1, 2),
+        "tq": st.integers(1, 9),
+        "tk": st.integers(1, 9),
+        "d": st.integers(1, 5),
+        "dv": st.integers(1, 4),
+        "seed": st.integers(0, 10_000),
+    }
+)
 #: Which axes of (b, h, tq, tk) a drawn mask has (the others broadcast).
 mask_forms = st.sampled_from([None, "padding", "full", "query_key"])
 
@@ -56,8 +66,11 @@ mask_forms = st.sampled_from([None, "padding", "full", "query_key"])
 def draw_mask(form, s):
     if form is None:
         return None
-    shape = {"padding": (s["b"], 1, 1, s["tk"]), "full": (s["b"], s["h"], s["tq"], s["tk"]),
-             "query_key": (s["tq"], s["tk"])}[form]
+    shape = {
+        "padding": (s["b"], 1, 1, s["tk"]),
+        "full": (s["b"], s["h"], s["tq"], s["tk"]),
+        "query_key": (s["tq"], s["tk"]),
+    }[form]
     return random_mask(s["seed"] + 1, shape)
 
 
@@ -158,8 +171,13 @@ def test_linear_accepts_a_decoder_mask_and_rejects_others():
 
 # -- every kernel honours padding and causal masks ---------------------------------------------
 ALL_KERNELS = [
-    "dot", "full", "simple", "linear", {"kind": "window", "window": 3},
-    {"kind": "chunked", "chunk": 2}, "additive",
+    "dot",
+    "full",
+    "simple",
+    "linear",
+    {"kind": "window", "window": 3},
+    {"kind": "chunked", "chunk": 2},
+    "additive",
 ]
 
 
@@ -212,7 +230,9 @@ def test_unknown_kernel_lists_the_known_ones():
     assert "Seq2SeqTransformerConfig.attention" in str(info.value)
 
 
-@pytest.mark.parametrize("spec", [{"kind": "window", "window": 0}, {"kind": "chunked", "chunk": -3}])
+@pytest.mark.parametrize(
+    "spec", [{"kind": "window", "window": 0}, {"kind": "chunked", "chunk": -3}]
+)
 def test_non_positive_window_or_chunk_fails_when_the_config_is_built(spec):
     with pytest.raises(ConfigError, match="must be > 0"):
         Seq2SeqTransformerConfig(vocab_size=16, pad_id=14, attention=spec)
@@ -232,25 +252,38 @@ def test_default_is_dot_with_the_same_params_and_outputs_as_before():
     mask = causal_mask(5)
     got = multi_head_attention(params, x, heads=2, mask=mask)
     from einops import rearrange
+
     from seqfunc.nn.attention import project_heads
     from seqfunc.nn.linear import linear
 
     q, k, v = project_heads(params, x, None, 2)
-    want = linear(params["out"], rearrange(dot_product_attention(q, k, v, mask), "b h t d -> b t (h d)"))
+    want = linear(
+        params["out"], rearrange(dot_product_attention(q, k, v, mask), "b h t d -> b t (h d)")
+    )
     torch.testing.assert_close(got, want)
 
 
 def test_param_trees_per_kernel():
     assert init_multi_head_attention(rng.key(0), 8, kernel="simple") == {}
-    additive = init_multi_head_attention(rng.key(0), 8, kernel={"kind": "additive", "hidden": 5}, heads=2)
+    additive = init_multi_head_attention(
+        rng.key(0), 8, kernel={"kind": "additive", "hidden": 5}, heads=2
+    )
     assert additive["kernel"]["w_q"].shape == (2, 4, 5)
     assert additive["kernel"]["w_v"].shape == (2, 5)
 
 
 @pytest.mark.parametrize("spec", ALL_KERNELS, ids=lambda s: s if isinstance(s, str) else s["kind"])
 def test_every_kernel_trains_in_the_seq2seq_model_and_round_trips_its_config(spec):
-    config = Seq2SeqTransformerConfig(vocab_size=16, pad_id=14, d_model=8, heads=2, d_ff=8,
-                                      encoder_layers=1, decoder_layers=1, attention=spec)
+    config = Seq2SeqTransformerConfig(
+        vocab_size=16,
+        pad_id=14,
+        d_model=8,
+        heads=2,
+        d_ff=8,
+        encoder_layers=1,
+        decoder_layers=1,
+        attention=spec,
+    )
     assert from_dict(Seq2SeqTransformerConfig, to_dict(config)) == config
     model = Seq2SeqTransformer(config)
     params = model.init(rng.key(0))

@@ -8,7 +8,9 @@ from seqfunc.tree import tree_leaves
 
 
 def _model(d_model=16):
-    return Seq2SeqTransformer(Seq2SeqTransformerConfig(vocab_size=10, pad_id=0, d_model=d_model, heads=2))
+    return Seq2SeqTransformer(
+        Seq2SeqTransformerConfig(vocab_size=10, pad_id=0, d_model=d_model, heads=2)
+    )
 
 
 def test_params_roundtrip(tmp_path):

@@ -5,9 +5,10 @@ import tarfile
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import shared_file
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from seqfunc.config import ConfigError
 from seqfunc.data.bucketing import bucket_batches, count_batches, padded_width
 from seqfunc.data.classification import SPECIALS, frequency_vocab, tokenize
@@ -53,7 +54,14 @@ def all_examples(dataset, split):
 
 def test_tokenize_as_the_seed():
     assert tokenize("A great, GREAT film!<br /><br />Loved it. 10/10 café") == [
-        "a", "great", "great", "film", "loved", "it", "café"]
+        "a",
+        "great",
+        "great",
+        "film",
+        "loved",
+        "it",
+        "café",
+    ]
     assert tokenize("don't") == ["dont"]
 
 
@@ -96,16 +104,21 @@ def test_csv_sample_reads_all_1000_reviews():
     # Bytes literals decoded: no stray "b" token from b"..." and no escape residue.
     first = data.decode(data.splits_data["train"][0][-1])
     assert "xc3" not in first
-    clean = ImdbDataset(ImdbConfig(path=str(shared_file("imdb/imdb_sample.clean.csv")), val_size=200))
+    clean = ImdbDataset(
+        ImdbConfig(path=str(shared_file("imdb/imdb_sample.clean.csv")), val_size=200)
+    )
     assert all_examples(clean, "val") == all_examples(data, "val")
 
 
-@pytest.mark.parametrize("content, where, message", [
-    ("text,sentiment\nfine,1\n", ":1:", "no column 'review'"),
-    ("review,sentiment\ngood film,1\n,0\n", ":3:", "empty"),
-    ("review,sentiment\ngood film,1\nbad film,maybe\n", ":3:", "label 'maybe'"),
-    ("review,sentiment\ngood film,1\nbad film\n", ":3:", "fewer fields"),
-])
+@pytest.mark.parametrize(
+    "content, where, message",
+    [
+        ("text,sentiment\nfine,1\n", ":1:", "no column 'review'"),
+        ("review,sentiment\ngood film,1\n,0\n", ":3:", "empty"),
+        ("review,sentiment\ngood film,1\nbad film,maybe\n", ":3:", "label 'maybe'"),
+        ("review,sentiment\ngood film,1\nbad film\n", ":3:", "fewer fields"),
+    ],
+)
 def test_bad_csv_rows_name_file_and_line(tmp_path, content, where, message):
     path = tmp_path / "bad.csv"
     path.write_text(content, encoding="utf-8")
@@ -123,7 +136,7 @@ def test_non_utf8_csv_names_the_line(tmp_path):
 
 def test_non_utf8_bytes_literal_names_the_line(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text('review,sentiment\ngood film,1\n"b\'bad \\xff film\'",0\nok film,0\n')
+    path.write_text("review,sentiment\ngood film,1\n\"b'bad \\xff film'\",0\nok film,0\n")
     with pytest.raises(DataError, match=rf"{path}:3: bytes that are not UTF-8"):
         small(path)
 
@@ -169,28 +182,48 @@ def test_synthetic_sets_follow_the_seed():
     multiple=st.integers(1, 64),
     epoch=st.integers(0, 3),
 )
-def test_buckets_cover_every_example_once_with_few_widths(lengths, batch_size, budget, multiple, epoch):
+def test_buckets_cover_every_example_once_with_few_widths(
+    lengths, batch_size, budget, multiple, epoch
+):
     max_len = 256
-    batches = bucket_batches(lengths, batch_size=batch_size, max_len=max_len, pad_multiple=multiple,
-                             token_budget=budget, shuffle=True, seed=1, epoch=epoch)
+    batches = bucket_batches(
+        lengths,
+        batch_size=batch_size,
+        max_len=max_len,
+        pad_multiple=multiple,
+        token_budget=budget,
+        shuffle=True,
+        seed=1,
+        epoch=epoch,
+    )
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    assert len(batches) == count_batches(lengths, batch_size=batch_size, max_len=max_len,
-                                         pad_multiple=multiple, token_budget=budget)
+    assert len(batches) == count_batches(
+        lengths, batch_size=batch_size, max_len=max_len, pad_multiple=multiple, token_budget=budget
+    )
     for batch in batches:
         widths = {padded_width(lengths[i], max_len=max_len, pad_multiple=multiple) for i in batch}
         assert len(widths) == 1  # a batch never mixes widths
         width = widths.pop()
         assert len(batch) <= batch_size
         assert budget is None or len(batch) == 1 or len(batch) * width <= budget
-    assert batches == bucket_batches(lengths, batch_size=batch_size, max_len=max_len,
-                                     pad_multiple=multiple, token_budget=budget, shuffle=True,
-                                     seed=1, epoch=epoch)
+    assert batches == bucket_batches(
+        lengths,
+        batch_size=batch_size,
+        max_len=max_len,
+        pad_multiple=multiple,
+        token_budget=budget,
+        shuffle=True,
+        seed=1,
+        epoch=epoch,
+    )
 
 
 def test_batches_pad_truncate_and_keep_labels(tmp_path):
     data = small(write_folder(tmp_path), max_len=4, pad_multiple=3)
     seen = Counter()
     for batch in data.batches("train", 2, epoch=1):
-        assert batch["tokens"].shape[1] in (3, 4) and batch["tokens"].dtype.is_floating_point is False
+        assert (
+            batch["tokens"].shape[1] in (3, 4) and batch["tokens"].dtype.is_floating_point is False
+        )
         seen.update(batch["label"].tolist())
     assert sum(seen.values()) == 3

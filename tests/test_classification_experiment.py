@@ -6,9 +6,26 @@ from seqfunc.cli import main
 
 
 def test_classify_writes_a_table_and_json(tmp_path, capsys):
-    code = main(["experiment", "classify", "--datasets", "xor", "--models",
-                 "baseline-select,full-select-pos", "--seeds", "2", "--train-size", "640",
-                 "--val-size", "100", "--epochs", "2", "--out", str(tmp_path)])
+    code = main(
+        [
+            "experiment",
+            "classify",
+            "--datasets",
+            "xor",
+            "--models",
+            "baseline-select,full-select-pos",
+            "--seeds",
+            "2",
+            "--train-size",
+            "640",
+            "--val-size",
+            "100",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     cells = json.loads((tmp_path / "classify.json").read_text())["cells"]
     assert [c["model"] for c in cells] == ["baseline-select", "full-select-pos"]

@@ -2,14 +2,19 @@
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqfunc import nn, rng
 from seqfunc.config import ConfigError
 from seqfunc.fit import TrainConfig, build
 from seqfunc.models.classifier import (
-    AttentionClassifier, BaselineClassifier, ClassifierConfig, SequenceClassifier,
-    SimpleAttentionClassifier, TransformerClassifier,
+    AttentionClassifier,
+    BaselineClassifier,
+    ClassifierConfig,
+    SequenceClassifier,
+    SimpleAttentionClassifier,
+    TransformerClassifier,
 )
 from seqfunc.nn.pooling import masked_max, masked_mean
 from seqfunc.tasks import task_for
@@ -18,22 +23,38 @@ PAD = 0
 VOCAB = 12
 
 PRESETS = [
-    ("none", "mean", False), ("none", "max", False), ("none", "select", False),
-    ("simple", "select", False), ("simple", "max", False), ("attention", "select", False),
-    ("attention", "mean", True), ("transformer", "select", True), ("transformer", "max", True),
+    ("none", "mean", False),
+    ("none", "max", False),
+    ("none", "select", False),
+    ("simple", "select", False),
+    ("simple", "max", False),
+    ("attention", "select", False),
+    ("attention", "mean", True),
+    ("transformer", "select", True),
+    ("transformer", "max", True),
 ]
 
 
 def make(mixer, pool_kind, positions, **extra):
-    config = ClassifierConfig(vocab_size=VOCAB, pad_id=PAD, mixer=mixer, pool=pool_kind,
-                              positions=positions, d_model=8, heads=2, blocks=2, max_len=40,
-                              **extra)
+    config = ClassifierConfig(
+        vocab_size=VOCAB,
+        pad_id=PAD,
+        mixer=mixer,
+        pool=pool_kind,
+        positions=positions,
+        d_model=8,
+        heads=2,
+        blocks=2,
+        max_len=40,
+        **extra,
+    )
     model = SequenceClassifier(config)
     return model, model.init(rng.key(3))
 
 
-sequences = st.lists(st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=10), min_size=1,
-                     max_size=4)
+sequences = st.lists(
+    st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=10), min_size=1, max_size=4
+)
 
 
 def padded(seqs, width):
@@ -74,7 +95,9 @@ def test_masked_pools_and_simple_attention_ignore_padding(seqs, extra):
         torch.testing.assert_close(masked_mean(x_full, mask)[row], real.mean(0))
         torch.testing.assert_close(masked_max(x_full, mask)[row], real.amax(0))
         attended = simple_self_attention(x_full, mask)[row, : len(seq)]
-        torch.testing.assert_close(attended, simple_self_attention(real[None])[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            attended, simple_self_attention(real[None])[0], atol=1e-5, rtol=1e-5
+        )
 
 
 def test_simple_attention_matches_the_seed_formula():
@@ -114,13 +137,26 @@ def test_dropout_needs_a_key_and_is_deterministic_given_one():
 def test_task_loss_and_evaluate_on_xor_learns():
     from seqfunc.ensemble import fit_ensemble
 
-    cfg = TrainConfig(dataset="xor", model="attention", model_options={"positions": True},
-                      dataset_options={"train_size": 2000, "val_size": 200}, epochs=3,
-                      batch_size=32, lr=3e-3, schedule="constant", eval_batch_size=200)
+    cfg = TrainConfig(
+        dataset="xor",
+        model="attention",
+        model_options={"positions": True},
+        dataset_options={"train_size": 2000, "val_size": 200},
+        epochs=3,
+        batch_size=32,
+        lr=3e-3,
+        schedule="constant",
+        eval_batch_size=200,
+    )
     dataset, model, task = build(cfg)
     result = fit_ensemble(cfg, [0], dataset=dataset, model=model, task=task)
     metrics = result.members[0]["val"]
     assert metrics["examples"] == 200 and metrics["accuracy"] > 0.99
-    lines = task.examples(model, result.params and __import__("seqfunc.tree").tree.tree_unstack(result.params)[0], dataset, 3)
+    lines = task.examples(
+        model,
+        result.params and __import__("seqfunc.tree").tree.tree_unstack(result.params)[0],
+        dataset,
+        3,
+    )
     assert len(lines) == 3 and all("|" in line for line in lines)
     assert task_for(dataset).classes == ("negative", "positive")

@@ -17,29 +17,94 @@ from hypothesis import strategies as st
 
 from seqfunc.cli import main
 
-VALUES = ("", "0", "1", "-1", "2", "3", "0.5", "1e-3", "1e400", "nan", "inf", "-inf", "abc",
-          "true", "false", "maybe", "yes", "None", "[]", "{}", "cpu", "cuda", "cuda:3", "mps",
-          "ü", "x" * 300, "4=4", " 1 ", "0x10", "1_000")
-TRAIN_FLAGS = ("--lr", "--d-model", "--heads", "--layers", "--d-ff", "--dropout", "--seed",
-               "--clip-norm", "--warmup-steps", "--device", "--optimizer", "--schedule",
-               "--examples", "--checkpoint-every", "--eval-every", "--recipe")
+VALUES = (
+    "",
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "0.5",
+    "1e-3",
+    "1e400",
+    "nan",
+    "inf",
+    "-inf",
+    "abc",
+    "true",
+    "false",
+    "maybe",
+    "yes",
+    "None",
+    "[]",
+    "{}",
+    "cpu",
+    "cuda",
+    "cuda:3",
+    "mps",
+    "ü",
+    "x" * 300,
+    "4=4",
+    " 1 ",
+    "0x10",
+    "1_000",
+)
+TRAIN_FLAGS = (
+    "--lr",
+    "--d-model",
+    "--heads",
+    "--layers",
+    "--d-ff",
+    "--dropout",
+    "--seed",
+    "--clip-norm",
+    "--warmup-steps",
+    "--device",
+    "--optimizer",
+    "--schedule",
+    "--examples",
+    "--checkpoint-every",
+    "--eval-every",
+    "--recipe",
+)
 FIELDS = {  # -m / -t / -d names: real fields of the configs below, and typos
     "-m": ("d_model", "heads", "layers", "dropout", "norm_first", "attention", "d_ff", "typo"),
-    "-t": ("lr", "weight_decay", "b1", "clip_norm", "max_nonfinite", "keep_checkpoints",
-           "optimizer", "schedule", "compile", "typo"),
+    "-t": (
+        "lr",
+        "weight_decay",
+        "b1",
+        "clip_norm",
+        "max_nonfinite",
+        "keep_checkpoints",
+        "optimizer",
+        "schedule",
+        "compile",
+        "typo",
+    ),
     "-d": ("path", "complexity", "n_train", "length", "seed", "bptt", "typo"),
 }
 DATASETS = ("xor", "formula", "shakespeare")
 # Appended last (argparse: the last one wins), so that any run that starts is two steps long.
-BOUNDED = ("--steps", "2", "--eval-every", "1", "--eval-batches", "1", "--no-progress",
-           "-t", "final_eval_batches=1")
+BOUNDED = (
+    "--steps",
+    "2",
+    "--eval-every",
+    "1",
+    "--eval-batches",
+    "1",
+    "--no-progress",
+    "-t",
+    "final_eval_batches=1",
+)
 
 
 def data_file(folder: Path, kind: str, counter=itertools.count()) -> Path:
     """A data file of one awkward kind."""
     path = folder / f"data-{next(counter)}.txt"
     content = {
-        "empty": b"", "bytes": bytes(range(256)) * 3, "huge line": b"a" * 200_000,
+        "empty": b"",
+        "bytes": bytes(range(256)) * 3,
+        "huge line": b"a" * 200_000,
         "latin-1": ("caf\u00e9 na\u00efve " * 100).encode("latin-1"),
         "text": b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 40,
     }[kind]
@@ -60,8 +125,12 @@ FILE_KINDS = ("empty", "bytes", "huge line", "latin-1", "text")
 
 def run(argv: list[str]) -> tuple[int, str]:
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
-            mock.patch("sys.stdin", io.StringIO("")), warnings.catch_warnings():  # predict reads stdin
+    with (
+        contextlib.redirect_stderr(err),
+        contextlib.redirect_stdout(io.StringIO()),
+        mock.patch("sys.stdin", io.StringIO("")),
+        warnings.catch_warnings(),
+    ):  # predict reads stdin
         warnings.simplefilter("ignore")
         try:
             code = main(argv)
@@ -70,9 +139,14 @@ def run(argv: list[str]) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(dataset=st.sampled_from(DATASETS), options=st.lists(option, max_size=3),
-       file_kind=st.one_of(st.none(), st.sampled_from(FILE_KINDS)))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    dataset=st.sampled_from(DATASETS),
+    options=st.lists(option, max_size=3),
+    file_kind=st.one_of(st.none(), st.sampled_from(FILE_KINDS)),
+)
 @example(dataset="xor", options=[], file_kind=None)  # a good command line: it must train
 @example(dataset="shakespeare", options=[], file_kind="text")
 def test_train_command_lines_never_give_a_traceback(tmp_path_factory, dataset, options, file_kind):
@@ -92,17 +166,24 @@ def test_train_command_lines_never_give_a_traceback(tmp_path_factory, dataset, o
 
 
 @settings(max_examples=30, deadline=None)
-@given(command=st.sampled_from(("predict", "generate", "translate", "attention", "check")),
-       words=st.lists(st.sampled_from(VALUES + ("--json", "-m", "--dataset", "--prompt", "gpt",
-                                                "runs/none", "xor")), max_size=4))
+@given(
+    command=st.sampled_from(("predict", "generate", "translate", "attention", "check")),
+    words=st.lists(
+        st.sampled_from(
+            VALUES + ("--json", "-m", "--dataset", "--prompt", "gpt", "runs/none", "xor")
+        ),
+        max_size=4,
+    ),
+)
 def test_other_commands_never_give_a_traceback(command, words):
     argv = [command, *words]
     if command == "check":
         argv += ["--examples", "1", "--no-compile"]
     code, err = run(argv)
     assert "Traceback" not in err, f"seqfunc {' '.join(argv)}\n{err}"
-    assert code in (0, 1, 2) if command == "check" else code in (0, 2), f"exit {code}: {argv}\n{err}"
+    assert code in (0, 1, 2) if command == "check" else code in (0, 2), (
+        f"exit {code}: {argv}\n{err}"
+    )
     if code == 2:
         lines = err.strip().splitlines()
         assert len(lines) == 1, f"seqfunc {' '.join(argv)}\n{err}"
-

@@ -26,16 +26,56 @@ from seqfunc import cli
 
 DRIVER = Path(__file__).with_name("run_driver.py")
 TIMEOUT_S = 240
-COMMON = ["--steps", "5", "-t", "log_every=1", "--eval-every", "5", "--examples", "0",
-          "--no-progress"]
+COMMON = [
+    "--steps",
+    "5",
+    "-t",
+    "log_every=1",
+    "--eval-every",
+    "5",
+    "--examples",
+    "0",
+    "--no-progress",
+]
 #: One small run of each task kind, dropout on; imdb-synth's batches are bucketed.
 DROPOUT = ["-m", "dropout=0.2"]
 KINDS = {
-    "seq2seq": ["train", "formula", "--batch-size", "16", "--d-model", "16", "--heads", "2",
-                "--layers", "1", "--d-ff", "32", "-d", "val_size=64", "-d", "epoch_size=160",
-                "--eval-batches", "1", *DROPOUT],
-    "language_model": ["train", "toy_grammar", "--batch-size", "8", "--d-model", "16",
-                       "--heads", "2", "--layers", "1", "--eval-batches", "1", *DROPOUT],
+    "seq2seq": [
+        "train",
+        "formula",
+        "--batch-size",
+        "16",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--d-ff",
+        "32",
+        "-d",
+        "val_size=64",
+        "-d",
+        "epoch_size=160",
+        "--eval-batches",
+        "1",
+        *DROPOUT,
+    ],
+    "language_model": [
+        "train",
+        "toy_grammar",
+        "--batch-size",
+        "8",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--eval-batches",
+        "1",
+        *DROPOUT,
+    ],
     "classification": ["train", "imdb-synth", "--batch-size", "32", *DROPOUT],
 }
 #: The compiled step (its all-reduce a traced functional collective) on one kind.
@@ -67,8 +107,16 @@ def kill_tagged(tag: str) -> None:
 def launch(commands: list[list[str]], env: dict | None = None) -> list[tuple[int, str, str]]:
     """Run the commands side by side, wait (bounded), kill all they started, whatever happened."""
     tag = uuid.uuid4().hex
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, **(env or {}), TAG: tag}) for c in commands]
+    procs = [
+        subprocess.Popen(
+            c,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {}), TAG: tag},
+        )
+        for c in commands
+    ]
     try:
         outputs = [p.communicate(timeout=TIMEOUT_S) for p in procs]
     finally:
@@ -77,7 +125,9 @@ def launch(commands: list[list[str]], env: dict | None = None) -> list[tuple[int
 
 
 def torchrun(launcher_args: list[str], script: list[str], env: dict | None = None):
-    return launch([[sys.executable, "-m", "torch.distributed.run", *launcher_args, *script]], env)[0]
+    return launch([[sys.executable, "-m", "torch.distributed.run", *launcher_args, *script]], env)[
+        0
+    ]
 
 
 def standalone(nproc: int, argv: list[str], *, driver: list[str] | None = None, **kwargs):
@@ -132,8 +182,23 @@ def test_two_ranks_compute_what_one_process_computes(tmp_path, kind):
         torch.testing.assert_close(value, expected[name], rtol=0, atol=1e-5, msg=name)
 
 
-XOR = ["train", "xor", "--steps", "24", "--batch-size", "32", "--checkpoint-every", "4",
-       "--eval-every", "8", "--examples", "0", "-t", "log_every=2", "--no-progress"]
+XOR = [
+    "train",
+    "xor",
+    "--steps",
+    "24",
+    "--batch-size",
+    "32",
+    "--checkpoint-every",
+    "4",
+    "--eval-every",
+    "8",
+    "--examples",
+    "0",
+    "-t",
+    "log_every=2",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -146,23 +211,51 @@ def two_rank_reference(tmp_path_factory) -> Path:
 
 def test_killed_rank_restarts_the_group_which_resumes_to_the_same_end(tmp_path, two_rank_reference):
     run = tmp_path / "run"
-    code, out, err = standalone(2, [*XOR, "--out", str(run)], driver=["kill", "10"],
-                                extra=["--max-restarts", "1"], env={"SEQFUNC_FAULT_RANK": "1"})
+    code, out, err = standalone(
+        2,
+        [*XOR, "--out", str(run)],
+        driver=["kill", "10"],
+        extra=["--max-restarts", "1"],
+        env={"SEQFUNC_FAULT_RANK": "1"},
+    )
     assert code == 0, err[-3000:]
     assert "failed (exitcode: -9) local_rank: 1" in err  # the kill, seen by the agent
     assert f"resuming {run} from step-00000008" in out  # the restarted group resumed
-    assert (run / "params.safetensors").read_bytes() == (two_rank_reference / "params.safetensors").read_bytes()
+    assert (run / "params.safetensors").read_bytes() == (
+        two_rank_reference / "params.safetensors"
+    ).read_bytes()
 
 
 def test_two_nodes_on_loopback_train_as_one_group(tmp_path, two_rank_reference):
     port, run = free_port(), tmp_path / "run"
-    launcher = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-                "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "loopback"]
-    command = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "seqfunc", *XOR,
-               "--out", str(run)]
+    launcher = [
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        "loopback",
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *launcher,
+        "-m",
+        "seqfunc",
+        *XOR,
+        "--out",
+        str(run),
+    ]
     results = launch([command, command])
     assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
-    assert (run / "params.safetensors").read_bytes() == (two_rank_reference / "params.safetensors").read_bytes()
+    assert (run / "params.safetensors").read_bytes() == (
+        two_rank_reference / "params.safetensors"
+    ).read_bytes()
 
 
 def test_a_config_error_is_printed_once_and_every_rank_exits(tmp_path):

@@ -61,14 +61,21 @@ class NotShuffled(MinimalCount):
         return super().batches(split, batch_size, epoch=0, drop_last=drop_last)
 
 
-@pytest.mark.parametrize("dataset_cls, rule, message", [
-    (WrongDtype, "layout", "src has dtype torch.int32, expected torch.int64"),
-    (IdOutsideVocab, "ids_in_vocab", "tokens holds id 10, outside [0, 10)"),
-    (NotShifted, "special_ids", "tgt_in is not <bos> + tgt_out shifted right"),
-    (Unstable, "deterministic", "two calls with the same (split, batch_size, epoch) gave different batches"),
-    (Miscounted, "counts", "num_examples"),
-    (NotShuffled, "epochs_differ", "gave the same batches"),
-])
+@pytest.mark.parametrize(
+    "dataset_cls, rule, message",
+    [
+        (WrongDtype, "layout", "src has dtype torch.int32, expected torch.int64"),
+        (IdOutsideVocab, "ids_in_vocab", "tokens holds id 10, outside [0, 10)"),
+        (NotShifted, "special_ids", "tgt_in is not <bos> + tgt_out shifted right"),
+        (
+            Unstable,
+            "deterministic",
+            "two calls with the same (split, batch_size, epoch) gave different batches",
+        ),
+        (Miscounted, "counts", "num_examples"),
+        (NotShuffled, "epochs_differ", "gave the same batches"),
+    ],
+)
 def test_a_broken_rule_fails_with_a_shrunk_counterexample(dataset_cls, rule, message):
     report = check_dataset(dataset_cls, max_examples=10)
     assert report.failed == [rule], report.summary()
@@ -81,8 +88,17 @@ def test_a_broken_rule_fails_with_a_shrunk_counterexample(dataset_cls, rule, mes
 def test_cli_check_dataset(tmp_path, monkeypatch, capsys):
     from seqfunc.testing import fake_distribution
 
-    fake_distribution(tmp_path, "fixtures", "0.1", {"seqfunc.datasets": {
-        "min-reverse": "seqfunc_minimal:MinimalReverse", "miscounted": "test_dataset_checks:Miscounted"}})
+    fake_distribution(
+        tmp_path,
+        "fixtures",
+        "0.1",
+        {
+            "seqfunc.datasets": {
+                "min-reverse": "seqfunc_minimal:MinimalReverse",
+                "miscounted": "test_dataset_checks:Miscounted",
+            }
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     assert main(["check", "--dataset", "min-reverse", "--examples", "3"]) == 0
@@ -110,8 +126,10 @@ def test_num_batches_is_checked_on_held_out_splits():
     assert "num_batches says" in report["counts"].error
 
 
-@pytest.mark.parametrize("name, relative", [("formula", None), ("xor", None),
-                                            ("wikitext2", "wikitext-2/wiki.test.tokens")])
+@pytest.mark.parametrize(
+    "name, relative",
+    [("formula", None), ("xor", None), ("wikitext2", "wikitext-2/wiki.test.tokens")],
+)
 def test_builtin_datasets_pass(name, relative):
     """A built-in dataset passes its own contract (the stream dataset wikitext2 declares
     ``num_batches`` and ``shuffle = False``); every one is run by benchmarks/check_datasets.py."""

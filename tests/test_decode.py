@@ -1,5 +1,6 @@
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.decode import beam_search, greedy_decode
@@ -9,10 +10,18 @@ VOCAB, PAD, BOS, EOS = 12, 0, 1, 2
 
 
 def _model(seed):
-    model = Seq2SeqTransformer(Seq2SeqTransformerConfig(
-        vocab_size=VOCAB, pad_id=PAD, d_model=16, heads=2, encoder_layers=1, decoder_layers=1,
-        d_ff=16, dropout=0.0,
-    ))
+    model = Seq2SeqTransformer(
+        Seq2SeqTransformerConfig(
+            vocab_size=VOCAB,
+            pad_id=PAD,
+            d_model=16,
+            heads=2,
+            encoder_layers=1,
+            decoder_layers=1,
+            d_ff=16,
+            dropout=0.0,
+        )
+    )
     return model, model.init(rng.key(seed))
 
 
@@ -61,9 +70,13 @@ def test_beam_of_one_is_greedy_and_scores_are_the_sequences_log_probs(seed):
     kwargs = dict(bos_id=BOS, eos_id=EOS, pad_id=PAD, max_len=5)
     greedy = greedy_decode(model, params, src, **kwargs)
     assert torch.equal(beam_search(model, params, src, beam=1, **kwargs), greedy)
-    out, scores = beam_search(model, params, src, beam=4, return_scores=True, length_penalty=0.0, **kwargs)
+    out, scores = beam_search(
+        model, params, src, beam=4, return_scores=True, length_penalty=0.0, **kwargs
+    )
     for row in range(len(src)):
-        assert abs(_log_prob(model, params, src[row], out[row].tolist()) - float(scores[row])) < 1e-4
+        assert (
+            abs(_log_prob(model, params, src[row], out[row].tolist()) - float(scores[row])) < 1e-4
+        )
 
 
 @settings(max_examples=5, deadline=None)
@@ -71,9 +84,22 @@ def test_beam_of_one_is_greedy_and_scores_are_the_sequences_log_probs(seed):
 def test_a_beam_as_wide_as_every_sequence_finds_the_most_likely_one(seed):
     model, params = _model(seed)
     src = torch.randint(3, VOCAB, (2, 4), generator=torch.Generator().manual_seed(seed))
-    _, scores = beam_search(model, params, src, bos_id=BOS, eos_id=EOS, pad_id=PAD, max_len=2,
-                            beam=VOCAB * VOCAB, return_scores=True, length_penalty=0.0)
+    _, scores = beam_search(
+        model,
+        params,
+        src,
+        bos_id=BOS,
+        eos_id=EOS,
+        pad_id=PAD,
+        max_len=2,
+        beam=VOCAB * VOCAB,
+        return_scores=True,
+        length_penalty=0.0,
+    )
     for row in range(len(src)):
-        best = max(_log_prob(model, params, src[row], [a] if a == EOS else [a, b])
-                   for a in range(VOCAB) for b in range(VOCAB))
+        best = max(
+            _log_prob(model, params, src[row], [a] if a == EOS else [a, b])
+            for a in range(VOCAB)
+            for b in range(VOCAB)
+        )
         assert abs(best - float(scores[row])) < 1e-4

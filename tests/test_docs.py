@@ -38,7 +38,7 @@ def seqfunc_commands(text: str) -> list[list[str]]:
                 if words and words[0] == "seqfunc":
                     commands.append(words[1:])
                 elif words and words[0] == "torchrun" and "seqfunc" in words:  # -m seqfunc ...
-                    commands.append(words[words.index("seqfunc") + 1:])
+                    commands.append(words[words.index("seqfunc") + 1 :])
     return commands
 
 
@@ -100,7 +100,8 @@ def test_results_page_is_rendered_from_the_stored_results():
     page = (DOCS / "results.md").read_text()
     assert page == run_all.render(run_all.load_store()), (
         "docs/results.md differs from its store: re-render it with "
-        "`python benchmarks/run_all.py --render`, never edit it by hand")
+        "`python benchmarks/run_all.py --render`, never edit it by hand"
+    )
 
 
 def test_readme_figures_are_copied_from_the_results_page():
@@ -130,8 +131,9 @@ DIARY = re.compile(
 def repository_text_files() -> list[Path]:
     """The tracked text files: a virtual environment or run folder inside the checkout is not
     the product."""
-    listed = subprocess.run(["git", "ls-files", "--cached"], cwd=ROOT, capture_output=True,
-                            text=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached"], cwd=ROOT, capture_output=True, text=True
+    )
     if listed.returncode != 0:
         pytest.skip("not a git checkout: the tracked files are unknown")
     suffixes = {".py", ".md", ".toml", ".yml", ".yaml", ".txt", ".cfg", ""}
@@ -153,13 +155,21 @@ def test_nothing_reads_like_a_lab_diary():
 
 
 def test_the_site_builds_strictly(tmp_path):
-    missing = [m for m in ("mkdocs", "mkdocstrings", "material") if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("mkdocs", "mkdocstrings", "material") if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        pytest.skip(f"the docs extra is not installed (no {', '.join(missing)}): "
-                    "pip install -e '.[docs]'")
+        pytest.skip(
+            f"the docs extra is not installed (no {', '.join(missing)}): pip install -e '.[docs]'"
+        )
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     warnings = [line for line in done.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
     assert done.returncode == 0, "mkdocs build --strict failed:\n" + "\n".join(
-        warnings or [done.stderr[-2000:]])
+        warnings or [done.stderr[-2000:]]
+    )

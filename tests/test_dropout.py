@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.func import vmap
 
 from seqfunc import nn, rng
@@ -18,8 +19,13 @@ def shards(rows: int, parts: int) -> list[tuple[int, int]]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(rows=st.integers(2, 9), parts=st.integers(1, 4), tail=st.lists(st.integers(1, 5), max_size=3),
-       seed=st.integers(0, 2**31), rate=st.sampled_from([0.1, 0.5, 0.9]))
+@given(
+    rows=st.integers(2, 9),
+    parts=st.integers(1, 4),
+    tail=st.lists(st.integers(1, 5), max_size=3),
+    seed=st.integers(0, 2**31),
+    rate=st.sampled_from([0.1, 0.5, 0.9]),
+)
 def test_shards_of_rows_draw_the_whole_batch_masks(rows, parts, tail, seed, rate):
     parts = min(parts, rows)
     x = torch.randn(rows, *tail)
@@ -28,7 +34,7 @@ def test_shards_of_rows_draw_the_whole_batch_masks(rows, parts, tail, seed, rate
     pieces = []
     for start, count in shards(rows, parts):
         with global_rows(start, count):
-            pieces.append(nn.dropout(x[start:start + count], rate, key=key, train=True))
+            pieces.append(nn.dropout(x[start : start + count], rate, key=key, train=True))
     assert torch.equal(torch.cat(pieces), whole)
 
 

@@ -33,21 +33,35 @@ def sequential(cfg, dataset, model, task, seed, total_steps):
 # The transformer runs SGD: under Adam, a parameter whose gradient is 0 in exact arithmetic
 # (the key bias: softmax ignores a shift shared by all keys) gets float noise normalised to a
 # full-size step, and that noise differs between any two orders of summation.
-@pytest.mark.parametrize("model_name, options, optimizer", [
-    ("transformer-classifier", {"d_model": 8, "heads": 2, "blocks": 1, "dropout": 0.2}, "sgd"),
-    ("baseline", {"d_model": 16, "pool": "max"}, "adamw"),
-])
+@pytest.mark.parametrize(
+    "model_name, options, optimizer",
+    [
+        ("transformer-classifier", {"d_model": 8, "heads": 2, "blocks": 1, "dropout": 0.2}, "sgd"),
+        ("baseline", {"d_model": 16, "pool": "max"}, "adamw"),
+    ],
+)
 def test_ensemble_members_equal_sequential_runs(model_name, options, optimizer):
-    cfg = TrainConfig(dataset="imdb-synth", model=model_name, model_options=options,
-                      dataset_options={"train_size": 96, "val_size": 32}, steps=7, batch_size=32,
-                      lr=1e-2, warmup_steps=2, clip_norm=0.5, optimizer=optimizer,
-                      momentum=0.9)
+    cfg = TrainConfig(
+        dataset="imdb-synth",
+        model=model_name,
+        model_options=options,
+        dataset_options={"train_size": 96, "val_size": 32},
+        steps=7,
+        batch_size=32,
+        lr=1e-2,
+        warmup_steps=2,
+        clip_norm=0.5,
+        optimizer=optimizer,
+        momentum=0.9,
+    )
     dataset, model, task = build(cfg)
     result = fit_ensemble(cfg, SEEDS, dataset=dataset, model=model, task=task)
     assert result.steps == 7 and len(result.members) == 3
     for seed, member in zip(SEEDS, tree_unstack(result.params)):
         alone = sequential(cfg, dataset, model, task, seed, 7)
-        for a, b in zip(torch.utils._pytree.tree_leaves(member), torch.utils._pytree.tree_leaves(alone)):
+        for a, b in zip(
+            torch.utils._pytree.tree_leaves(member), torch.utils._pytree.tree_leaves(alone)
+        ):
             torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
     again = fit_ensemble(cfg, SEEDS, dataset=dataset, model=model, task=task)
     assert again.members == result.members  # same seeds -> same result
@@ -62,7 +76,7 @@ def test_per_member_clipping_matches_clip_by_global_norm():
     for tree, member, norm in zip(trees, tree_unstack(unravel(clipped)), norms):
         want, _ = transform.update(tree, ())
         torch.testing.assert_close(member, want)
-        torch.testing.assert_close(norm, torch.sqrt(sum((x ** 2).sum() for x in tree.values())))
+        torch.testing.assert_close(norm, torch.sqrt(sum((x**2).sum() for x in tree.values())))
     assert torch.linalg.vector_norm(clipped, dim=1).max() <= 1.0 + 1e-5
 
 

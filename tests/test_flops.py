@@ -24,8 +24,9 @@ def counted_flops(fn) -> int:
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 6), st.integers(1, 6),
-       st.integers(1, 6))
+@given(
+    st.integers(1, 12), st.integers(1, 12), st.integers(1, 6), st.integers(1, 6), st.integers(1, 6)
+)
 def test_eq2_matmul_multiplications_match_flop_counter(T, tk, D, M, d):
     X, Xc = torch.randn(T, d), torch.randn(tk, d)
     W_q, W_k, W_v = torch.randn(d, D), torch.randn(d, D), torch.randn(d, M)

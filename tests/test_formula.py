@@ -5,8 +5,15 @@ import torch
 
 from seqfunc.data import Vocab, pad_or_trim, used_width
 from seqfunc.data.formula import (
-    FORMULA_VOCAB, FormulaConfig, FormulaDataset, decode, encode, max_answer_length,
-    max_question_length, random_formula, random_formulas,
+    FORMULA_VOCAB,
+    FormulaConfig,
+    FormulaDataset,
+    decode,
+    encode,
+    max_answer_length,
+    max_question_length,
+    random_formula,
+    random_formulas,
 )
 from seqfunc.tasks import task_for
 
@@ -14,16 +21,33 @@ from seqfunc.tasks import task_for
 def test_reproduces_seed_000_formulas():
     assert random_formula(3, rng=Random(123456)) == ("649+864", "1513")
     assert list(random_formulas(3, True, 5, 123456)) == [
-        ("649+864", "1513"), ("-940-819", "-1759"), ("954-2", "952"),
-        ("-896-274", "-1170"), ("-762-954", "-1716"),
+        ("649+864", "1513"),
+        ("-940-819", "-1759"),
+        ("954-2", "952"),
+        ("-896-274", "-1170"),
+        ("-762-954", "-1716"),
     ]
 
 
 def test_seed_vocabulary_order():
     assert len(FORMULA_VOCAB) == 16
     assert FORMULA_VOCAB.idx_to_token == [
-        "+", "-", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
-        "<bos>", "<eos>", "<pad>", "<unk>",
+        "+",
+        "-",
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+        "7",
+        "8",
+        "9",
+        "<bos>",
+        "<eos>",
+        "<pad>",
+        "<unk>",
     ]
     assert FORMULA_VOCAB["x"] == FORMULA_VOCAB["<unk>"] == 15
 
@@ -96,9 +120,14 @@ def test_fresh_epochs_differ_fixed_epochs_repeat():
     assert fixed.formulas("train", epoch=0) == fixed.formulas("train", epoch=1)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"), ("12a+3", "'a'"), ("1234567+1234567", "at most 10"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("12a+3", "'a'"),
+        ("1234567+1234567", "at most 10"),
+    ],
+)
 def test_encode_source_rejects_bad_input(text, message):
     with pytest.raises(ValueError, match=message):
         FormulaDataset().encode_source(text)

@@ -18,7 +18,9 @@ from seqfunc.testing.invariants import no_graph_breaks
 def test_temperature_zero_is_argmax_and_top_k_one_too():
     logits = rng.normal(rng.key(0), (4, 10))
     assert torch.equal(sample_logits(logits, rng.key(1), temperature=0), logits.argmax(-1))
-    assert torch.equal(sample_logits(logits, rng.key(2), temperature=1.0, top_k=1), logits.argmax(-1))
+    assert torch.equal(
+        sample_logits(logits, rng.key(2), temperature=1.0, top_k=1), logits.argmax(-1)
+    )
 
 
 def test_sampling_follows_the_distribution_and_top_k():
@@ -34,11 +36,18 @@ def test_negative_temperature_is_refused():
         sample_logits(torch.zeros(1, 3), rng.key(0), temperature=-0.5)
 
 
-@pytest.mark.parametrize("model", [
-    GPT(GPTConfig(vocab_size=13, context=40, d_model=16, heads=2, layers=2)),
-    GPT(GPTConfig(vocab_size=13, context=8, d_model=16, heads=2, layers=1, positions="sinusoidal")),
-    LSTMLM(LSTMLMConfig(vocab_size=13, d_embed=8, hidden=8, layers=1)),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        GPT(GPTConfig(vocab_size=13, context=40, d_model=16, heads=2, layers=2)),
+        GPT(
+            GPTConfig(
+                vocab_size=13, context=8, d_model=16, heads=2, layers=1, positions="sinusoidal"
+            )
+        ),
+        LSTMLM(LSTMLMConfig(vocab_size=13, d_embed=8, hidden=8, layers=1)),
+    ],
+)
 def test_cached_and_uncached_generation_agree(model):
     params = model.init(rng.key(0))
     prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
@@ -48,7 +57,9 @@ def test_cached_and_uncached_generation_agree(model):
     b = generate(model, params, prompt, 20, use_cache=False, window=window, **kwargs)
     assert a.shape == (2, 23) and torch.equal(a[:, :3], prompt)
     assert torch.equal(a, b)
-    assert torch.equal(a, generate(model, params, prompt, 20, use_cache=True, window=window, **kwargs))
+    assert torch.equal(
+        a, generate(model, params, prompt, 20, use_cache=True, window=window, **kwargs)
+    )
 
 
 def test_learned_positions_generate_past_the_window():
@@ -63,7 +74,12 @@ def toy_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(
-        dataset="toy_grammar", model="gpt", steps=3, batch_size=4, eval_every=3, examples=1,
+        dataset="toy_grammar",
+        model="gpt",
+        steps=3,
+        batch_size=4,
+        eval_every=3,
+        examples=1,
         dataset_options=dict(n_train=2000, n_val=500, context=16, eval_slices=8),
         model_options=dict(d_model=8, heads=2, layers=1),
     )
@@ -80,7 +96,9 @@ def _cli(*args):
 
 
 def test_cli_generate_and_bad_input(toy_run):
-    ok = _cli("generate", str(toy_run), "--prompt", "the cat", "--tokens", "10", "--temperature", "0")
+    ok = _cli(
+        "generate", str(toy_run), "--prompt", "the cat", "--tokens", "10", "--temperature", "0"
+    )
     assert ok.returncode == 0 and ok.stdout.startswith("the cat")
     for args, message in [
         (["--prompt", "the cat€"], "not in the toy_grammar vocabulary"),
@@ -94,7 +112,9 @@ def test_cli_generate_and_bad_input(toy_run):
 def test_cli_train_on_non_utf8_file(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"To be, or not \xe9 to be\n" * 10)
-    result = _cli("train", "shakespeare", "-d", f"path={bad}", "--steps", "1", "--out", str(tmp_path / "r"))
+    result = _cli(
+        "train", "shakespeare", "-d", f"path={bad}", "--steps", "1", "--out", str(tmp_path / "r")
+    )
     assert result.returncode == 2 and "not UTF-8" in result.stderr and "byte 14" in result.stderr
     assert "Traceback" not in result.stderr
 

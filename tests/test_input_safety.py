@@ -27,8 +27,19 @@ from seqfunc.runs.plots import plot_metrics
 from seqfunc.runs.signals import StopSignals
 from seqfunc.train import init_state, make_step
 
-XOR = ["train", "xor", "--steps", "4", "--batch-size", "32", "--eval-every", "4", "--examples", "0",
-       "--no-progress"]
+XOR = [
+    "train",
+    "xor",
+    "--steps",
+    "4",
+    "--batch-size",
+    "32",
+    "--eval-every",
+    "4",
+    "--examples",
+    "0",
+    "--no-progress",
+]
 
 
 # -- non-finite learning rates and updates ----------------------------------------------------
@@ -139,11 +150,15 @@ def test_a_csv_with_a_byte_order_mark_reads_its_header(tmp_path):
 
 def test_a_tsv_and_a_jsonl_with_a_byte_order_mark_read(tmp_path):
     tsv = tmp_path / "data.tsv"
-    tsv.write_text(BOM + "text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in csv_rows()),
-                   encoding="utf-8")
+    tsv.write_text(
+        BOM + "text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in csv_rows()),
+        encoding="utf-8",
+    )
     jsonl = tmp_path / "data.jsonl"
-    jsonl.write_text(BOM + "".join(json.dumps({"text": t, "label": label}) + "\n"
-                                   for t, label in csv_rows()), encoding="utf-8")
+    jsonl.write_text(
+        BOM + "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in csv_rows()),
+        encoding="utf-8",
+    )
     for path in (tsv, jsonl):
         assert CsvDataset(CsvConfig(path=str(path), val_size=6)).classes == ("blue", "green", "red")
 
@@ -159,8 +174,10 @@ def test_a_csv_cell_over_the_csv_modules_limit_is_read(tmp_path):
     huge = "word " * 40_000  # 200,000 characters, over the csv module's 131,072
     path = tmp_path / "huge.csv"
     rows = csv_rows()
-    path.write_text("text,label\n" + f'"{huge}",red\n' + "".join(f"{t},{label}\n" for t, label in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "text,label\n" + f'"{huge}",red\n' + "".join(f"{t},{label}\n" for t, label in rows),
+        encoding="utf-8",
+    )
     data = CsvDataset(CsvConfig(path=str(path), val_size=6))
     assert data.num_examples("train") + data.num_examples("val") == len(rows) + 1
 
@@ -172,12 +189,27 @@ def make_fifo(tmp_path):
 
 
 @pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
-@pytest.mark.parametrize("dataset", ["text", "csv", "pairs", "imdb", "shakespeare", "enwik8",
-                                     "wikitext2", "fra-eng"])
-def test_a_path_that_is_not_a_regular_file_is_refused_in_one_line(tmp_path, capsys, dataset, special):
+@pytest.mark.parametrize(
+    "dataset", ["text", "csv", "pairs", "imdb", "shakespeare", "enwik8", "wikitext2", "fra-eng"]
+)
+def test_a_path_that_is_not_a_regular_file_is_refused_in_one_line(
+    tmp_path, capsys, dataset, special
+):
     path = make_fifo(tmp_path) if special == "fifo" else Path(special)
-    err = one_line_error(capsys, ["train", dataset, "-d", f"path={path}", "--steps", "1",
-                                  "--out", str(tmp_path / "run"), "--no-progress"])
+    err = one_line_error(
+        capsys,
+        [
+            "train",
+            dataset,
+            "-d",
+            f"path={path}",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+    )
     assert str(path) in err and "not a regular file" in err, err
 
 
@@ -185,8 +217,22 @@ def test_a_val_path_that_is_a_fifo_is_refused(tmp_path, capsys):
     good = tmp_path / "train.csv"
     good.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in csv_rows()))
     fifo = make_fifo(tmp_path)
-    err = one_line_error(capsys, ["train", "csv", "-d", f"path={good}", "-d", f"val_path={fifo}",
-                                  "--steps", "1", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = one_line_error(
+        capsys,
+        [
+            "train",
+            "csv",
+            "-d",
+            f"path={good}",
+            "-d",
+            f"val_path={fifo}",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+    )
     assert f"val_path={str(fifo)!r}" in err and "FIFO" in err, err
 
 
@@ -196,6 +242,7 @@ def test_a_val_path_that_is_a_fifo_is_refused(tmp_path, capsys):
 def strict(line: str):
     def refuse(word):
         raise ValueError(f"not strict JSON: {word}")
+
     return json.loads(line, parse_constant=refuse)
 
 
@@ -208,7 +255,10 @@ def test_metrics_jsonl_is_strict_json_with_a_nan_loss(tmp_path):
     assert records[1]["accuracy"] is None and records[1]["loss"] == 0.5
     reopened = MetricsLog(tmp_path / "metrics.jsonl", keep_lines=2)  # a resume reads them back
     assert reopened.records == records
-    assert plot_metrics(reopened.records, tmp_path / "curves.png") in (None, tmp_path / "curves.png")
+    assert plot_metrics(reopened.records, tmp_path / "curves.png") in (
+        None,
+        tmp_path / "curves.png",
+    )
 
 
 # -- Ctrl-C at start-up -----------------------------------------------------------------------
@@ -235,8 +285,18 @@ def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback(tmp_path,
     """SIGINT as soon as torch starts loading, or later: inside torch's imports (where a
     KeyboardInterrupt could be swallowed, or abort from C++), building the run, or training;
     whichever, exit 130 and no traceback."""
-    command = [sys.executable, "-m", "seqfunc", "train", "xor", "--steps", "100000",
-               "--out", str(tmp_path / "run"), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "seqfunc",
+        "train",
+        "xor",
+        "--steps",
+        "100000",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: loading_torch(proc.pid) or proc.poll() is not None, 60, "torch to load")
@@ -254,14 +314,30 @@ def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback(tmp_path,
 
 # -- stopping a multi-process run -------------------------------------------------------------
 
-NPROC_XOR = ["train", "xor", "--steps", "24", "--batch-size", "32", "--checkpoint-every", "4",
-             "--eval-every", "8", "--examples", "0", "-t", "log_every=2", "--no-progress",
-             "--nproc", "2"]
+NPROC_XOR = [
+    "train",
+    "xor",
+    "--steps",
+    "24",
+    "--batch-size",
+    "32",
+    "--checkpoint-every",
+    "4",
+    "--eval-every",
+    "8",
+    "--examples",
+    "0",
+    "-t",
+    "log_every=2",
+    "--no-progress",
+    "--nproc",
+    "2",
+]
 TAG = "SEQFUNC_TEST_INPUT_SAFETY"
 #: Loaded by every Python process of the launched group (PYTHONPATH): rank 0 of the first
 #: attempt signals its parent, the launcher, right after a chosen step, so the stop comes
 #: mid-run whatever the machine's speed.
-SIGNAL_PARENT = '''
+SIGNAL_PARENT = """
 import os, signal
 at, name = os.environ.get("SEQFUNC_TEST_SIGNAL_AT"), os.environ.get("SEQFUNC_TEST_SIGNAL")
 if at and os.environ.get("RANK") == "0" and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
@@ -273,7 +349,7 @@ if at and os.environ.get("RANK") == "0" and os.environ.get("TORCHELASTIC_RESTART
             os.kill(os.getppid(), getattr(signal, name))
         return out
     trainer.Trainer.step = step
-'''
+"""
 
 
 def kill_tagged(tag: str) -> None:
@@ -291,8 +367,13 @@ def kill_tagged(tag: str) -> None:
 def seqfunc_launch(argv: list[str], env: dict | None = None) -> tuple[int, str, str]:
     """``python -m seqfunc ARGV`` with a timeout; every process it started is killed after."""
     tag = os.urandom(8).hex()
-    proc = subprocess.Popen([sys.executable, "-m", "seqfunc", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {}), TAG: tag})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqfunc", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {}), TAG: tag},
+    )
     try:
         out, err = proc.communicate(timeout=300)
     finally:
@@ -312,23 +393,27 @@ def nproc_reference(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
-def test_a_signal_to_the_launcher_is_one_clean_stop_and_resumes_bit_exact(tmp_path, nproc_reference,
-                                                                           name, code):
+def test_a_signal_to_the_launcher_is_one_clean_stop_and_resumes_bit_exact(
+    tmp_path, nproc_reference, name, code
+):
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SIGNAL_PARENT)
     path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
     run = tmp_path / "run"
-    got, out, err = seqfunc_launch([*NPROC_XOR, "--out", str(run)],
-                                   {"PYTHONPATH": path, "SEQFUNC_TEST_SIGNAL_AT": "10",
-                                    "SEQFUNC_TEST_SIGNAL": name})
+    got, out, err = seqfunc_launch(
+        [*NPROC_XOR, "--out", str(run)],
+        {"PYTHONPATH": path, "SEQFUNC_TEST_SIGNAL_AT": "10", "SEQFUNC_TEST_SIGNAL": name},
+    )
     assert got == code, err[-3000:]
     assert "Traceback" not in err and "SignalException" not in err, err[-3000:]
     assert err.count(f"Resume with: seqfunc train --resume {run}") == 1, err[-3000:]
     assert not (run / "params.safetensors").exists()  # stopped before the end
     got, _, err = seqfunc_launch(["train", "--resume", str(run), "--no-progress", "--nproc", "2"])
     assert got == 0, err[-3000:]
-    assert (run / "params.safetensors").read_bytes() == (nproc_reference / "params.safetensors").read_bytes()
+    assert (run / "params.safetensors").read_bytes() == (
+        nproc_reference / "params.safetensors"
+    ).read_bytes()
 
 
 def test_a_user_error_under_nproc_is_reported_once_as_itself(nproc_reference):

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
@@ -17,7 +18,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(10, 200), b=st.integers(1, 6), length=st.integers(1, 8), seed=st.integers(0, 99))
+@given(
+    n=st.integers(10, 200), b=st.integers(1, 6), length=st.integers(1, 8), seed=st.integers(0, 99)
+)
 def test_random_slices_are_windows_shifted_by_one(n, b, length, seed):
     if n <= length + 1:
         return
@@ -32,7 +35,13 @@ def test_random_slices_are_windows_shifted_by_one(n, b, length, seed):
 
 
 def test_toy_grammar_sentences_use_only_grammar_words():
-    words = {w for options in GRAMMAR.values() for o in options for w in o.split() if not w.startswith("_")}
+    words = {
+        w
+        for options in GRAMMAR.values()
+        for o in options
+        for w in o.split()
+        if not w.startswith("_")
+    }
     text = toy_text(2000, seed=0)
     assert len(text) >= 2000 and text.endswith(" . ")
     for sentence in text.split(" . ")[:-1]:
@@ -46,7 +55,9 @@ def test_toy_dataset_batches_and_eval_slices_are_fixed():
     assert train["inputs"].shape == (4, 16)
     val1 = [b["inputs"] for b in ds.batches("val", 4)]
     val2 = [b["inputs"] for b in ds.batches("val", 4)]
-    assert sum(v.shape[0] for v in val1) == 10 and all(torch.equal(a, b) for a, b in zip(val1, val2))
+    assert sum(v.shape[0] for v in val1) == 10 and all(
+        torch.equal(a, b) for a, b in zip(val1, val2)
+    )
     assert ds.decode(ds.encode("the cat")) == "the cat"
     with pytest.raises(ValueError, match="not in the"):
         ds.encode("the cat!")
@@ -65,12 +76,48 @@ def test_batchify_and_get_batch_as_seed_002():
 
 def test_basic_english_matches_torchtext():
     assert wikitext.basic_english("Hello, World! It's (1.5) <unk>") == [
-        "hello", ",", "world", "!", "it", "'", "s", "(", "1", ".", "5", ")", "<unk>"
+        "hello",
+        ",",
+        "world",
+        "!",
+        "it",
+        "'",
+        "s",
+        "(",
+        "1",
+        ".",
+        "5",
+        ")",
+        "<unk>",
     ]
 
 
-FRAGMENTS = ["<br />", "<br \n/>", "It's", '"', ".", ",", "(", ")", "!", "?", ";", ":", " ", "\t", "\n",
-             "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\u2028", "\u0130", "\u03a3", "Word"]
+FRAGMENTS = [
+    "<br />",
+    "<br \n/>",
+    "It's",
+    '"',
+    ".",
+    ",",
+    "(",
+    ")",
+    "!",
+    "?",
+    ";",
+    ":",
+    " ",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\u2028",
+    "\u0130",
+    "\u03a3",
+    "Word",
+]
 
 
 @settings(max_examples=200, deadline=None)
@@ -107,7 +154,9 @@ def test_missing_path_names_the_option(tmp_path):
         ShakespeareDataset(ShakespeareConfig(path=str(tmp_path / "nope.txt")))
 
 
-@pytest.mark.skipif(not (DATA / "tinyshakespeare" / "input.txt").exists(), reason="shared data absent")
+@pytest.mark.skipif(
+    not (DATA / "tinyshakespeare" / "input.txt").exists(), reason="shared data absent"
+)
 def test_shakespeare_shared_copy():
     from seqfunc.data.shakespeare import ShakespeareDataset
 
@@ -121,9 +170,17 @@ def test_recipe_flag_selects_the_seed_recipe_and_rejects_unknown_names():
     from seqfunc.cli.train import resolve_config
 
     parser = build_parser()
-    seed = resolve_config(parser.parse_args(["train", "wikitext2", "--recipe", "seed", "--epochs", "2"]))
+    seed = resolve_config(
+        parser.parse_args(["train", "wikitext2", "--recipe", "seed", "--epochs", "2"])
+    )
     assert (seed.model, seed.optimizer, seed.lr, seed.schedule, seed.step_size, seed.clip_norm) == (
-        "transformer_lm", "sgd", 5.0, "step", 310, 0.5)
+        "transformer_lm",
+        "sgd",
+        5.0,
+        "step",
+        310,
+        0.5,
+    )
     assert seed.epochs == 2 and seed.model_options["d_model"] == 200
     default = resolve_config(parser.parse_args(["train", "wikitext2"]))
     assert default.model == "gpt" and default.optimizer == "adamw"

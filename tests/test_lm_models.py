@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.models.gpt import GPT, GPTConfig
@@ -13,19 +14,34 @@ from seqfunc.nn import recurrent
 
 @settings(max_examples=25, deadline=None)
 @given(
-    prompt_len=st.integers(1, 12), new=st.integers(1, 10), heads=st.sampled_from([1, 2, 4]),
-    head_dim=st.sampled_from([2, 8]), layers=st.integers(0, 3), vocab=st.integers(2, 40),
-    positions=st.sampled_from(["learned", "sinusoidal"]), norm_first=st.booleans(),
-    tie=st.booleans(), batch=st.integers(1, 3), seed=st.integers(0, 1000),
+    prompt_len=st.integers(1, 12),
+    new=st.integers(1, 10),
+    heads=st.sampled_from([1, 2, 4]),
+    head_dim=st.sampled_from([2, 8]),
+    layers=st.integers(0, 3),
+    vocab=st.integers(2, 40),
+    positions=st.sampled_from(["learned", "sinusoidal"]),
+    norm_first=st.booleans(),
+    tie=st.booleans(),
+    batch=st.integers(1, 3),
+    seed=st.integers(0, 1000),
 )
 def test_kv_cache_logits_equal_full_recompute(
     prompt_len, new, heads, head_dim, layers, vocab, positions, norm_first, tie, batch, seed
 ):
     total = prompt_len + new
-    model = GPT(GPTConfig(
-        vocab_size=vocab, context=total + 3, d_model=heads * head_dim, heads=heads, layers=layers,
-        positions=positions, norm_first=norm_first, tie_weights=tie,
-    ))
+    model = GPT(
+        GPTConfig(
+            vocab_size=vocab,
+            context=total + 3,
+            d_model=heads * head_dim,
+            heads=heads,
+            layers=layers,
+            positions=positions,
+            norm_first=norm_first,
+            tie_weights=tie,
+        )
+    )
     params = model.init(rng.key(seed))
     tokens = rng.random_bits(rng.key(seed + 1), (batch, total)) % vocab
     full = model.apply(params, tokens)
@@ -49,17 +65,24 @@ def test_donated_extend_writes_in_place_and_equals_the_pure_one():
     assert all(torch.equal(b, a) for b, a in zip(cache["k"] + cache["v"], before))  # untouched
     logits, donated = model.extend(params, tokens[:, 5:], cache, donate=True)
     torch.testing.assert_close(logits, pure_logits)
-    for mine, theirs, written in zip(cache["k"] + cache["v"], donated["k"] + donated["v"], pure["k"] + pure["v"]):
+    for mine, theirs, written in zip(
+        cache["k"] + cache["v"], donated["k"] + donated["v"], pure["k"] + pure["v"]
+    ):
         assert mine.data_ptr() == theirs.data_ptr()  # the same buffer, written in place
         torch.testing.assert_close(theirs, written)
     assert int(donated["pos"]) == 7
 
 
-@pytest.mark.parametrize("make", [
-    lambda: GPT(GPTConfig(vocab_size=9, context=12, d_model=8, heads=2, layers=2)),
-    lambda: TransformerLM(TransformerLMConfig(vocab_size=9, d_model=8, heads=2, d_ff=8, layers=2)),
-    lambda: LSTMLM(LSTMLMConfig(vocab_size=9, d_embed=6, hidden=8, layers=2)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GPT(GPTConfig(vocab_size=9, context=12, d_model=8, heads=2, layers=2)),
+        lambda: TransformerLM(
+            TransformerLMConfig(vocab_size=9, d_model=8, heads=2, d_ff=8, layers=2)
+        ),
+        lambda: LSTMLM(LSTMLMConfig(vocab_size=9, d_embed=6, hidden=8, layers=2)),
+    ],
+)
 def test_language_models_are_causal(make):
     model = make()
     params = model.init(rng.key(0))
@@ -93,7 +116,9 @@ def test_lstm_gradients_flow_through_functional_call():
     params = model.init(rng.key(0))
     tokens = torch.tensor([[1, 2, 3, 4]])
     grads = torch.func.grad(lambda p: model.apply(p, tokens).logsumexp(-1).sum())(params)
-    assert grads["lstm"][0]["weight_hh"].abs().sum() > 0 and grads["embed"]["weight"].abs().sum() > 0
+    assert (
+        grads["lstm"][0]["weight_hh"].abs().sum() > 0 and grads["embed"]["weight"].abs().sum() > 0
+    )
 
 
 def test_transformer_lm_init_is_seed_002s():

@@ -3,10 +3,9 @@ the same logits from the same weights, and the same initial distribution for eve
 
 import math
 import sys
-
-import attrs
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
 from hypothesis import given, settings
@@ -25,17 +24,29 @@ VOCAB = 1000
 def pair(layers=2, d=200, heads=2, d_ff=200, norm_first=False, seed=0):
     torch.manual_seed(seed)
     module = TransformerModel(VOCAB, d, heads, d_ff, layers, 0.2, norm_first=norm_first).eval()
-    ours = TransformerLM(TransformerLMConfig(
-        vocab_size=VOCAB, d_model=d, heads=heads, d_ff=d_ff, layers=layers, dropout=0.2,
-        norm_first=norm_first,
-    ))
+    ours = TransformerLM(
+        TransformerLMConfig(
+            vocab_size=VOCAB,
+            d_model=d,
+            heads=heads,
+            d_ff=d_ff,
+            layers=layers,
+            dropout=0.2,
+            norm_first=norm_first,
+        )
+    )
     return module, ours
 
 
 @settings(max_examples=6, deadline=None)
 @given(
-    layers=st.integers(1, 3), heads=st.sampled_from([1, 2, 4]), d_ff=st.sampled_from([16, 48]),
-    norm_first=st.booleans(), t=st.integers(1, 12), b=st.integers(1, 3), seed=st.integers(0, 99),
+    layers=st.integers(1, 3),
+    heads=st.sampled_from([1, 2, 4]),
+    d_ff=st.sampled_from([16, 48]),
+    norm_first=st.booleans(),
+    t=st.integers(1, 12),
+    b=st.integers(1, 3),
+    seed=st.integers(0, 99),
 )
 def test_module_weights_give_the_module_logits(layers, heads, d_ff, norm_first, t, b, seed):
     module, ours = pair(layers, 32, heads, d_ff, norm_first, seed)
@@ -72,7 +83,11 @@ def test_default_init_draws_every_tensor_from_the_modules_distribution():
             continue
         assert got.abs().max() <= ref.abs().max() * 1.03, name
         assert got.abs().max() >= ref.abs().max() * 0.97, name
-        assert math.isclose(got.std(), ref.std(), rel_tol=0.10), (name, float(got.std()), float(ref.std()))
+        assert math.isclose(got.std(), ref.std(), rel_tol=0.10), (
+            name,
+            float(got.std()),
+            float(ref.std()),
+        )
 
 
 def test_train_mode_drops_attention_weights_like_the_module():
@@ -82,9 +97,16 @@ def test_train_mode_drops_attention_weights_like_the_module():
     params = seqfunc_params(module)
     src = torch.randint(VOCAB, (2, 8), generator=torch.Generator().manual_seed(0))
     assert ours.block_options.attention_dropout == ours.config.dropout
-    no_sublayer_dropout = TransformerLM(TransformerLMConfig(
-        vocab_size=VOCAB, d_model=32, heads=2, d_ff=16, layers=1, dropout=0.0,
-    ))
+    no_sublayer_dropout = TransformerLM(
+        TransformerLMConfig(
+            vocab_size=VOCAB,
+            d_model=32,
+            heads=2,
+            d_ff=16,
+            layers=1,
+            dropout=0.0,
+        )
+    )
     no_sublayer_dropout.block_options = attrs.evolve(
         no_sublayer_dropout.block_options, attention_dropout=0.5
     )

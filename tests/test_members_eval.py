@@ -4,22 +4,31 @@ member evaluated alone (to float rounding)."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from seqfunc import rng
 from seqfunc.fit import TrainConfig, build
 from seqfunc.tree import tree_stack
 
 
-@pytest.mark.parametrize("dataset_name, model_name, options, data", [
-    ("imdb-synth", "transformer-classifier", {"d_model": 8, "heads": 2, "blocks": 1},
-     {"train_size": 96, "val_size": 40}),
-    ("toy_grammar", "gpt", {"d_model": 16, "heads": 2, "layers": 1}, {}),
-    ("toy_grammar", "transformer_lm", {"d_model": 16, "heads": 2, "layers": 1}, {}),
-])
+@pytest.mark.parametrize(
+    "dataset_name, model_name, options, data",
+    [
+        (
+            "imdb-synth",
+            "transformer-classifier",
+            {"d_model": 8, "heads": 2, "blocks": 1},
+            {"train_size": 96, "val_size": 40},
+        ),
+        ("toy_grammar", "gpt", {"d_model": 16, "heads": 2, "layers": 1}, {}),
+        ("toy_grammar", "transformer_lm", {"d_model": 16, "heads": 2, "layers": 1}, {}),
+    ],
+)
 def test_members_evaluated_together_equal_each_alone(dataset_name, model_name, options, data):
-    dataset, model, task = build(TrainConfig(dataset=dataset_name, model=model_name,
-                                             model_options=options, dataset_options=data))
+    dataset, model, task = build(
+        TrainConfig(
+            dataset=dataset_name, model=model_name, model_options=options, dataset_options=data
+        )
+    )
     members = [model.init(rng.key(seed)) for seed in (0, 1, 2)]
     batches = lambda: list(dataset.batches("val", 16))[:3]
     together = task.evaluate_members(model, tree_stack(members), batches())

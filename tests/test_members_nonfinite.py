@@ -53,8 +53,18 @@ def assert_all_finite(tree):
 
 
 def test_a_sweep_member_with_an_infinite_rate_skips_while_the_other_trains_as_its_run():
-    members = [TrainConfig(dataset="imdb-synth", model="baseline", optimizer="adamw", lr=0.05,
-                           warmup_steps=1, clip_norm=1.0, seed=s) for s in (0, 1)]
+    members = [
+        TrainConfig(
+            dataset="imdb-synth",
+            model="baseline",
+            optimizer="adamw",
+            lr=0.05,
+            warmup_steps=1,
+            clip_norm=1.0,
+            seed=s,
+        )
+        for s in (0, 1)
+    ]
     opt = members_optimizer(members, 4)
     first = tree_stack([start(), start(0.5)])
     state = init_members_state(first, opt)
@@ -79,8 +89,14 @@ def test_a_sweep_member_with_an_infinite_rate_skips_while_the_other_trains_as_it
 def test_an_ensemble_member_whose_gradient_overflows_skips_while_the_other_trains_as_its_run():
     """The optimizer fit_ensemble builds (clipping in the step, per member): member 1 holds
     3e38, its gradient 6e38 is Inf."""
-    cfg = TrainConfig(dataset="imdb-synth", model="baseline", optimizer="adam", lr=0.05,
-                      warmup_steps=2, clip_norm=1.0)
+    cfg = TrainConfig(
+        dataset="imdb-synth",
+        model="baseline",
+        optimizer="adam",
+        lr=0.05,
+        warmup_steps=2,
+        clip_norm=1.0,
+    )
     opt = make_optimizer(attrs.evolve(cfg, clip_norm=None), 5, rows=True)
     huge = {"w": torch.tensor([3e38, 0.0, 1.0, 2.0]), "b": torch.zeros(2)}
     state = init_members_state(tree_stack([start(), huge]), opt)
@@ -122,9 +138,22 @@ def test_rows_keep_their_own_step_counters():
 def test_a_sweep_members_train_records_count_its_skipped_updates():
     from seqfunc.sweep_job import train_members
 
-    members = [TrainConfig(dataset="imdb-synth", model="baseline", model_options={"d_model": 8},
-                           dataset_options={"train_size": 64, "val_size": 32}, steps=2,
-                           batch_size=32, log_every=1, eval_every=2, lr=lr) for lr in (1e-3, 1e-2)]
+    members = [
+        TrainConfig(
+            dataset="imdb-synth",
+            model="baseline",
+            model_options={"d_model": 8},
+            dataset_options={"train_size": 64, "val_size": 32},
+            steps=2,
+            batch_size=32,
+            log_every=1,
+            eval_every=2,
+            lr=lr,
+        )
+        for lr in (1e-3, 1e-2)
+    ]
     result = train_members(members)
     train = [[r for r in member if r["split"] == "train"] for member in result.records]
-    assert all(len(member) == 2 and all(r["nonfinite_skipped"] == 0 for r in member) for member in train)
+    assert all(
+        len(member) == 2 and all(r["nonfinite_skipped"] == 0 for r in member) for member in train
+    )

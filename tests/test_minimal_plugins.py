@@ -17,9 +17,13 @@ SMALL = ["-m", "d_model=16", "-m", "heads=2", "-m", "d_ff=32", "--no-progress", 
 
 @pytest.fixture
 def minimal(tmp_path, monkeypatch):
-    entry_points = {"seqfunc.datasets": {
-        "min-reverse": "seqfunc_minimal:MinimalReverse", "min-count": "seqfunc_minimal:MinimalCount",
-        "min-order": "seqfunc_minimal:MinimalOrder"}}
+    entry_points = {
+        "seqfunc.datasets": {
+            "min-reverse": "seqfunc_minimal:MinimalReverse",
+            "min-count": "seqfunc_minimal:MinimalCount",
+            "min-order": "seqfunc_minimal:MinimalOrder",
+        }
+    }
     fake_distribution(tmp_path / "site", "seqfunc-minimal", "0.1.0", entry_points)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.syspath_prepend(str(PLUGIN))
@@ -37,13 +41,33 @@ def run(capsys, *argv) -> str:
 def test_minimal_plugins_are_listed_ok(minimal, capsys):
     rows = [json.loads(line) for line in run(capsys, "list", "datasets", "--json").splitlines()]
     mine = {r["name"]: r for r in rows if r["dist"] == "seqfunc-minimal"}
-    assert {n: r["ok"] for n, r in mine.items()} == {"min-count": True, "min-order": True, "min-reverse": True}
+    assert {n: r["ok"] for n, r in mine.items()} == {
+        "min-count": True,
+        "min-order": True,
+        "min-reverse": True,
+    }
 
 
 def test_seq2seq_plugin_trains_predicts_translates_and_draws_attention(minimal, capsys):
     out = minimal / "rev"
-    log = run(capsys, "train", "min-reverse", "--model", "transformer", "--layers", "1", "--steps", "12",
-              "--batch-size", "32", "--eval-every", "6", "--out", out, *SMALL)
+    log = run(
+        capsys,
+        "train",
+        "min-reverse",
+        "--model",
+        "transformer",
+        "--layers",
+        "1",
+        "--steps",
+        "12",
+        "--batch-size",
+        "32",
+        "--eval-every",
+        "6",
+        "--out",
+        out,
+        *SMALL,
+    )
     assert "val " in log and " -> " in log  # evaluated, and printed samples (ids: no decode)
     assert (out / "params.safetensors").exists()
     prediction = run(capsys, "predict", out, "1234").strip()
@@ -57,8 +81,24 @@ def test_seq2seq_plugin_trains_predicts_translates_and_draws_attention(minimal, 
 
 def test_language_model_plugin_trains_with_evaluation_and_generates(minimal, capsys):
     out = minimal / "count"
-    log = run(capsys, "train", "min-count", "--model", "gpt", "-m", "layers=1", "--steps", "8",
-              "--batch-size", "32", "--eval-every", "4", "--out", out, *SMALL)
+    log = run(
+        capsys,
+        "train",
+        "min-count",
+        "--model",
+        "gpt",
+        "-m",
+        "layers=1",
+        "--steps",
+        "8",
+        "--batch-size",
+        "32",
+        "--eval-every",
+        "4",
+        "--out",
+        out,
+        *SMALL,
+    )
     assert "bits_per_token" in log and "' -> '" in log  # evaluation, then samples
     text = run(capsys, "generate", out, "--tokens", "5").strip()
     ids = text.split()  # no decode() and a plain-list vocabulary: the ids, by spaces
@@ -70,6 +110,20 @@ def test_language_model_plugin_trains_with_evaluation_and_generates(minimal, cap
 
 def test_classification_plugin_trains(minimal, capsys):
     out = minimal / "order"
-    log = run(capsys, "train", "min-order", "--model", "transformer-classifier", "-m", "blocks=1",
-              "--steps", "6", "--batch-size", "32", "--out", out, *SMALL)
+    log = run(
+        capsys,
+        "train",
+        "min-order",
+        "--model",
+        "transformer-classifier",
+        "-m",
+        "blocks=1",
+        "--steps",
+        "6",
+        "--batch-size",
+        "32",
+        "--out",
+        out,
+        *SMALL,
+    )
     assert "accuracy" in log and (out / "params.safetensors").exists()

@@ -7,20 +7,33 @@ from seqfunc import optim
 
 CASES = [
     ("sgd", lambda: optim.sgd(0.05), lambda p: torch.optim.SGD(p, lr=0.05)),
-    ("sgd-momentum", lambda: optim.sgd(0.05, 0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
-    ("nesterov", lambda: optim.sgd(0.05, 0.9, nesterov=True),
-     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    (
+        "sgd-momentum",
+        lambda: optim.sgd(0.05, 0.9),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+    ),
+    (
+        "nesterov",
+        lambda: optim.sgd(0.05, 0.9, nesterov=True),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+    ),
     ("adam", lambda: optim.adam(1e-2), lambda p: torch.optim.Adam(p, lr=1e-2)),
-    ("adamw", lambda: optim.adamw(1e-2, weight_decay=0.1),
-     lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1)),
+    (
+        "adamw",
+        lambda: optim.adamw(1e-2, weight_decay=0.1),
+        lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+    ),
     ("radam", lambda: optim.radam(1e-2), lambda p: torch.optim.RAdam(p, lr=1e-2)),
 ]
 
 
-CASES.append((
-    "adamw-betas", lambda: optim.adamw(1e-2, 0.8, 0.99, weight_decay=0.1),
-    lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1),
-))
+CASES.append(
+    (
+        "adamw-betas",
+        lambda: optim.adamw(1e-2, 0.8, 0.99, weight_decay=0.1),
+        lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1),
+    )
+)
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["per-leaf", "flatten"])
@@ -64,7 +77,11 @@ def test_clip_by_global_norm():
 def test_global_norm_compiled_equals_eager():
     """Compiled, the norm is taken over the concatenated leaves instead of per leaf."""
     gen = torch.Generator().manual_seed(3)
-    w, b, c = torch.randn(7, 5, generator=gen), torch.randn(4, generator=gen), torch.randn(2, 3, 2, generator=gen)
+    w, b, c = (
+        torch.randn(7, 5, generator=gen),
+        torch.randn(4, generator=gen),
+        torch.randn(2, 3, 2, generator=gen),
+    )
     tree = {"w": w, "layers": [b, c]}
     want = torch.sqrt(sum((leaf.double() ** 2).sum() for leaf in (w, b, c)))
     for fn in (optim.global_norm, torch.compile(optim.global_norm, dynamic=False)):
@@ -75,7 +92,11 @@ def test_schedules():
     s = optim.warmup_cosine(1.0, 10, 110, end=0.1)
     at = lambda i: float(s(torch.tensor(i)))
     assert at(0) == 0.0 and at(5) == pytest.approx(0.5) and at(10) == pytest.approx(1.0)
-    assert at(60) == pytest.approx(0.55) and at(110) == pytest.approx(0.1) and at(500) == pytest.approx(0.1)
+    assert (
+        at(60) == pytest.approx(0.55)
+        and at(110) == pytest.approx(0.1)
+        and at(500) == pytest.approx(0.1)
+    )
     decay = optim.step_decay(1.0, 10, 0.95)
     assert float(decay(torch.tensor(25))) == pytest.approx(0.95**2)
     assert float(optim.constant(0.3)(torch.tensor(7))) == pytest.approx(0.3)

@@ -27,7 +27,9 @@ class Q31Dataset:
 
 def build(name: str, max_len: int = 10, **options):
     model_cls = registry.get_model(name)
-    model = model_cls(model_cls.config_for(Q31Dataset(config=ProbeConfig(max_len=max_len)), **options))
+    model = model_cls(
+        model_cls.config_for(Q31Dataset(config=ProbeConfig(max_len=max_len)), **options)
+    )
     return model, model.init(rng.key(0))
 
 
@@ -42,8 +44,11 @@ def test_mlp_count_grows_with_length(max_len, expected):
     model, params = build("mlp-classifier", max_len=max_len, d_embed=100, hidden=[256, 256])
     assert without_embedding(params) == expected
     assert param_table(params, depth=2) == {
-        "embed.weight": 1_000_000, "hidden.0": max_len * 100 * 256 + 256, "hidden.1": 256 * 256 + 256,
-        "out.weight": 512, "out.bias": 2,
+        "embed.weight": 1_000_000,
+        "hidden.0": max_len * 100 * 256 + 256,
+        "hidden.1": 256 * 256 + 256,
+        "out.weight": 512,
+        "out.bias": 2,
     }
     tokens = torch.randint(1, 10_000, (3, max_len))
     assert model.apply(params, tokens).shape == (3, 2)
@@ -59,15 +64,21 @@ def test_rnn_count_one_bias_per_layer_is_independent_of_length():
         assert model.apply(params, tokens).shape == (2, 2)
     assert counts == {10: 223_234, 40: 223_234}
     assert param_table(params, depth=2) == {
-        "rnn.0": 256 * 100 + 256 * 256 + 256, "rnn.1": 2 * 256 * 256 + 256,
-        "out.weight": 512, "out.bias": 2, "embed.weight": 1_000_000,
+        "rnn.0": 256 * 100 + 256 * 256 + 256,
+        "rnn.1": 2 * 256 * 256 + 256,
+        "out.weight": 512,
+        "out.bias": 2,
+        "embed.weight": 1_000_000,
     }
 
 
 def test_rnn_count_torch_style_equals_torch_modules():
     _, params = build("rnn-classifier", inputs="embedding", d_embed=100, hidden_size=256, layers=2)
-    torch_count = sum(p.numel() for m in (torch.nn.RNN(100, 256, num_layers=2), torch.nn.Linear(256, 2))
-                      for p in m.parameters())
+    torch_count = sum(
+        p.numel()
+        for m in (torch.nn.RNN(100, 256, num_layers=2), torch.nn.Linear(256, 2))
+        for p in m.parameters()
+    )
     assert without_embedding(params) == torch_count == 223_746
 
 
@@ -78,7 +89,10 @@ def test_one_hot_input_has_no_pad_column():
 
 
 def test_param_table_sums_and_rejects_bad_depth():
-    tree = {"a": {"w": torch.zeros(2, 3), "b": torch.zeros(3)}, "layers": [{"w": torch.zeros(4)}] * 2}
+    tree = {
+        "a": {"w": torch.zeros(2, 3), "b": torch.zeros(3)},
+        "layers": [{"w": torch.zeros(4)}] * 2,
+    }
     assert param_table(tree) == {"a": 9, "layers": 8}
     assert param_table(tree, depth=2) == {"a.w": 6, "a.b": 3, "layers.0": 4, "layers.1": 4}
     assert sum(param_table(tree, depth=5).values()) == tree_count(tree) == 17
@@ -100,10 +114,14 @@ def test_config_errors_name_the_field():
         model.apply(params, torch.ones(1, 5, dtype=torch.long))
 
 
-@pytest.mark.parametrize("name, options", [
-    ("rnn-classifier", {}), ("rnn-classifier", {"kind": "lstm", "inputs": "embedding", "single_bias": True}),
-    ("mlp-classifier", {}),
-])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("rnn-classifier", {}),
+        ("rnn-classifier", {"kind": "lstm", "inputs": "embedding", "single_bias": True}),
+        ("mlp-classifier", {}),
+    ],
+)
 def test_classifiers_pass_the_invariants(name, options):
     report = run_checks(registry.get_model(name), compile=False, max_examples=8, overrides=options)
     assert report.ok, report.summary()

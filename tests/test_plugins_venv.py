@@ -27,15 +27,19 @@ TORCH = "torch==2.13.0"  # pinned: never an unpinned torch
 
 
 def _env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "SEQFUNC_DISABLE_PLUGIN_AUTOLOAD")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "SEQFUNC_DISABLE_PLUGIN_AUTOLOAD")
+    }
     env["OMP_NUM_THREADS"] = "1"  # tiny models on a shared 2-core machine
     return env
 
 
 def run(*cmd, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=_env(),
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, env=_env(), cwd=cwd, timeout=timeout
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -65,8 +69,23 @@ def list_json(bin_dir: Path) -> dict[str, dict]:
 
 
 def train(bin_dir: Path, out: Path, dataset: str, *options: str) -> subprocess.CompletedProcess:
-    return run(bin_dir / "seqfunc", "train", dataset, *options, "--steps", "3", "--batch-size",
-               "16", "--eval-every", "3", "--no-progress", "-d", "val_size=16", "--out", out)
+    return run(
+        bin_dir / "seqfunc",
+        "train",
+        dataset,
+        *options,
+        "--steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--eval-every",
+        "3",
+        "--no-progress",
+        "-d",
+        "val_size=16",
+        "--out",
+        out,
+    )
 
 
 def assert_trained(out: Path) -> None:
@@ -77,8 +96,11 @@ def assert_trained(out: Path) -> None:
 
 def test_example_plugins_list_train_and_pass_check(bin_dir, tmp_path):
     rows = list_json(bin_dir)
-    for name, dist in (("reverse", "seqfunc-reverse"), ("sort", "seqfunc-reverse"),
-                       ("gru", "seqfunc-gru")):
+    for name, dist in (
+        ("reverse", "seqfunc-reverse"),
+        ("sort", "seqfunc-reverse"),
+        ("gru", "seqfunc-gru"),
+    ):
         assert rows[name]["ok"], rows[name]
         assert (rows[name]["dist"], rows[name]["version"]) == (dist, "0.1.0")
         assert rows[name]["task_kinds"] == ["seq2seq"]
@@ -97,8 +119,13 @@ def test_example_plugins_list_train_and_pass_check(bin_dir, tmp_path):
     lines = check.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
     assert summary["model"] == "gru" and summary["failed"] == []
-    assert {"causal", "padding_invariance", "batch_invariance", "vmap_equals_loop",
-            "determinism"} <= set(summary["passed"])
+    assert {
+        "causal",
+        "padding_invariance",
+        "batch_invariance",
+        "vmap_equals_loop",
+        "determinism",
+    } <= set(summary["passed"])
     assert any(l.startswith("PASS  causal") for l in lines)
 
 
@@ -117,8 +144,17 @@ def test_a_broken_plugin_is_reported_and_the_others_still_work(bin_dir, tmp_path
         line = next(l for l in table.splitlines() if l.strip().startswith("broken-model"))
         assert "seqfunc-broken 0.0.1" in line and "ERROR" in line
 
-        ok(train(bin_dir, tmp_path / "still-trains", "reverse", "--model", "gru", "-d",
-                 "train_size=64"))
+        ok(
+            train(
+                bin_dir,
+                tmp_path / "still-trains",
+                "reverse",
+                "--model",
+                "gru",
+                "-d",
+                "train_size=64",
+            )
+        )
         assert_trained(tmp_path / "still-trains")
 
         refused = train(bin_dir, tmp_path / "no", "reverse", "--model", "broken-model")

@@ -19,7 +19,9 @@ def _commands():
             yield name, ["--model", model]
 
 
-@pytest.mark.parametrize("dataset, extra", list(_commands()), ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+@pytest.mark.parametrize(
+    "dataset, extra", list(_commands()), ids=lambda v: " ".join(v) if isinstance(v, list) else v
+)
 def test_recipe_is_a_valid_config(dataset, extra):
     cfg = resolve_config(build_parser().parse_args(["train", dataset, *extra]))
     recipe = getattr(registry.get_dataset(dataset), "train_defaults", {})

@@ -3,7 +3,8 @@ weights, initial and final state included; the single-bias variant; keyed inter-
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
@@ -22,8 +23,12 @@ def torch_twin(kind: str, params: list[dict]) -> torch.nn.Module:
         for i, layer in enumerate(params):
             bias_ih = layer.get("bias", layer.get("bias_ih"))
             bias_hh = layer.get("bias_hh", torch.zeros_like(bias_ih))
-            for name, value in (("weight_ih", layer["weight_ih"]), ("weight_hh", layer["weight_hh"]),
-                                ("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+            for name, value in (
+                ("weight_ih", layer["weight_ih"]),
+                ("weight_hh", layer["weight_hh"]),
+                ("bias_ih", bias_ih),
+                ("bias_hh", bias_hh),
+            ):
                 getattr(module, f"{name}_l{i}").copy_(value)
     return module
 
@@ -44,34 +49,47 @@ def from_torch_state(kind, state):
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
-    kind=st.sampled_from(recurrent.KINDS), input_size=st.integers(1, 6),
-    hidden=st.integers(1, 8), layers=st.integers(1, 3), length=st.integers(1, 12),
-    batch=st.integers(1, 4), with_state=st.booleans(), single_bias=st.booleans(),
+    kind=st.sampled_from(recurrent.KINDS),
+    input_size=st.integers(1, 6),
+    hidden=st.integers(1, 8),
+    layers=st.integers(1, 3),
+    length=st.integers(1, 12),
+    batch=st.integers(1, 4),
+    with_state=st.booleans(),
+    single_bias=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_stack_equals_torch_module(kind, input_size, hidden, layers, length, batch, with_state,
-                                   single_bias, seed):
+def test_stack_equals_torch_module(
+    kind, input_size, hidden, layers, length, batch, with_state, single_bias, seed
+):
     k_params, k_x, k_h, k_c = rng.split(rng.key(seed), 4)
-    params = recurrent.init_recurrent(k_params, kind, input_size, hidden, layers,
-                                      single_bias=single_bias)
+    params = recurrent.init_recurrent(
+        k_params, kind, input_size, hidden, layers, single_bias=single_bias
+    )
     x = rng.normal(k_x, (batch, length, input_size))
     state = None
     if with_state:
         h0 = rng.normal(k_h, (layers, batch, hidden))
-        state = from_torch_state(kind, (h0, rng.normal(k_c, (layers, batch, hidden))) if kind == "lstm" else h0)
+        state = from_torch_state(
+            kind, (h0, rng.normal(k_c, (layers, batch, hidden))) if kind == "lstm" else h0
+        )
     fn = {"rnn": recurrent.rnn, "lstm": recurrent.lstm, "gru": recurrent.gru}[kind]
     out, final = fn(params, x, state)
 
     module = torch_twin(kind, params)
     with torch.no_grad():
-        expected, expected_final = module(x) if state is None else module(x, to_torch_state(kind, state))
+        expected, expected_final = (
+            module(x) if state is None else module(x, to_torch_state(kind, state))
+        )
     assert out.shape == (batch, length, hidden)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     if kind == "lstm":
         for ours, theirs in zip(to_torch_state(kind, final), expected_final):
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     else:
-        torch.testing.assert_close(to_torch_state(kind, final), expected_final, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            to_torch_state(kind, final), expected_final, atol=1e-5, rtol=1e-5
+        )
     # the final state is the last step's output of the top layer
     top = final[-1][0] if kind == "lstm" else final[-1]
     torch.testing.assert_close(top[0], out[:, -1], atol=1e-6, rtol=1e-6)
@@ -101,16 +119,26 @@ def test_single_bias_layout_counts_and_gradients():
 
 def test_single_bias_lstm_equals_two_biases_with_their_sum():
     two = recurrent.init_lstm(rng.key(0), 4, 6, layers=2)
-    one = [{"weight_ih": l["weight_ih"], "weight_hh": l["weight_hh"], "bias": l["bias_ih"] + l["bias_hh"]}
-           for l in two]
+    one = [
+        {
+            "weight_ih": l["weight_ih"],
+            "weight_hh": l["weight_hh"],
+            "bias": l["bias_ih"] + l["bias_hh"],
+        }
+        for l in two
+    ]
     x = rng.normal(rng.key(1), (3, 7, 4))
-    torch.testing.assert_close(recurrent.lstm(one, x)[0], recurrent.lstm(two, x)[0], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(
+        recurrent.lstm(one, x)[0], recurrent.lstm(two, x)[0], atol=1e-6, rtol=1e-6
+    )
 
 
 def test_inter_layer_dropout_is_determined_by_the_key():
     params = recurrent.init_gru(rng.key(0), 4, 16, layers=3)
     x = rng.normal(rng.key(1), (2, 6, 4))
-    run = lambda key, train=True: recurrent.gru(params, x, dropout_rate=0.5, key=key, train=train)[0]
+    run = lambda key, train=True: recurrent.gru(params, x, dropout_rate=0.5, key=key, train=train)[
+        0
+    ]
     a, again, other = run(rng.key(7)), run(rng.key(7)), run(rng.key(8))
     assert torch.equal(a, again)
     assert not torch.allclose(a, other)

@@ -52,15 +52,30 @@ def plugins(tmp_path, monkeypatch):
     one whose class breaks the contract."""
     (tmp_path / "fake_good.py").write_text(GOOD_MODULE)
     (tmp_path / "fake_boom.py").write_text("raise ImportError('no module named torch_magic')\n")
-    fake_distribution(tmp_path, "fake-good", "1.2.3", {
-        "seqfunc.models": {"twin": "fake_good:TwinModel", "clf-only": "fake_good:ClassifierOnly",
-                           "no-apply": "fake_good:NoApply"},
-    })
-    fake_distribution(tmp_path, "fake-other", "0.9", {"seqfunc.models": {"twin": "fake_good:TwinModel"}})
-    fake_distribution(tmp_path, "fake-boom", "0.0.1", {
-        "seqfunc.models": {"boom": "fake_boom:Model"},
-        "seqfunc.datasets": {"boom-data": "fake_boom:Data"},
-    })
+    fake_distribution(
+        tmp_path,
+        "fake-good",
+        "1.2.3",
+        {
+            "seqfunc.models": {
+                "twin": "fake_good:TwinModel",
+                "clf-only": "fake_good:ClassifierOnly",
+                "no-apply": "fake_good:NoApply",
+            },
+        },
+    )
+    fake_distribution(
+        tmp_path, "fake-other", "0.9", {"seqfunc.models": {"twin": "fake_good:TwinModel"}}
+    )
+    fake_distribution(
+        tmp_path,
+        "fake-boom",
+        "0.0.1",
+        {
+            "seqfunc.models": {"boom": "fake_boom:Model"},
+            "seqfunc.datasets": {"boom-data": "fake_boom:Data"},
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(registry.DISABLE_ENV, raising=False)
     yield tmp_path
@@ -99,7 +114,10 @@ def test_a_name_two_distributions_register_needs_its_qualified_name(plugins):
     with pytest.raises(RegistryError) as info:
         registry.get_model("twin")
     message = str(info.value)
-    assert "fake-good:twin (fake-good 1.2.3)" in message and "fake-other:twin (fake-other 0.9)" in message
+    assert (
+        "fake-good:twin (fake-good 1.2.3)" in message
+        and "fake-other:twin (fake-other 0.9)" in message
+    )
     assert registry.find("models", "fake-good:twin").dist == "fake-good"
     assert registry.find("models", "fake-other:twin").dist == "fake-other"
     assert registry.get_model("fake-other:twin").__name__ == "TwinModel"
@@ -110,7 +128,9 @@ def test_a_name_two_distributions_register_needs_its_qualified_name(plugins):
 def test_a_class_breaking_the_contract_is_refused_with_what_it_lacks(plugins):
     row = next(r for r in registry.status("models") if r.entry.name == "no-apply")
     assert not row.ok and "missing method 'apply'" in row.error
-    with pytest.raises(RegistryError, match="does not follow the model contract: missing method 'apply'"):
+    with pytest.raises(
+        RegistryError, match="does not follow the model contract: missing method 'apply'"
+    ):
         registry.get_model("no-apply")
 
 
@@ -145,14 +165,17 @@ def test_seqfunc_list_shows_origin_version_and_status(plugins, capsys):
 
 
 def test_train_refuses_an_incompatible_pair_naming_both_kinds(plugins, capsys, tmp_path):
-    code = main(["train", "formula", "--model", "clf-only", "--steps", "1", "--out",
-                 str(tmp_path / "run")])
+    code = main(
+        ["train", "formula", "--model", "clf-only", "--steps", "1", "--out", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "classification" in err and "seq2seq" in err and "clf-only" in err and "formula" in err
 
 
 def test_train_with_a_broken_plugin_model_fails_in_one_line(plugins, capsys, tmp_path):
-    code = main(["train", "formula", "--model", "boom", "--steps", "1", "--out", str(tmp_path / "r")])
+    code = main(
+        ["train", "formula", "--model", "boom", "--steps", "1", "--out", str(tmp_path / "r")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "fake-boom 0.0.1" in err

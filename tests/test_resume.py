@@ -24,21 +24,94 @@ DRIVER = Path(__file__).with_name("run_driver.py")
 TIMEOUT_S = 240
 
 # Small runs of each task kind, with dropout on so that the step keys matter.
-XOR = ["train", "xor", "--model", "attention", "--steps", "40", "--batch-size", "32",
-       "--dropout", "0.1", "--eval-every", "10", "--checkpoint-every", "6", "-t", "log_every=4",
-       "--examples", "1", "--no-progress"]
-FORMULA = ["train", "formula", "--steps", "24", "--batch-size", "16", "--d-model", "16",
-           "--heads", "2", "--layers", "1", "--d-ff", "32", "--dropout", "0.1", "--eval-every", "8",
-           "--eval-batches", "1", "-d", "val_size=64", "-d", "epoch_size=160",
-           "-t", "log_every=4", "-t", "warmup_steps=5", "--examples", "1", "--no-progress"]
-GRAMMAR = ["train", "toy_grammar", "--steps", "24", "--batch-size", "8", "--d-model", "16",
-           "--heads", "2", "--layers", "1", "--dropout", "0.1", "--eval-every", "8",
-           "--eval-batches", "1", "-t", "log_every=4", "-t", "warmup_steps=5", "--no-progress"]
+XOR = [
+    "train",
+    "xor",
+    "--model",
+    "attention",
+    "--steps",
+    "40",
+    "--batch-size",
+    "32",
+    "--dropout",
+    "0.1",
+    "--eval-every",
+    "10",
+    "--checkpoint-every",
+    "6",
+    "-t",
+    "log_every=4",
+    "--examples",
+    "1",
+    "--no-progress",
+]
+FORMULA = [
+    "train",
+    "formula",
+    "--steps",
+    "24",
+    "--batch-size",
+    "16",
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--layers",
+    "1",
+    "--d-ff",
+    "32",
+    "--dropout",
+    "0.1",
+    "--eval-every",
+    "8",
+    "--eval-batches",
+    "1",
+    "-d",
+    "val_size=64",
+    "-d",
+    "epoch_size=160",
+    "-t",
+    "log_every=4",
+    "-t",
+    "warmup_steps=5",
+    "--examples",
+    "1",
+    "--no-progress",
+]
+GRAMMAR = [
+    "train",
+    "toy_grammar",
+    "--steps",
+    "24",
+    "--batch-size",
+    "8",
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--layers",
+    "1",
+    "--dropout",
+    "0.1",
+    "--eval-every",
+    "8",
+    "--eval-batches",
+    "1",
+    "-t",
+    "log_every=4",
+    "-t",
+    "warmup_steps=5",
+    "--no-progress",
+]
 
 
 def drive(fault: str, step: int, argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DRIVER), fault, str(step), "--", *argv],
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    return subprocess.run(
+        [sys.executable, str(DRIVER), fault, str(step), "--", *argv],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
 
 
 def resume(run: Path, fault: str = "none", step: int = 0) -> subprocess.CompletedProcess:
@@ -83,11 +156,14 @@ def test_sigkill_at_seeded_steps_then_resume_is_bit_identical(tmp_path, xor_refe
     assert_same_run(run, xor_reference)
 
 
-@pytest.mark.parametrize("sig, argv, at", [
-    ("SIGINT", FORMULA, 11),  # seq2seq
-    ("SIGTERM", GRAMMAR, 13),  # language model
-    ("SIGTERM", XOR, 17),  # classification
-])
+@pytest.mark.parametrize(
+    "sig, argv, at",
+    [
+        ("SIGINT", FORMULA, 11),  # seq2seq
+        ("SIGTERM", GRAMMAR, 13),  # language model
+        ("SIGTERM", XOR, 17),  # classification
+    ],
+)
 def test_signal_writes_checkpoint_prints_resume_line_and_exits(tmp_path, sig, argv, at):
     ref = reference(argv, tmp_path / "ref")
     run = tmp_path / "run"
@@ -95,9 +171,11 @@ def test_signal_writes_checkpoint_prints_resume_line_and_exits(tmp_path, sig, ar
     signum = getattr(signal, sig)
     assert stopped.returncode == 128 + signum, stopped.stderr
     last_line = stopped.stderr.strip().splitlines()[-1]
-    assert last_line == (f"seqfunc train: {sig} at step {at}: checkpoint written to "
-                         f"{run / 'checkpoints' / f'step-{at:08d}'}. Resume with: "
-                         f"seqfunc train --resume {run}")
+    assert last_line == (
+        f"seqfunc train: {sig} at step {at}: checkpoint written to "
+        f"{run / 'checkpoints' / f'step-{at:08d}'}. Resume with: "
+        f"seqfunc train --resume {run}"
+    )
     assert not (run / "params.safetensors").exists()  # not finished
     assert resume(run).returncode == 0
     assert_same_run(run, ref)
@@ -109,7 +187,9 @@ def test_second_ctrl_c_exits_at_once_previous_checkpoint_whole(tmp_path, xor_ref
     assert stopped.returncode == 130, stopped.stderr
     assert "stopped at once at step 15" in stopped.stderr
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
-        "step-00000006", "step-00000012"]  # the one being written is gone, whole ones stay
+        "step-00000006",
+        "step-00000012",
+    ]  # the one being written is gone, whole ones stay
     assert resume(run).returncode == 0
     assert_same_run(run, xor_reference)
 

@@ -28,14 +28,53 @@ from seqfunc.runs.lock import LOCK_FILE
 TIMEOUT_S = 120
 
 #: A small run of a language model on a text file (the data file's vocabulary is saved).
-TEXT = ["train", "text", "-d", "context=16", "--steps", "6", "--batch-size", "4",
-        "--d-model", "16", "--heads", "2", "--layers", "1", "--eval-every", "3",
-        "--checkpoint-every", "2", "--eval-batches", "1", "-t", "eval_batch_size=8",
-        "--examples", "0", "--no-progress"]
+TEXT = [
+    "train",
+    "text",
+    "-d",
+    "context=16",
+    "--steps",
+    "6",
+    "--batch-size",
+    "4",
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--layers",
+    "1",
+    "--eval-every",
+    "3",
+    "--checkpoint-every",
+    "2",
+    "--eval-batches",
+    "1",
+    "-t",
+    "eval_batch_size=8",
+    "--examples",
+    "0",
+    "--no-progress",
+]
 #: A small classification run, for runs started as processes.
-XOR = ["train", "xor", "--model", "attention", "--steps", "12", "--batch-size", "16",
-       "--eval-every", "6", "--checkpoint-every", "2", "-t", "log_every=2", "--examples", "0",
-       "--no-progress"]
+XOR = [
+    "train",
+    "xor",
+    "--model",
+    "attention",
+    "--steps",
+    "12",
+    "--batch-size",
+    "16",
+    "--eval-every",
+    "6",
+    "--checkpoint-every",
+    "2",
+    "-t",
+    "log_every=2",
+    "--examples",
+    "0",
+    "--no-progress",
+]
 
 #: ``python -c HOLD N FLAG -- ARGV``: ``seqfunc ARGV`` that, after its step N, creates
 #: FLAG.held and waits until FLAG exists: a run that is surely live while the test acts.
@@ -91,8 +130,13 @@ def run(tmp_path, text_run, monkeypatch) -> Path:
 def snapshot(folder: Path) -> dict[str, str | None]:
     """Every name under the run folder with its content's hash (None for a folder); the lock
     file is not part of the run."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
-            for p in sorted(folder.rglob("*")) if p.name != LOCK_FILE}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else None
+        for p in sorted(folder.rglob("*"))
+        if p.name != LOCK_FILE
+    }
 
 
 def one_line_error(capsys, command: str = "train") -> str:
@@ -134,11 +178,33 @@ def test_resume_reads_the_saved_vocabulary_not_the_data_file(run, capsys):
 def test_new_class_in_a_csv_file_is_refused_and_the_classes_kept(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     words = ["good", "bad", "fine", "dull"]
-    rows = [f"{words[i % 4]} {words[(i * 3) % 4]} {words[(i + 1) % 4]},{('pos', 'neg')[i % 2]}"
-            for i in range(60)]
+    rows = [
+        f"{words[i % 4]} {words[(i * 3) % 4]} {words[(i + 1) % 4]},{('pos', 'neg')[i % 2]}"
+        for i in range(60)
+    ]
     Path("d.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    assert cli.main(["train", "csv", "-d", "path=d.csv", "--steps", "4", "--batch-size", "8",
-                     "--eval-every", "2", "--examples", "0", "--no-progress", "--out", "run"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "csv",
+                "-d",
+                "path=d.csv",
+                "--steps",
+                "4",
+                "--batch-size",
+                "8",
+                "--eval-every",
+                "2",
+                "--examples",
+                "0",
+                "--no-progress",
+                "--out",
+                "run",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     before = snapshot(tmp_path / "run")
     with open("d.csv", "a", encoding="utf-8") as f:
@@ -185,7 +251,10 @@ def drop_recorded_config(checkpoint: Path) -> None:
     data = json.dumps(state).encode()
     (checkpoint / "state.json").write_bytes(data)
     manifest = json.loads((checkpoint / "manifest.json").read_text())
-    manifest["files"]["state.json"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["files"]["state.json"] = {
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     (checkpoint / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -232,8 +301,12 @@ class Held:
 
     def __init__(self, argv: list[str], flag: Path, at: int = 3):
         self.flag = flag
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD, str(at), str(flag), "--", *argv],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(at), str(flag), "--", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def wait_held(self) -> None:
         deadline = time.monotonic() + TIMEOUT_S
@@ -254,8 +327,9 @@ class Held:
 
 
 def run_cli(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqfunc", *argv], capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+    return subprocess.run(
+        [sys.executable, "-m", "seqfunc", *argv], capture_output=True, text=True, timeout=TIMEOUT_S
+    )
 
 
 def assert_no_duplicate_records(run: Path) -> None:

@@ -2,7 +2,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.func import vmap
 
 from seqfunc import rng
@@ -111,7 +112,8 @@ def test_bits_uniform_and_normal_equal_the_int64_formula(shape):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.integers(0, _M), st.integers(0, _M),
+    st.integers(0, _M),
+    st.integers(0, _M),
     st.lists(st.integers(1, 9), min_size=1, max_size=3),
 )
 def test_bits_equal_the_int64_formula_for_any_key(k0, k1, shape):
@@ -137,7 +139,9 @@ def test_bernoulli_equals_the_int64_comparison_at_every_edge_threshold():
 
 
 def test_int32_hash_under_vmap_and_compile_equals_the_int64_formula():
-    keys = torch.stack([torch.tensor(k, dtype=torch.int64) for k in _EDGE_KEYS] + list(rng.split(rng.key(3), 4)))
+    keys = torch.stack(
+        [torch.tensor(k, dtype=torch.int64) for k in _EDGE_KEYS] + list(rng.split(rng.key(3), 4))
+    )
     shape = (5, 7)
     ref = torch.stack([_reference_bits(k, shape) for k in keys])
     thresholds = [0, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1, int(ref[0, 0, 0]), int(ref[1, 2, 3])]
@@ -161,7 +165,9 @@ def test_int32_hash_under_vmap_and_compile_equals_the_int64_formula():
 def test_fold_in_folds_a_stack_of_keys_as_each_key():
     keys = torch.stack([rng.key(s) for s in (0, 1, 7, 2**40)])
     for data in (0, 3, 2**33 + 5):
-        assert torch.equal(rng.fold_in(keys, data), torch.stack([rng.fold_in(k, data) for k in keys]))
+        assert torch.equal(
+            rng.fold_in(keys, data), torch.stack([rng.fold_in(k, data) for k in keys])
+        )
     assert rng.fold_in(rng.key(0), 1).shape == (2,)
 
 
@@ -176,8 +182,12 @@ def test_fold_in_range_is_fold_in_of_each_index(seed, num):
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**40), offset=st.integers(0, 3000), n=st.integers(1, 200),
-       p=st.floats(0.0, 1.0))
+@given(
+    seed=st.integers(0, 2**40),
+    offset=st.integers(0, 3000),
+    n=st.integers(1, 200),
+    p=st.floats(0.0, 1.0),
+)
 def test_bernoulli_at_an_offset_continues_the_longer_draw(seed, offset, n, p):
     k = rng.key(seed)
     whole = rng.bernoulli(k, p, (offset + n,))
@@ -187,4 +197,6 @@ def test_bernoulli_at_an_offset_continues_the_longer_draw(seed, offset, n, p):
 def test_bernoulli_offset_wraps_like_the_counter():
     """Offsets past 2**32 wrap as the element counter does (the hash is modulo 2**32)."""
     k = rng.key(9)
-    assert torch.equal(rng.bernoulli(k, 0.5, (64,), offset=2**32 + 5), rng.bernoulli(k, 0.5, (64,), offset=5))
+    assert torch.equal(
+        rng.bernoulli(k, 0.5, (64,), offset=2**32 + 5), rng.bernoulli(k, 0.5, (64,), offset=5)
+    )

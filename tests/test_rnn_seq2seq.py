@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
@@ -19,13 +20,25 @@ from seqfunc.tree import tree_leaves
 VOCAB, TGT_VOCAB, PAD, BOS, EOS = 12, 9, 0, 1, 2
 ATOL = 1e-5
 #: the cells the recurrent layer module offers right now ("rnn" arrives with the Elman RNN)
-AVAILABLE_CELLS = [c for c in CELLS if c in getattr(recurrent_module, "GATES", {"lstm": 4, "gru": 3})]
+AVAILABLE_CELLS = [
+    c for c in CELLS if c in getattr(recurrent_module, "GATES", {"lstm": 4, "gru": 3})
+]
 
 
 def make(cell="lstm", **fields):
-    config = RNNSeq2SeqConfig(**{"vocab_size": VOCAB, "pad_id": PAD, "tgt_vocab_size": TGT_VOCAB,
-                                 "embedding": 6, "hidden": 8, "layers": 2, "dropout": 0.0,
-                                 "cell": cell, **fields})
+    config = RNNSeq2SeqConfig(
+        **{
+            "vocab_size": VOCAB,
+            "pad_id": PAD,
+            "tgt_vocab_size": TGT_VOCAB,
+            "embedding": 6,
+            "hidden": 8,
+            "layers": 2,
+            "dropout": 0.0,
+            "cell": cell,
+            **fields,
+        }
+    )
     return RNNSeq2Seq(config)
 
 
@@ -79,11 +92,13 @@ def test_encoder_state_is_torchs_at_the_last_real_token(cell):
     """Oracle: torch.nn.LSTM/GRU/RNN with our weights, run over each unpadded source."""
     model = make(cell, layers=2)
     params = model.init(rng.key(3))
-    src, lengths = ragged(torch.Generator().manual_seed(0), 5, 7, VOCAB,
-                          lengths=torch.tensor([7, 1, 4, 4, 2]))
+    src, lengths = ragged(
+        torch.Generator().manual_seed(0), 5, 7, VOCAB, lengths=torch.tensor([7, 1, 4, 4, 2])
+    )
     context = model.encode(params, src)
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](
-        6, 8, num_layers=2, batch_first=True)
+        6, 8, num_layers=2, batch_first=True
+    )
     with torch.no_grad():
         for i, layer in enumerate(params["encoder"]):
             for name, value in layer.items():
@@ -123,8 +138,9 @@ def test_stepwise_decoder_fully_teacher_forced_equals_the_fused_call(cell):
     context = model.encode(params, src)
     fused = model.decode(params, context, tgt, key=key, train=True)
     k_drop, _ = rng.split(key)
-    stepped = model.decode_steps(params, context, tgt, torch.ones(tgt.shape[1], dtype=torch.bool),
-                                 key=k_drop, train=True)
+    stepped = model.decode_steps(
+        params, context, tgt, torch.ones(tgt.shape[1], dtype=torch.bool), key=k_drop, train=True
+    )
     torch.testing.assert_close(stepped, fused, atol=ATOL, rtol=0)
     assert not torch.allclose(fused, model.decode(params, context, tgt), atol=1e-3)  # dropout acted
 
@@ -159,8 +175,9 @@ def test_mixed_ratio_follows_the_drawn_steps():
     context = model.encode(params, src)
     prefix = tgt[:, :1]
     for i in range(tgt.shape[1]):
-        torch.testing.assert_close(out[:, i], model.decode(params, context, prefix)[:, -1],
-                                   atol=ATOL, rtol=0)
+        torch.testing.assert_close(
+            out[:, i], model.decode(params, context, prefix)[:, -1], atol=ATOL, rtol=0
+        )
         fed = tgt[:, i + 1] if i + 1 < tgt.shape[1] and flags[i + 1] else out[:, i].argmax(-1)
         prefix = torch.cat([prefix, fed[:, None]], dim=1)
 
@@ -237,21 +254,32 @@ def test_greedy_and_beam_search_run_on_it(cell):
     # the context's batch axis is 0: beams of a batch equal each row searched alone
     wide = beam_search(model, params, src, beam=3, **options)
     for i in range(src.shape[0]):
-        assert torch.equal(beam_search(model, params, src[i : i + 1], beam=3, **options), wide[i : i + 1])
+        assert torch.equal(
+            beam_search(model, params, src[i : i + 1], beam=3, **options), wide[i : i + 1]
+        )
 
 
 # -- training ----------------------------------------------------------------------------------
 def test_short_fit_on_formula_lowers_the_loss(tmp_path):
     cfg = TrainConfig(
-        dataset="formula", model="rnn-seq2seq",
+        dataset="formula",
+        model="rnn-seq2seq",
         dataset_options={"complexity": 1, "epoch_size": 2048, "val_size": 200},
         model_options={"embedding": 16, "hidden": 64, "layers": 1, "dropout": 0.0},
-        steps=250, batch_size=64, lr=1e-2, warmup_steps=20, eval_every=250, log_every=25,
+        steps=250,
+        batch_size=64,
+        lr=1e-2,
+        warmup_steps=20,
+        eval_every=250,
+        log_every=25,
         examples=0,
     )
     final = fit(cfg, tmp_path, progress=False, log=lambda _: None)
-    train = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-             if json.loads(line)["split"] == "train"]
+    train = [
+        json.loads(line)
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["split"] == "train"
+    ]
     assert train[0]["loss"] > 2.0  # ~ln(16) untrained
     assert train[-1]["loss"] < 0.65 * train[0]["loss"]
     assert final["loss"] < 1.3 and final["token_accuracy"] > 0.5
@@ -260,25 +288,35 @@ def test_short_fit_on_formula_lowers_the_loss(tmp_path):
 def test_config_for_a_dataset_with_separate_vocabularies():
     dataset = SimpleNamespace(source_vocab=list(range(30)), target_vocab=list(range(20)), pad_id=1)
     config = RNNSeq2Seq.config_for(dataset, hidden=16)
-    assert (config.vocab_size, config.tgt_vocab_size, config.pad_id, config.hidden) == (30, 20, 1, 16)
-    shared = SimpleNamespace(source_vocab=dataset.source_vocab, target_vocab=dataset.source_vocab, pad_id=1)
+    assert (config.vocab_size, config.tgt_vocab_size, config.pad_id, config.hidden) == (
+        30,
+        20,
+        1,
+        16,
+    )
+    shared = SimpleNamespace(
+        source_vocab=dataset.source_vocab, target_vocab=dataset.source_vocab, pad_id=1
+    )
     assert RNNSeq2Seq.config_for(shared).tgt_vocab_size is None
     with pytest.raises(ConfigError, match="unknown field.*hiden"):
         RNNSeq2Seq.config_for(dataset, hiden=16)
 
 
-@pytest.mark.parametrize("fields, named", [
-    ({"cell": "transformer"}, "cell='transformer'"),
-    ({"teacher_forcing": 1.5}, "teacher_forcing=1.5"),
-    ({"teacher_forcing": -0.1}, "teacher_forcing=-0.1"),
-    ({"dropout": 1.0}, "dropout=1.0"),
-    ({"hidden": 0}, "hidden=0"),
-    ({"layers": -1}, "layers=-1"),
-    ({"embedding": 2.5 - 3}, "embedding=-0.5"),
-    ({"init_scale": 0}, "init_scale=0"),
-    ({"pad_id": 12}, "pad_id=12"),
-    ({"pad_id": 10, "tgt_vocab_size": 9}, "pad_id=10: must be < tgt_vocab_size=9"),
-])
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"cell": "transformer"}, "cell='transformer'"),
+        ({"teacher_forcing": 1.5}, "teacher_forcing=1.5"),
+        ({"teacher_forcing": -0.1}, "teacher_forcing=-0.1"),
+        ({"dropout": 1.0}, "dropout=1.0"),
+        ({"hidden": 0}, "hidden=0"),
+        ({"layers": -1}, "layers=-1"),
+        ({"embedding": 2.5 - 3}, "embedding=-0.5"),
+        ({"init_scale": 0}, "init_scale=0"),
+        ({"pad_id": 12}, "pad_id=12"),
+        ({"pad_id": 10, "tgt_vocab_size": 9}, "pad_id=10: must be < tgt_vocab_size=9"),
+    ],
+)
 def test_bad_config_fails_when_built_naming_the_field(fields, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace("[", r"\[")):
         RNNSeq2SeqConfig(**{"vocab_size": VOCAB, "pad_id": PAD, **fields})

@@ -18,9 +18,19 @@ from seqfunc.fit import TrainConfig, fit
 from seqfunc.runs import checkpoint, trainer
 from seqfunc.tasks.classification import ClassificationTask
 
-CFG = TrainConfig(dataset="xor", model="attention", steps=24, batch_size=32, lr=3e-3,
-                  schedule="constant", eval_every=6, checkpoint_every=6, log_every=3, examples=1,
-                  model_options={"dropout": 0.1})
+CFG = TrainConfig(
+    dataset="xor",
+    model="attention",
+    steps=24,
+    batch_size=32,
+    lr=3e-3,
+    schedule="constant",
+    eval_every=6,
+    checkpoint_every=6,
+    log_every=3,
+    examples=1,
+    model_options={"dropout": 0.1},
+)
 
 
 def quiet(*_):
@@ -53,10 +63,16 @@ def copy_run(src, dst):
     return dst
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: p.write_bytes(p.read_bytes()[:-100]), "bytes, the manifest says"),
-    (lambda p: p.write_bytes(bytes([p.read_bytes()[0] ^ 1]) + p.read_bytes()[1:]), "checksum differs"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-100]), "bytes, the manifest says"),
+        (
+            lambda p: p.write_bytes(bytes([p.read_bytes()[0] ^ 1]) + p.read_bytes()[1:]),
+            "checksum differs",
+        ),
+    ],
+)
 def test_damaged_checkpoint_is_named_and_resume_falls_back(tmp_path, finished, damage, message):
     run = copy_run(finished, tmp_path / "run")
     newest = run / "checkpoints" / "step-00000024"
@@ -77,7 +93,9 @@ def test_unfinished_checkpoint_without_manifest_is_skipped(tmp_path, finished):
     assert final_params(run) == final_params(finished)
 
 
-def test_full_disk_while_checkpointing_stops_cleanly_and_keeps_the_previous(tmp_path, finished, monkeypatch):
+def test_full_disk_while_checkpointing_stops_cleanly_and_keeps_the_previous(
+    tmp_path, finished, monkeypatch
+):
     original = checkpoint._write_file
 
     def disk_fills_at_step_12(path, data):
@@ -88,7 +106,9 @@ def test_full_disk_while_checkpointing_stops_cleanly_and_keeps_the_previous(tmp_
 
     monkeypatch.setattr(checkpoint, "_write_file", disk_fills_at_step_12)
     run = tmp_path / "run"
-    with pytest.raises(CheckpointError, match="no space left on device.*earlier checkpoints are intact"):
+    with pytest.raises(
+        CheckpointError, match="no space left on device.*earlier checkpoints are intact"
+    ):
         train(run)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000006"]
     monkeypatch.setattr(checkpoint, "_write_file", original)
@@ -103,7 +123,11 @@ def poison_from(monkeypatch, steps):
     def batches(self, at):
         step = at.step
         for epoch, index, batch in original_batches(self, at):
-            yield epoch, index, {**batch, "poison": torch.tensor(math.nan if step in steps else 0.0)}
+            yield (
+                epoch,
+                index,
+                {**batch, "poison": torch.tensor(math.nan if step in steps else 0.0)},
+            )
             step += 1
 
     def loss_fn(self, model, *, train=True):
@@ -112,6 +136,7 @@ def poison_from(monkeypatch, steps):
         def poisoned(params, batch, key):
             value, aux = loss(params, batch, key)
             return value * (1 + batch.get("poison", torch.tensor(0.0))), aux
+
         return poisoned
 
     monkeypatch.setattr(trainer.Trainer, "batches", batches)
@@ -162,7 +187,9 @@ def test_failing_sample_printer_and_evaluation_do_not_lose_the_run(tmp_path, mon
     monkeypatch.setattr(ClassificationTask, "examples", broken_examples)
     monkeypatch.setattr(ClassificationTask, "evaluate", evaluate_fails_once)
     record, lines = train(tmp_path / "run")
-    assert "printing samples at step 6 failed (RuntimeError: printer broke); no more samples" in lines
+    assert (
+        "printing samples at step 6 failed (RuntimeError: printer broke); no more samples" in lines
+    )
     assert "evaluation at step 12 failed (ValueError: evaluation broke); training goes on" in lines
     assert sum("printing samples" in line for line in lines) == 1
     assert record["step"] == 24 and (tmp_path / "run" / "params.safetensors").exists()
@@ -172,7 +199,9 @@ def test_resume_refuses_a_changed_config_but_extends_steps(tmp_path, finished):
 
     run = tmp_path / "run"
     copy_run(finished, run)
-    with pytest.raises(ConfigError, match=r"these fields differ: batch_size 32 -> 16, lr 0.003 -> 0.1"):
+    with pytest.raises(
+        ConfigError, match=r"these fields differ: batch_size 32 -> 16, lr 0.003 -> 0.1"
+    ):
         train(run, attrs.evolve(CFG, lr=0.1, batch_size=16), resume=True)
     record, _ = train(run, attrs.evolve(CFG, steps=30), resume=True)
     assert record["step"] == 30
@@ -193,6 +222,7 @@ def test_an_existing_run_is_not_overwritten_and_a_bad_config_writes_nothing(tmp_
 def test_cli_resume_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["train", "--resume", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"seqfunc train: error: --resume {tmp_path / 'none'}: not a run folder (no config.json)")
+        f"seqfunc train: error: --resume {tmp_path / 'none'}: not a run folder (no config.json)"
+    )
     assert cli.main(["train", "--resume", str(tmp_path), "--out", "x"]) == 2
     assert "--out cannot be combined with --resume" in capsys.readouterr().err

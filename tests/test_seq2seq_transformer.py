@@ -3,7 +3,8 @@ random batch sizes, lengths, padding amounts and model sizes."""
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
@@ -17,9 +18,15 @@ ATOL = 1e-5
 def model_and_batch(draw, positional=st.booleans()):
     heads = draw(st.sampled_from([1, 2, 4]))
     config = Seq2SeqTransformerConfig(
-        vocab_size=VOCAB, pad_id=PAD, d_model=heads * draw(st.sampled_from([4, 8])), heads=heads,
-        encoder_layers=draw(st.integers(1, 2)), decoder_layers=draw(st.integers(1, 2)),
-        d_ff=draw(st.sampled_from([8, 32])), dropout=0.1, positional=draw(positional),
+        vocab_size=VOCAB,
+        pad_id=PAD,
+        d_model=heads * draw(st.sampled_from([4, 8])),
+        heads=heads,
+        encoder_layers=draw(st.integers(1, 2)),
+        decoder_layers=draw(st.integers(1, 2)),
+        d_ff=draw(st.sampled_from([8, 32])),
+        dropout=0.1,
+        positional=draw(positional),
         norm_first=draw(st.booleans()),
     )
     model = Seq2SeqTransformer(config)
@@ -73,8 +80,10 @@ def test_later_targets_do_not_change_earlier_outputs(case, prefix):
     model, params, src, tgt, _ = case
     prefix = min(prefix, tgt.shape[1])
     torch.testing.assert_close(
-        model.apply(params, src, tgt[:, :prefix]), model.apply(params, src, tgt)[:, :prefix],
-        atol=ATOL, rtol=0,
+        model.apply(params, src, tgt[:, :prefix]),
+        model.apply(params, src, tgt)[:, :prefix],
+        atol=ATOL,
+        rtol=0,
     )
 
 
@@ -83,8 +92,10 @@ def test_later_targets_do_not_change_earlier_outputs(case, prefix):
 def test_source_order_does_not_matter_without_positions(case):
     model, params, src, tgt, _ = case
     torch.testing.assert_close(
-        model.apply(params, torch.flip(src, [1]), tgt), model.apply(params, src, tgt),
-        atol=ATOL, rtol=0,
+        model.apply(params, torch.flip(src, [1]), tgt),
+        model.apply(params, src, tgt),
+        atol=ATOL,
+        rtol=0,
     )
 
 
@@ -118,13 +129,16 @@ def test_positional_encoding_has_no_length_cap():
     assert out.shape == (1, 1200, VOCAB) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("fields, named", [
-    ({"d_model": 30, "heads": 4}, "d_model=30"),
-    ({"d_model": -8}, "d_model=-8"),
-    ({"encoder_layers": -1}, "encoder_layers=-1"),
-    ({"dropout": 1.5}, "dropout=1.5"),
-    ({"activation": "tanh"}, "activation='tanh'"),
-])
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"d_model": 30, "heads": 4}, "d_model=30"),
+        ({"d_model": -8}, "d_model=-8"),
+        ({"encoder_layers": -1}, "encoder_layers=-1"),
+        ({"dropout": 1.5}, "dropout=1.5"),
+        ({"activation": "tanh"}, "activation='tanh'"),
+    ],
+)
 def test_bad_config_fails_when_built_naming_the_field(fields, named):
     with pytest.raises(ConfigError, match=named):
         Seq2SeqTransformerConfig(vocab_size=VOCAB, pad_id=PAD, **fields)

@@ -21,8 +21,16 @@ def run_all():
 
 
 def _entry(cpu: str, **result) -> dict:
-    return {"command": "python benchmarks/x.py", "date": "d", "commit": "c", "cpu": cpu,
-            "load_before": 2.0, "status": "ok", "result": result, "wall_s": 1.0}
+    return {
+        "command": "python benchmarks/x.py",
+        "date": "d",
+        "commit": "c",
+        "cpu": cpu,
+        "load_before": 2.0,
+        "status": "ok",
+        "result": result,
+        "wall_s": 1.0,
+    }
 
 
 def test_a_drop_past_the_tolerance_fails_and_noise_passes(run_all):
@@ -47,23 +55,40 @@ def test_the_store_keeps_one_row_per_cpu_kind(run_all, tmp_path, monkeypatch):
     """An entry of the one-row-per-job layout is read under its recorded kind; the page
     shows a row per kind."""
     store = tmp_path / "results.json"
-    store.write_text('{"jobs": {"generate": ' + __import__("json").dumps(
-        _entry("AMD EPYC, AVX-512", speedup=6.0, compiled_speedup=1.1)) + "}}")
+    store.write_text(
+        '{"jobs": {"generate": '
+        + __import__("json").dumps(_entry("AMD EPYC, AVX-512", speedup=6.0, compiled_speedup=1.1))
+        + "}}"
+    )
     monkeypatch.setattr(run_all, "STORE", store)
     rows = run_all.load_store()["jobs"]["generate"]
     assert list(rows) == ["AVX-512"]
-    rows["AVX2"] = _entry("AMD EPYC, AVX2", speedup=5.0, compiled_speedup=2.5,
-                          cached_tokens_per_s=1, uncached_tokens_per_s=1,
-                          compiled_tokens_per_s=1)
-    rows["AVX-512"]["result"].update(cached_tokens_per_s=1, uncached_tokens_per_s=1,
-                                     compiled_tokens_per_s=1)
+    rows["AVX2"] = _entry(
+        "AMD EPYC, AVX2",
+        speedup=5.0,
+        compiled_speedup=2.5,
+        cached_tokens_per_s=1,
+        uncached_tokens_per_s=1,
+        compiled_tokens_per_s=1,
+    )
+    rows["AVX-512"]["result"].update(
+        cached_tokens_per_s=1, uncached_tokens_per_s=1, compiled_tokens_per_s=1
+    )
     page = run_all.render({"jobs": {"generate": rows}})
     lines = [line for line in page.splitlines() if "KV-cached generation" in line]
     assert len(lines) == 2 and "AVX-512" in lines[0] and "AVX2" in lines[1]
 
 
 def test_stored_results_name_paths_inside_the_repository_relative_to_it(run_all, tmp_path):
-    result = {"out": f"{tmp_path}/runs/x", "runs": [{"run_dir": f"{tmp_path}/runs/x/a"}],
-              "elsewhere": "/data/file.txt", "n": 3}
+    result = {
+        "out": f"{tmp_path}/runs/x",
+        "runs": [{"run_dir": f"{tmp_path}/runs/x/a"}],
+        "elsewhere": "/data/file.txt",
+        "n": 3,
+    }
     assert run_all.relative_paths(result, tmp_path) == {
-        "out": "runs/x", "runs": [{"run_dir": "runs/x/a"}], "elsewhere": "/data/file.txt", "n": 3}
+        "out": "runs/x",
+        "runs": [{"run_dir": "runs/x/a"}],
+        "elsewhere": "/data/file.txt",
+        "n": 3,
+    }

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from test_ensemble import sequential
 
 from seqfunc import optim
 from seqfunc.errors import ConfigError
@@ -9,19 +10,38 @@ from seqfunc.fit import TrainConfig, build
 from seqfunc.sweep import grid_members, group_members
 from seqfunc.sweep_job import train_members
 from seqfunc.tree import tree_leaves
-from test_ensemble import sequential
 
 
-@pytest.mark.parametrize("model_name, options, optimizer, grid", [
-    ("transformer-classifier", {"d_model": 8, "heads": 2, "blocks": 1, "dropout": 0.2}, "sgd",
-     {"lr": [3e-3, 1e-2, 3e-2], "momentum": [0.0, 0.9]}),
-    ("baseline", {"d_model": 16, "pool": "max"}, "adamw",
-     {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 0.1], "clip_norm": [0.5]}),
-])
+@pytest.mark.parametrize(
+    "model_name, options, optimizer, grid",
+    [
+        (
+            "transformer-classifier",
+            {"d_model": 8, "heads": 2, "blocks": 1, "dropout": 0.2},
+            "sgd",
+            {"lr": [3e-3, 1e-2, 3e-2], "momentum": [0.0, 0.9]},
+        ),
+        (
+            "baseline",
+            {"d_model": 16, "pool": "max"},
+            "adamw",
+            {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 0.1], "clip_norm": [0.5]},
+        ),
+    ],
+)
 def test_sweep_members_equal_single_runs(model_name, options, optimizer, grid):
-    base = TrainConfig(dataset="imdb-synth", model=model_name, model_options=options,
-                       dataset_options={"train_size": 96, "val_size": 32}, steps=7, batch_size=32,
-                       warmup_steps=2, clip_norm=0.5, optimizer=optimizer, eval_every=7)
+    base = TrainConfig(
+        dataset="imdb-synth",
+        model=model_name,
+        model_options=options,
+        dataset_options={"train_size": 96, "val_size": 32},
+        steps=7,
+        batch_size=32,
+        warmup_steps=2,
+        clip_norm=0.5,
+        optimizer=optimizer,
+        eval_every=7,
+    )
     members = grid_members(base, grid, seeds=[0, 5])
     assert len(members) == 3 * 2 * 2 and group_members(members) == [list(range(12))]
     dataset, model, task = build(base)
@@ -37,17 +57,36 @@ def test_sweep_members_equal_single_runs(model_name, options, optimizer, grid):
 
 # SGD for the reason test_ensemble gives; the GPT's dropout sits on its embeddings,
 # attention output and feed-forward, the classifier's on its embeddings and blocks.
-@pytest.mark.parametrize("dataset_name, model_name, options, data", [
-    ("imdb-synth", "transformer-classifier", {"d_model": 8, "heads": 2, "blocks": 1},
-     {"train_size": 96, "val_size": 32}),
-    ("toy_grammar", "gpt", {"d_model": 16, "heads": 2, "layers": 1}, {}),
-])
+@pytest.mark.parametrize(
+    "dataset_name, model_name, options, data",
+    [
+        (
+            "imdb-synth",
+            "transformer-classifier",
+            {"d_model": 8, "heads": 2, "blocks": 1},
+            {"train_size": 96, "val_size": 32},
+        ),
+        ("toy_grammar", "gpt", {"d_model": 16, "heads": 2, "layers": 1}, {}),
+    ],
+)
 def test_members_with_their_own_dropout_rates_train_in_one_job_as_single_runs(
-        dataset_name, model_name, options, data):
-    base = TrainConfig(dataset=dataset_name, model=model_name, model_options=options,
-                       dataset_options=data, steps=6, batch_size=16, optimizer="sgd", lr=0.05,
-                       warmup_steps=1, eval_every=6)
-    members = grid_members(base, {"model.dropout": [0.0, 0.1, 0.4], "lr": [0.05, 0.1]}, seeds=[0, 5])
+    dataset_name, model_name, options, data
+):
+    base = TrainConfig(
+        dataset=dataset_name,
+        model=model_name,
+        model_options=options,
+        dataset_options=data,
+        steps=6,
+        batch_size=16,
+        optimizer="sgd",
+        lr=0.05,
+        warmup_steps=1,
+        eval_every=6,
+    )
+    members = grid_members(
+        base, {"model.dropout": [0.0, 0.1, 0.4], "lr": [0.05, 0.1]}, seeds=[0, 5]
+    )
     assert group_members(members) == [list(range(12))]
     result = train_members(members)
     for cfg, member in zip(members, result.member_params()):
@@ -77,7 +116,8 @@ def test_injected_adamw_equals_adamw_and_broadcasts_per_member():
     grads = [{"w": torch.randn(5, 3), "b": torch.randn(3)} for _ in range(3)]
     plain = optim.adamw(1e-2, weight_decay=0.1)
     injected = optim.inject_hyperparams(
-        lambda lr, wd: optim.tensor_adamw(lambda count: lr, weight_decay=wd), lr=1e-2, wd=0.1)
+        lambda lr, wd: optim.tensor_adamw(lambda count: lr, weight_decay=wd), lr=1e-2, wd=0.1
+    )
     s1, s2, p1, p2 = plain.init(params), injected.init(params), params, params
     for g in grads:
         u1, s1 = plain.update(g, s1, p1)
@@ -99,10 +139,36 @@ def test_sweep_command_writes_member_runs_table_and_best(tmp_path, capsys):
     from seqfunc.run import load_run
 
     out = tmp_path / "sweep"
-    code = main(["sweep", "imdb-synth", "--model", "baseline", "-m", "d_model=8", "--steps", "6",
-                 "--batch-size", "32", "-d", "train_size=96", "-d", "val_size=32",
-                 "--optimizer", "adamw", "--grid", "lr=1e-3,3e-2", "--grid", "weight_decay=0,0.1",
-                 "--seeds", "2", "--max-members", "3", "--out", str(out)])
+    code = main(
+        [
+            "sweep",
+            "imdb-synth",
+            "--model",
+            "baseline",
+            "-m",
+            "d_model=8",
+            "--steps",
+            "6",
+            "--batch-size",
+            "32",
+            "-d",
+            "train_size=96",
+            "-d",
+            "val_size=32",
+            "--optimizer",
+            "adamw",
+            "--grid",
+            "lr=1e-3,3e-2",
+            "--grid",
+            "weight_decay=0,0.1",
+            "--seeds",
+            "2",
+            "--max-members",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "job 3/3" in printed and "<- best" in printed and "best: lr=" in printed
@@ -124,11 +190,25 @@ def test_sweep_members_trim_padding_as_seqfunc_train_does():
     from seqfunc.fit import make_optimizer
     from seqfunc.train import init_state, make_step
 
-    base = TrainConfig(dataset="formula", model="transformer", steps=3, batch_size=16,
-                       model_options={"d_model": 16, "heads": 2, "encoder_layers": 1,
-                                      "decoder_layers": 1, "d_ff": 16, "dropout": 0.0},
-                       dataset_options={"val_size": 16}, optimizer="sgd", schedule="constant",
-                       trim_padding=True, eval_every=3)
+    base = TrainConfig(
+        dataset="formula",
+        model="transformer",
+        steps=3,
+        batch_size=16,
+        model_options={
+            "d_model": 16,
+            "heads": 2,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "d_ff": 16,
+            "dropout": 0.0,
+        },
+        dataset_options={"val_size": 16},
+        optimizer="sgd",
+        schedule="constant",
+        trim_padding=True,
+        eval_every=3,
+    )
     members = grid_members(base, {"lr": [0.05, 0.2]}, seeds=[0])
     dataset, model, task = build(base)
     widths = {b["src"].shape[1] for b, _ in zip(dataset.batches("train", 16), range(3))}
@@ -141,7 +221,9 @@ def test_sweep_members_trim_padding_as_seqfunc_train_does():
 
         def loss_fn(self, model):
             inner = task.loss_fn(model)
-            return lambda params, batch, key: seen.append(batch["src"].shape[1]) or inner(params, batch, key)
+            return lambda params, batch, key: (
+                seen.append(batch["src"].shape[1]) or inner(params, batch, key)
+            )
 
     result = train_members(members, dataset=dataset, model=model, task=Recording())
     assert seen and max(seen) < dataset.max_source_len  # trimmed before the step
@@ -159,13 +241,20 @@ def test_sweep_members_trim_padding_as_seqfunc_train_does():
 def test_a_data_parallel_sweep_is_refused_in_one_line(capsys, tmp_path):
     from seqfunc.cli import main
 
-    assert main(["sweep", "xor", "--grid", "lr=1e-3,1e-2", "--nproc", "2", "--out", str(tmp_path / "s")]) == 2
+    assert (
+        main(
+            ["sweep", "xor", "--grid", "lr=1e-3,1e-2", "--nproc", "2", "--out", str(tmp_path / "s")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not run data-parallel" in err[0], err
     assert not (tmp_path / "s").exists()
 
 
-def test_a_model_vmap_cannot_run_is_refused_in_one_line_before_anything_is_written(capsys, tmp_path):
+def test_a_model_vmap_cannot_run_is_refused_in_one_line_before_anything_is_written(
+    capsys, tmp_path
+):
     from seqfunc.cli import main
     from seqfunc.ensemble import fit_ensemble
 
@@ -185,5 +274,8 @@ def test_sweep_prints_its_base_config_and_refuses_tensorboard(capsys, tmp_path):
 
     assert main(["sweep", "xor", "--grid", "lr=1e-3,1e-2", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["train"]["dataset"] == "xor"
-    assert main(["sweep", "xor", "--grid", "lr=1e-3", "--tensorboard", "--out", str(tmp_path / "s")]) == 2
+    assert (
+        main(["sweep", "xor", "--grid", "lr=1e-3", "--tensorboard", "--out", str(tmp_path / "s")])
+        == 2
+    )
     assert "--tensorboard" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -13,16 +13,41 @@ import signal
 from pathlib import Path
 
 import pytest
+from test_resume import drive
 
 from seqfunc import cli
-from test_resume import drive
 
 # 2 learning rates x 2 seeds, at most 2 members a step: two vmapped jobs of 12 steps each,
 # checkpointed every 3 steps, dropout on so that the member keys matter.
-SWEEP = ["sweep", "xor", "--model", "attention", "--steps", "12", "--batch-size", "32",
-         "--dropout", "0.1", "--grid", "lr=1e-3,1e-2", "--seeds", "2", "--max-members", "2",
-         "--eval-every", "4", "--checkpoint-every", "3", "-t", "log_every=2",
-         "-d", "train_size=256", "-d", "val_size=64", "--no-progress"]
+SWEEP = [
+    "sweep",
+    "xor",
+    "--model",
+    "attention",
+    "--steps",
+    "12",
+    "--batch-size",
+    "32",
+    "--dropout",
+    "0.1",
+    "--grid",
+    "lr=1e-3,1e-2",
+    "--seeds",
+    "2",
+    "--max-members",
+    "2",
+    "--eval-every",
+    "4",
+    "--checkpoint-every",
+    "3",
+    "-t",
+    "log_every=2",
+    "-d",
+    "train_size=256",
+    "-d",
+    "val_size=64",
+    "--no-progress",
+]
 COMPARED = ("params.safetensors", "opt_state.safetensors", "metrics.jsonl")
 
 
@@ -48,7 +73,9 @@ def assert_same_sweep(sweep: Path, ref: Path) -> None:
     assert not (sweep / "jobs").exists() or not any((sweep / "jobs").iterdir())
 
 
-def test_sweep_killed_in_each_job_and_in_a_checkpoint_resumes_to_the_same_folder(tmp_path, reference):
+def test_sweep_killed_in_each_job_and_in_a_checkpoint_resumes_to_the_same_folder(
+    tmp_path, reference
+):
     sweep = tmp_path / "sweep"
     first = drive("kill", 8, [*SWEEP, "--out", str(sweep)])  # job 1, after its step-6 checkpoint
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
@@ -71,7 +98,8 @@ def test_sigterm_stops_a_sweep_with_its_resume_line(tmp_path, reference):
     checkpoint = sweep / "jobs" / "job-001" / "checkpoints" / "step-00000004"
     assert stopped.stderr.strip().splitlines()[-1] == (
         f"seqfunc sweep: SIGTERM at step 4: checkpoint written to {checkpoint}. "
-        f"Resume with: seqfunc sweep --resume {sweep}")
+        f"Resume with: seqfunc sweep --resume {sweep}"
+    )
     assert not (sweep / "sweep.jsonl").exists()
     done = resume(sweep)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -82,8 +110,19 @@ def test_resume_errors_name_the_folder(tmp_path, capsys):
     assert cli.main(["sweep", "--resume", str(tmp_path)]) == 2
     assert f"{tmp_path}: not a sweep folder (no sweep.json)" in capsys.readouterr().err
     sweep = tmp_path / "s"
-    argv = ["sweep", "xor", "--model", "baseline", "--steps", "2", "--grid", "lr=1e-3,1e-2",
-            "--no-progress", "--out", str(sweep)]
+    argv = [
+        "sweep",
+        "xor",
+        "--model",
+        "baseline",
+        "--steps",
+        "2",
+        "--grid",
+        "lr=1e-3,1e-2",
+        "--no-progress",
+        "--out",
+        str(sweep),
+    ]
     assert cli.main(argv) == 0
     assert cli.main(argv) != 0
     assert f"resume it with `seqfunc sweep --resume {sweep}`" in capsys.readouterr().err

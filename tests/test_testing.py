@@ -19,8 +19,13 @@ from seqfunc.cli import main
 from seqfunc.models import Seq2SeqTransformer
 from seqfunc.models.gpt import GPT
 from seqfunc.testing import (
-    FIELDS, check_causal, check_padding, fake_distribution, probe_dataset,
-    run_checks, strategies,
+    FIELDS,
+    check_causal,
+    check_padding,
+    fake_distribution,
+    probe_dataset,
+    run_checks,
+    strategies,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,10 +36,17 @@ GRU = REPO / "plugins" / "seqfunc-gru"
 @pytest.fixture
 def leaky(tmp_path, monkeypatch):
     """The leaky fixtures registered as if `pip install plugins/seqfunc-leaky` had run."""
-    fake_distribution(tmp_path, "seqfunc-leaky", "0.1.0", {"seqfunc.models": {
-        "leaky-causal": "seqfunc_leaky:FutureLeakTransformer",
-        "leaky-padding": "seqfunc_leaky:PaddingLeakTransformer",
-    }})
+    fake_distribution(
+        tmp_path,
+        "seqfunc-leaky",
+        "0.1.0",
+        {
+            "seqfunc.models": {
+                "leaky-causal": "seqfunc_leaky:FutureLeakTransformer",
+                "leaky-padding": "seqfunc_leaky:PaddingLeakTransformer",
+            }
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(LEAKY))
     monkeypatch.delenv(registry.DISABLE_ENV, raising=False)
@@ -79,8 +91,12 @@ def test_check_functions_accept_a_correct_model_and_reject_a_leaky_one(leaky):
     probe = probe_dataset("seq2seq")
     src = torch.tensor([[4, 5, probe.pad_id]])
     tgt_in = torch.tensor([[probe.bos_id, 6, 7]])
-    causal_case = {"inputs": {"src": src, "tgt_in": tgt_in}, "field": "tgt_in", "cut": 1,
-                   "later_tokens": [[8, 9]]}
+    causal_case = {
+        "inputs": {"src": src, "tgt_in": tgt_in},
+        "field": "tgt_in",
+        "cut": 1,
+        "later_tokens": [[8, 9]],
+    }
     padding_case = {"inputs": {"src": src, "tgt_in": tgt_in}, "field": "src", "extra_pads": 2}
     check_causal(*_tiny(), probe, causal_case)
     check_padding(*_tiny(), probe, padding_case)
@@ -91,16 +107,32 @@ def test_check_functions_accept_a_correct_model_and_reject_a_leaky_one(leaky):
 
 
 # -- seqfunc check on the leaky fixtures: fails, with a counterexample ------------------------------
-@pytest.mark.parametrize("model, invariant", [("leaky-causal", "causal"),
-                                              ("leaky-padding", "padding_invariance")])
+@pytest.mark.parametrize(
+    "model, invariant", [("leaky-causal", "causal"), ("leaky-padding", "padding_invariance")]
+)
 def test_check_fails_a_leaky_model_with_a_shrunk_counterexample(leaky, capsys, model, invariant):
-    code = main(["check", model, "--no-compile", "--only", invariant, "--only", "batch_invariance",
-                 "--examples", "10"])
+    code = main(
+        [
+            "check",
+            model,
+            "--no-compile",
+            "--only",
+            invariant,
+            "--only",
+            "batch_invariance",
+            "--examples",
+            "10",
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1
     summary = json.loads(lines[-1])
-    assert summary == {"model": model, "passed": ["batch_invariance"], "failed": [invariant],
-                       "skipped": summary["skipped"]}
+    assert summary == {
+        "model": model,
+        "passed": ["batch_invariance"],
+        "failed": [invariant],
+        "skipped": summary["skipped"],
+    }
     fail = lines.index(next(l for l in lines if l.startswith(f"FAIL  {invariant}")))
     counterexample = lines[fail + 1].strip()
     assert counterexample.startswith("counterexample: src=[[")
@@ -136,8 +168,10 @@ class BagOfEmbeddings:
     def init(self, key):
         k_emb, k_out = rng.split(key)
         c = self.config
-        return {"embed": nn.init_embedding(k_emb, c.vocab_size, c.d_model),
-                "out": nn.init_linear(k_out, c.d_model, c.num_classes)}
+        return {
+            "embed": nn.init_embedding(k_emb, c.vocab_size, c.d_model),
+            "out": nn.init_linear(k_out, c.d_model, c.num_classes),
+        }
 
     def apply(self, params, tokens, *, key=None, train=False):
         real = (tokens != self.config.pad_id).float()[..., None]  # (b, t, 1)
@@ -149,7 +183,10 @@ def test_declared_position_free_adds_permutation_and_exempt_skips(capsys):
     report = run_checks(BagOfEmbeddings, compile=False, max_examples=10)
     assert report.ok, report.summary()
     assert "permutation_invariance" in report.passed
-    assert report["determinism"].status == "skip" and "testing the exempt hook" in report["determinism"].reason
+    assert (
+        report["determinism"].status == "skip"
+        and "testing the exempt hook" in report["determinism"].reason
+    )
     assert report["causal"].reason == "a classification model has no causal input"
 
 
@@ -170,8 +207,9 @@ class PadCountingBag(BagOfEmbeddings):
 
 
 def test_a_model_claiming_position_free_wrongly_fails_permutation():
-    report = run_checks(PositionalBag, only=["permutation_invariance", "padding_invariance"],
-                        max_examples=10)
+    report = run_checks(
+        PositionalBag, only=["permutation_invariance", "padding_invariance"], max_examples=10
+    )
     assert report.failed == ["permutation_invariance"] and report.passed == ["padding_invariance"]
 
 
@@ -236,8 +274,9 @@ def test_a_model_that_cannot_be_built_fails_every_check_without_crashing():
             raise RuntimeError("cannot init")
 
     report = run_checks(Unbuildable, compile=False, max_examples=2)
-    assert report.failed and all("building the check model failed" in r.error
-                                 for r in report.results if r.status == "fail")
+    assert report.failed and all(
+        "building the check model failed" in r.error for r in report.results if r.status == "fail"
+    )
 
 
 # -- the example model plugin passes ----------------------------------------------------------------

@@ -21,10 +21,20 @@ COMPILE_RTOL, COMPILE_ATOL = 1e-4, 1e-5
 
 def _setup(dropout=0.1):
     dataset = FormulaDataset(FormulaConfig(complexity=2, epoch_size=256, val_size=64))
-    model = Seq2SeqTransformer(Seq2SeqTransformer.config_for(
-        dataset, d_model=16, heads=2, encoder_layers=1, decoder_layers=1, d_ff=32, dropout=dropout,
-    ))
-    optimizer = optim.chain(optim.clip_by_global_norm(1.0), optim.adam(optim.warmup_cosine(3e-3, 2, 20)))
+    model = Seq2SeqTransformer(
+        Seq2SeqTransformer.config_for(
+            dataset,
+            d_model=16,
+            heads=2,
+            encoder_layers=1,
+            decoder_layers=1,
+            d_ff=32,
+            dropout=dropout,
+        )
+    )
+    optimizer = optim.chain(
+        optim.clip_by_global_norm(1.0), optim.adam(optim.warmup_cosine(3e-3, 2, 20))
+    )
     batches = list(dataset.batches("train", 32))
     return dataset, model, optimizer, batches
 
@@ -61,7 +71,9 @@ def test_trimmed_step_trains_as_the_full_batch_does(compile):
     assert [task.trim_padding(b)["src"].shape[1] for b in batches] == [8, 7, 8]
     torch._dynamo.reset()
     full_state, full = _train(model, optimizer, task, batches, compile=False)
-    state, trimmed = _train(model, optimizer, task, batches, compile=compile, trim=task.trim_padding)
+    state, trimmed = _train(
+        model, optimizer, task, batches, compile=compile, trim=task.trim_padding
+    )
     torch.testing.assert_close(
         torch.tensor(trimmed), torch.tensor(full), rtol=COMPILE_RTOL, atol=COMPILE_ATOL
     )
@@ -85,7 +97,9 @@ def test_eager_gradients_equal_torch_func():
 
     params = {"model": model.init(rng.key(0)), "unused": torch.ones(3)}
     key = rng.key(5)
-    want_grads, (want_loss, want_aux) = grad_and_value(loss_fn, has_aux=True)(params, batches[0], key)
+    want_grads, (want_loss, want_aux) = grad_and_value(loss_fn, has_aux=True)(
+        params, batches[0], key
+    )
     grads, (loss, aux) = autograd_value_and_grad(loss_fn)(params, batches[0], key)
     assert torch.equal(loss, want_loss) and torch.equal(aux["twice"], want_aux["twice"])
     assert not loss.requires_grad and not aux["twice"].requires_grad
@@ -167,8 +181,13 @@ def test_flat_step_takes_params_it_did_not_return(tmp_path):
 def test_fit_writes_a_complete_run_folder(tmp_path):
     cfg = TrainConfig(
         dataset_options={"complexity": 1, "epoch_size": 512, "val_size": 100},
-        model_options={"d_model": 16, "heads": 2, "d_ff": 32}, steps=20, batch_size=32,
-        eval_every=10, log_every=5, examples=2, trim_padding=True,
+        model_options={"d_model": 16, "heads": 2, "d_ff": 32},
+        steps=20,
+        batch_size=32,
+        eval_every=10,
+        log_every=5,
+        examples=2,
+        trim_padding=True,
     )
     final = fit(cfg, tmp_path, progress=False, log=lambda _: None)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

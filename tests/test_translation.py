@@ -20,14 +20,23 @@ from seqfunc.translate import corpus_bleu
 
 SUBJECTS = {"i": "je", "you": "tu", "we": "nous"}
 VERBS = {"see": "vois", "like": "aime", "want": "veux"}
-OBJECTS = {"the cat": "le chat", "the dog": "le chien", "a book": "un livre", "the sea": "la mer",
-           "bread": "du pain"}
+OBJECTS = {
+    "the cat": "le chat",
+    "the dog": "le chien",
+    "a book": "un livre",
+    "the sea": "la mer",
+    "bread": "du pain",
+}
 
 
 def toy_pairs() -> list[str]:
     """Generated ``English<TAB>French`` lines (conjugation ignored: a toy, not French)."""
-    return [f"{s.capitalize()} {v} {o}.\t{fs.capitalize()} {fv} {fo}."
-            for (s, fs), (v, fv), (o, fo) in itertools.product(SUBJECTS.items(), VERBS.items(), OBJECTS.items())]
+    return [
+        f"{s.capitalize()} {v} {o}.\t{fs.capitalize()} {fv} {fo}."
+        for (s, fs), (v, fv), (o, fo) in itertools.product(
+            SUBJECTS.items(), VERBS.items(), OBJECTS.items()
+        )
+    ]
 
 
 @pytest.fixture
@@ -38,7 +47,9 @@ def pair_file(tmp_path: Path) -> Path:
 
 
 def toy_config(path: Path, **overrides) -> TranslationConfig:
-    return TranslationConfig(**{"path": str(path), "val_size": 5, "test_size": 5, "min_freq": 1, **overrides})
+    return TranslationConfig(
+        **{"path": str(path), "val_size": 5, "test_size": 5, "min_freq": 1, **overrides}
+    )
 
 
 def test_preprocess_is_d2l():
@@ -53,11 +64,15 @@ def test_bad_lines_are_counted_with_line_numbers(tmp_path):
     pairs, bad = parse_pairs(text)
     assert pairs == [("Go.", "Va !"), ("Run!", "Cours !")]
     assert [(b.line, b.reason) for b in bad] == [
-        (2, "no tab between the two sentences"), (3, "empty source side"), (4, "empty target side"),
+        (2, "no tab between the two sentences"),
+        (3, "empty source side"),
+        (4, "empty target side"),
     ]
     path = tmp_path / "bad.txt"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"bad\.txt:2: no tab between the two sentences \(and 2 more"):
+    with pytest.raises(
+        ConfigError, match=r"bad\.txt:2: no tab between the two sentences \(and 2 more"
+    ):
         read_pairs(path, bad_lines="error")
 
 
@@ -80,7 +95,9 @@ def test_split_holds_out_source_sentences():
     assert len(set(held)) == 12 and not train_sources & set(held)
     assert splits == split_by_source(pairs, sizes={"val": 5, "test": 7}, seed=3)
     assert splits != split_by_source(pairs, sizes={"val": 5, "test": 7}, seed=4)
-    with pytest.raises(ConfigError, match="need 50 distinct source sentences but the data has only 40"):
+    with pytest.raises(
+        ConfigError, match="need 50 distinct source sentences but the data has only 40"
+    ):
         split_by_source(pairs, sizes={"val": 25, "test": 25}, seed=0)
 
 
@@ -92,9 +109,13 @@ def test_batches_follow_the_seq2seq_layout(pair_file):
         src, tgt_in, tgt_out = batch["src"], batch["tgt_in"], batch["tgt_out"]
         assert src.shape == tgt_in.shape == tgt_out.shape and src.dtype == torch.int64
         assert (tgt_in[:, 0] == dataset.bos_id).all()
-        assert torch.equal(tgt_in[:, 1:][tgt_out[:, 1:] != dataset.pad_id],
-                           tgt_out[:, :-1][tgt_out[:, 1:] != dataset.pad_id])
-        assert ((src == dataset.eos_id).sum(1) == 1).all() and ((tgt_out == dataset.eos_id).sum(1) == 1).all()
+        assert torch.equal(
+            tgt_in[:, 1:][tgt_out[:, 1:] != dataset.pad_id],
+            tgt_out[:, :-1][tgt_out[:, 1:] != dataset.pad_id],
+        )
+        assert ((src == dataset.eos_id).sum(1) == 1).all() and (
+            (tgt_out == dataset.eos_id).sum(1) == 1
+        ).all()
         seen += len(src)
     assert seen == dataset.num_examples("train")
     first = [b["src"] for b in dataset.batches("train", 8, epoch=0)]
@@ -171,12 +192,27 @@ def test_shared_fra_eng_file():
 
 def tiny_run(pair_file: Path, run_dir: Path, steps: int) -> Path:
     """A few steps of a tiny Transformer on the toy pairs, saved in ``run_dir``."""
-    fit(TrainConfig(
-        dataset="fra-eng", model="transformer",
-        dataset_options={"path": str(pair_file), "val_size": 5, "test_size": 5, "min_freq": 1},
-        model_options={"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "d_ff": 16},
-        steps=steps, batch_size=8, eval_every=steps, examples=0,
-    ), run_dir, progress=False, log=lambda _: None)
+    fit(
+        TrainConfig(
+            dataset="fra-eng",
+            model="transformer",
+            dataset_options={"path": str(pair_file), "val_size": 5, "test_size": 5, "min_freq": 1},
+            model_options={
+                "d_model": 16,
+                "heads": 2,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "d_ff": 16,
+            },
+            steps=steps,
+            batch_size=8,
+            eval_every=steps,
+            examples=0,
+        ),
+        run_dir,
+        progress=False,
+        log=lambda _: None,
+    )
     return run_dir
 
 
@@ -186,7 +222,10 @@ def test_train_then_translate_cli(pair_file, tmp_path, capsys):
     assert (run_dir / "tokenizers.json").exists()
     pair_file.unlink()  # the run translates from its own tokenizers, without the data file
     capsys.readouterr()
-    assert main(["translate", str(run_dir), "I see the cat.", "We like the zebra.", "--beam", "2"]) == 0
+    assert (
+        main(["translate", str(run_dir), "I see the cat.", "We like the zebra.", "--beam", "2"])
+        == 0
+    )
     out = capsys.readouterr()
     assert out.out.count("\n") == 2  # one line per sentence (an untrained model may say "")
     assert "not in the vocabulary, read as <unk>: zebra" in out.err

@@ -57,7 +57,10 @@ def test_unravel_keeps_structure_order_and_shapes():
 
     Pair = namedtuple("Pair", "left right")
     trees = [
-        {"z": torch.ones(()), 3: [torch.arange(6.0).view(1, 2, 3), (torch.zeros(4), torch.ones(2, 2))]},
+        {
+            "z": torch.ones(()),
+            3: [torch.arange(6.0).view(1, 2, 3), (torch.zeros(4), torch.ones(2, 2))],
+        },
         {"pair": Pair(torch.ones(3), torch.zeros(2, 1))},
     ]
     for t in trees:

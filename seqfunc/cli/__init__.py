@@ -8,11 +8,22 @@ import importlib
 import os
 import sys
 
-from seqfunc.errors import RunInterrupted, SeqfuncError, UsageError
 from seqfunc import interrupts
+from seqfunc.errors import RunInterrupted, SeqfuncError, UsageError
 
 #: Subcommand modules, in the order ``seqfunc --help`` lists them.
-COMMANDS = ["train", "prepare", "predict", "translate", "experiment", "list", "check", "attention", "generate", "sweep"]
+COMMANDS = [
+    "train",
+    "prepare",
+    "predict",
+    "translate",
+    "experiment",
+    "list",
+    "check",
+    "attention",
+    "generate",
+    "sweep",
+]
 
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]

@@ -20,8 +20,9 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("run", help="run folder written by seqfunc train")
     p.add_argument("text", help='the input, e.g. "123+123"')
-    p.add_argument("--out", type=Path, default=None,
-                   help="PNG to write (default: RUN/attention.png)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="PNG to write (default: RUN/attention.png)"
+    )
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
 
@@ -54,8 +55,13 @@ def record_maps(loaded, text: str, device: str):
         raise UsageError(f"input {text!r}: {exc}") from None
     src = torch.tensor([ids], device=device)
     out = greedy_decode(
-        model, params, src, bos_id=dataset.bos_id, eos_id=dataset.eos_id,
-        pad_id=dataset.pad_id, max_len=max_target_len(dataset),
+        model,
+        params,
+        src,
+        bos_id=dataset.bos_id,
+        eos_id=dataset.eos_id,
+        pad_id=dataset.pad_id,
+        max_len=max_target_len(dataset),
     )[0].tolist()
     answer_ids = out[: out.index(dataset.eos_id)] if dataset.eos_id in out else out
     tgt_in = torch.tensor([[dataset.bos_id] + answer_ids], device=device)
@@ -76,7 +82,9 @@ def draw(records, labels, src_tokens, tgt_tokens, title: str, path: Path) -> Non
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("drawing attention maps needs matplotlib: pip install 'seqfunc[plot]'") from None
+        raise UsageError(
+            "drawing attention maps needs matplotlib: pip install 'seqfunc[plot]'"
+        ) from None
     heads = max(r["weights"].shape[1] for r in records)
     fig, axes = plt.subplots(
         len(records), heads, figsize=(2.4 * heads + 1, 2.4 * len(records) + 0.6), squeeze=False

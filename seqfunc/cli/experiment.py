@@ -13,7 +13,8 @@ from seqfunc.experiments import EXPERIMENTS
 def add_parser(subparsers) -> None:
     known = ", ".join(sorted(EXPERIMENTS)) or "none installed"
     p = subparsers.add_parser(
-        "experiment", help="run a study (prints a table, writes JSON and plots)",
+        "experiment",
+        help="run a study (prints a table, writes JSON and plots)",
         description=f"Run a study. Experiments: {known}. "
         "`seqfunc experiment NAME --help` lists an experiment's options.",
     )

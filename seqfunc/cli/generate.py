@@ -15,21 +15,30 @@ COMPILE_FROM_TOKENS = 25_000
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "generate", help="sample text from a trained language model",
+        "generate",
+        help="sample text from a trained language model",
         description="Continue a prompt (or a random first token) with a trained language-model "
         "run. Temperature 0 is greedy (argmax); a KV cache makes each new token one model step.",
     )
     p.add_argument("run", help="run folder written by seqfunc train")
-    p.add_argument("--prompt", default=None,
-                   help="text to continue (default: a random first token, as seed 002)")
+    p.add_argument(
+        "--prompt",
+        default=None,
+        help="text to continue (default: a random first token, as seed 002)",
+    )
     p.add_argument("--tokens", type=int, default=200, help="new tokens to sample (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = argmax (default 1.0)")
     p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-cache", action="store_true", help="recompute the prefix every step")
-    p.add_argument("--compile", dest="compile", action="store_true", default=None,
-                   help="compile the cached decoding step (default: when --tokens >= "
-                   f"{COMPILE_FROM_TOKENS}, where the compilation pays for itself)")
+    p.add_argument(
+        "--compile",
+        dest="compile",
+        action="store_true",
+        default=None,
+        help="compile the cached decoding step (default: when --tokens >= "
+        f"{COMPILE_FROM_TOKENS}, where the compilation pays for itself)",
+    )
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
@@ -45,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_sampling(args.temperature, args.top_k)
     except ValueError as exc:
-        raise UsageError(str(exc).replace("temperature", "--temperature", 1).replace("top_k", "--top-k", 1)) from None
+        raise UsageError(
+            str(exc).replace("temperature", "--temperature", 1).replace("top_k", "--top-k", 1)
+        ) from None
     if args.tokens < 1:
         raise UsageError(f"--tokens must be >= 1, got {args.tokens}")
     loaded = load_run(args.run, device=args.device, task="language_model")
@@ -63,9 +74,19 @@ def run(args: argparse.Namespace) -> int:
         ids = [int(rng.random_bits(rng.fold_in(key, 10**6), (1,))[0] % len(dataset.vocab))]
     prompt = torch.tensor([ids], device=args.device)
     out = generate(
-        model, loaded.params, prompt, args.tokens, key=key, temperature=args.temperature,
-        top_k=args.top_k, use_cache=not args.no_cache,
+        model,
+        loaded.params,
+        prompt,
+        args.tokens,
+        key=key,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        use_cache=not args.no_cache,
         compile=args.tokens >= COMPILE_FROM_TOKENS if args.compile is None else args.compile,
     )
-    print(decode_text(dataset, out[0].tolist(), sep="" if optional(dataset, "unit", "char") != "word" else " "))
+    print(
+        decode_text(
+            dataset, out[0].tolist(), sep="" if optional(dataset, "unit", "char") != "word" else " "
+        )
+    )
     return 0

@@ -37,8 +37,11 @@ class _ReportedFailures(logging.Filter):
     """Drops the agent's "failed (exitcode: 2) local_rank: ..." line: the rank printed why."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.msg.startswith("failed (exitcode: %s)") and record.args
-                    and record.args[0] in REPORTED_EXIT_CODES)
+        return not (
+            record.msg.startswith("failed (exitcode: %s)")
+            and record.args
+            and record.args[0] in REPORTED_EXIT_CODES
+        )
 
 
 def launch(args: argparse.Namespace) -> int:
@@ -58,8 +61,18 @@ def launch(args: argparse.Namespace) -> int:
     quiet = _ReportedFailures()
     agent_log.addFilter(quiet)
     try:
-        torchrun.main(["--standalone", "--nproc-per-node", str(args.nproc),
-                       "--max-restarts", str(args.max_restarts), "-m", "seqfunc", *argv])
+        torchrun.main(
+            [
+                "--standalone",
+                "--nproc-per-node",
+                str(args.nproc),
+                "--max-restarts",
+                str(args.max_restarts),
+                "-m",
+                "seqfunc",
+                *argv,
+            ]
+        )
     except ChildFailedError as exc:
         codes = [f.exitcode for f in exc.failures.values()]
         return next((c for c in codes if c and c > 0), 1)

@@ -8,16 +8,21 @@ import json
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "list", help="list registered datasets and models (built-in and plugins)",
+        "list",
+        help="list registered datasets and models (built-in and plugins)",
         description="List the datasets and models registered through the seqfunc.datasets and "
         "seqfunc.models entry points, with the package and version each comes from and whether "
         "it loads. A plugin that fails to import is shown with its error; the others still load. "
         "Set SEQFUNC_DISABLE_PLUGIN_AUTOLOAD=1 to see only seqfunc's own entries.",
     )
-    p.add_argument("group", nargs="?", choices=("datasets", "models"), default=None,
-                   help="only this group")
-    p.add_argument("--no-load", action="store_true",
-                   help="read package metadata only; import no plugin code (status unknown)")
+    p.add_argument(
+        "group", nargs="?", choices=("datasets", "models"), default=None, help="only this group"
+    )
+    p.add_argument(
+        "--no-load",
+        action="store_true",
+        help="read package metadata only; import no plugin code (status unknown)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=run)
 

@@ -17,25 +17,44 @@ def add_parser(subparsers) -> None:
     flags = argparse.ArgumentParser(add_help=False)
     train.add_parser(flags.add_subparsers())  # the same training, model and data options
     p = subparsers.add_parser(
-        "sweep", parents=[flags._subparsers._group_actions[0].choices["train"]],
-        conflict_handler="resolve", help="train a hyperparameter grid x seeds in vmapped steps",
+        "sweep",
+        parents=[flags._subparsers._group_actions[0].choices["train"]],
+        conflict_handler="resolve",
+        help="train a hyperparameter grid x seeds in vmapped steps",
         description="Train every point of a grid of hyperparameters, each with several seeds, "
         "as one vmapped run (members that differ in shapes, e.g. model.d_model, train as "
         "separate vmapped jobs). Leaves a sweep folder: members/ (one run folder each), "
         "sweep.jsonl, sweep.png; prints mean +- std over seeds per point and the best point. "
         "Ctrl-C or SIGTERM writes a checkpoint and stops; --resume SWEEP continues it.",
     )
-    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
-                   help="values of one hyperparameter: a training field (lr, weight_decay, b1, "
-                   "b2, momentum, clip_norm, lr_end share one vmapped step; others too, in "
-                   "separate jobs) or model.NAME / data.NAME; repeat for a product")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="values of one hyperparameter: a training field (lr, weight_decay, b1, "
+        "b2, momentum, clip_norm, lr_end share one vmapped step; others too, in "
+        "separate jobs) or model.NAME / data.NAME; repeat for a product",
+    )
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per grid point (default 1)")
-    p.add_argument("--max-members", type=int, default=None, metavar="K",
-                   help="at most K members per vmapped step (memory); the rest run after")
-    p.add_argument("--out", type=Path, default=None, help="sweep folder (default: sweeps/NAME-TIME)")
-    p.add_argument("--resume", type=Path, default=None, metavar="SWEEP",
-                   help="continue the sweep folder SWEEP (stopped by Ctrl-C, SIGTERM or a "
-                   "crash) with its saved config, grid and seeds")
+    p.add_argument(
+        "--max-members",
+        type=int,
+        default=None,
+        metavar="K",
+        help="at most K members per vmapped step (memory); the rest run after",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="sweep folder (default: sweeps/NAME-TIME)"
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="SWEEP",
+        help="continue the sweep folder SWEEP (stopped by Ctrl-C, SIGTERM or a "
+        "crash) with its saved config, grid and seeds",
+    )
     p.set_defaults(func=run)
 
 
@@ -67,20 +86,25 @@ def run(args: argparse.Namespace) -> int:
     from seqfunc.sweep_folder import resume_sweep, run_sweep
 
     if getattr(args, "nproc", None) or launched_world() > 1:
-        raise UsageError("a sweep trains its members in one process (vmapped); it does not run "
-                         "data-parallel: drop --nproc / torchrun")
+        raise UsageError(
+            "a sweep trains its members in one process (vmapped); it does not run "
+            "data-parallel: drop --nproc / torchrun"
+        )
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds}: need at least 1")
     if args.max_members is not None and args.max_members < 1:
         raise UsageError(f"--max-members {args.max_members}: need at least 1")
     if getattr(args, "tensorboard", None):
-        raise UsageError("--tensorboard: a sweep logs to sweep.jsonl and each member's "
-                         "metrics.jsonl, not to TensorBoard")
+        raise UsageError(
+            "--tensorboard: a sweep logs to sweep.jsonl and each member's "
+            "metrics.jsonl, not to TensorBoard"
+        )
     start = time.perf_counter()
     if args.resume is not None:
         if args.grid:
-            raise UsageError("--grid cannot be combined with --resume: the sweep folder's "
-                             "saved grid is used")
+            raise UsageError(
+                "--grid cannot be combined with --resume: the sweep folder's saved grid is used"
+            )
         resume_sweep(args.resume)
         return _finished(args.resume, start)
     grid = parse_grid(args.grid)

@@ -10,7 +10,8 @@ import sys
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "translate", help="translate sentences, or score BLEU, with a trained translation run",
+        "translate",
+        help="translate sentences, or score BLEU, with a trained translation run",
         description="Translate each SENTENCE (or, with '-', each line of standard input) with a "
         "translation run (e.g. seqfunc train fra-eng). Words outside the source vocabulary are "
         "read as <unk> (a note says which). --eval SPLIT prints corpus BLEU (sacrebleu) on that "
@@ -19,8 +20,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("run", help="run folder written by seqfunc train")
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help='e.g. "i lost ." ("-": stdin)')
     p.add_argument("--beam", type=int, default=4, help="beam width (1 = greedy; default 4)")
-    p.add_argument("--eval", metavar="SPLIT", default=None,
-                   help="score corpus BLEU on a split (val or test) instead of translating")
+    p.add_argument(
+        "--eval",
+        metavar="SPLIT",
+        default=None,
+        help="score corpus BLEU on a split (val or test) instead of translating",
+    )
     p.add_argument("--limit", type=int, default=None, help="--eval: only the first N pairs")
     p.add_argument("--examples", type=int, default=5, help="--eval: pairs to show (default 5)")
     p.add_argument("--device", default="cpu")
@@ -41,19 +46,40 @@ def run(args: argparse.Namespace) -> int:
     dataset, model = loaded.dataset, loaded.model
     if args.eval is not None:
         if not hasattr(dataset, "texts"):
-            raise UsageError(f"--eval: dataset {type(dataset).name!r} of {args.run} has no texts(split) "
-                             "of sources and references to score")
+            raise UsageError(
+                f"--eval: dataset {type(dataset).name!r} of {args.run} has no texts(split) "
+                "of sources and references to score"
+            )
         if args.eval not in dataset.splits or args.eval == "train":
-            raise UsageError(f"--eval {args.eval!r}: choose a held-out split: "
-                             f"{', '.join(s for s in dataset.splits if s != 'train')}")
-        result = evaluate_bleu(model, loaded.params, dataset, args.eval, beam=args.beam,
-                               limit=args.limit, device=args.device)
+            raise UsageError(
+                f"--eval {args.eval!r}: choose a held-out split: "
+                f"{', '.join(s for s in dataset.splits if s != 'train')}"
+            )
+        result = evaluate_bleu(
+            model,
+            loaded.params,
+            dataset,
+            args.eval,
+            beam=args.beam,
+            limit=args.limit,
+            device=args.device,
+        )
         for source, hypothesis, reference in result["examples"][: args.examples]:
             print(f"{source}\n  -> {hypothesis}\n     (reference: {reference})")
-        print(f"\ncorpus BLEU on {result['pairs']:,} {args.eval} pairs (beam {args.beam}): "
-              f"{result['bleu']:.2f}")
-        print(json.dumps({"split": args.eval, "pairs": result["pairs"], "beam": args.beam,
-                          "bleu": round(result["bleu"], 2)}))
+        print(
+            f"\ncorpus BLEU on {result['pairs']:,} {args.eval} pairs (beam {args.beam}): "
+            f"{result['bleu']:.2f}"
+        )
+        print(
+            json.dumps(
+                {
+                    "split": args.eval,
+                    "pairs": result["pairs"],
+                    "beam": args.beam,
+                    "bleu": round(result["bleu"], 2),
+                }
+            )
+        )
         return 0
 
     sentences = args.sentences
@@ -69,9 +95,12 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{where}: {exc}") from None
         unknown = dataset.unknown_words(sentence) if hasattr(dataset, "unknown_words") else ()
         if unknown:
-            print(f"note: {where}: not in the vocabulary, read as <unk>: {', '.join(unknown)}",
-                  file=sys.stderr)
-    for translation in translate_ids(model, loaded.params, dataset, sources, beam=args.beam,
-                                     device=args.device):
+            print(
+                f"note: {where}: not in the vocabulary, read as <unk>: {', '.join(unknown)}",
+                file=sys.stderr,
+            )
+    for translation in translate_ids(
+        model, loaded.params, dataset, sources, beam=args.beam, device=args.device
+    ):
         print(translation)
     return 0

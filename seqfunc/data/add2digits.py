@@ -40,8 +40,10 @@ CLASSES = tuple(str(s) for s in range(19))
 
 def _at_least_3(instance, attribute, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 3:
-        raise ConfigError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be an int >= 3 "
-                          "(a marker, the digit after it and a last digit)")
+        raise ConfigError(
+            f"{type(instance).__name__}.{attribute.name}={value!r}: must be an int >= 3 "
+            "(a marker, the digit after it and a last digit)"
+        )
 
 
 @attrs.frozen
@@ -84,18 +86,27 @@ class Add2DigitsDataset(ClassificationData):
     splits: ClassVar[tuple[str, ...]] = ("train", "val")
     classes = CLASSES
     train_defaults: ClassVar[dict] = {
-        "model": "rnn-classifier", "steps": 1500, "batch_size": 64, "lr": 2e-3,
-        "schedule": "warmup_cosine", "warmup_steps": 50, "eval_batch_size": 1000,
+        "model": "rnn-classifier",
+        "steps": 1500,
+        "batch_size": 64,
+        "lr": 2e-3,
+        "schedule": "warmup_cosine",
+        "warmup_steps": 50,
+        "eval_batch_size": 1000,
         "model_options": {"kind": "lstm"},
     }
 
     def __init__(self, config: Add2DigitsConfig | None = None):
         self.config = config or Add2DigitsConfig()
         self.vocab = VOCAB
-        train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(self.config.seed).spawn(2))
+        train_rng, val_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(self.config.seed).spawn(2)
+        )
         self.splits_data = {}
-        for split, count, stream in (("train", self.config.train_size, train_rng),
-                                     ("val", self.config.val_size, val_rng)):
+        for split, count, stream in (
+            ("train", self.config.train_size, train_rng),
+            ("val", self.config.val_size, val_rng),
+        ):
             tokens, labels = generate(count, self.config.length, stream)
             self.splits_data[split] = (tokens.tolist(), labels.tolist())
         self._finish()
@@ -110,8 +121,10 @@ class Add2DigitsDataset(ClassificationData):
         words = text.split()
         unknown = [w for w in words if w not in VOCAB or w == PAD]
         if unknown or not words:
-            raise ValueError(f"add2digits reads digits 0-9 and the marker -1 separated by spaces; "
-                             f"got {unknown[:5] or 'no tokens'}")
+            raise ValueError(
+                f"add2digits reads digits 0-9 and the marker -1 separated by spaces; "
+                f"got {unknown[:5] or 'no tokens'}"
+            )
         return VOCAB[words]
 
     def decode(self, ids) -> str:

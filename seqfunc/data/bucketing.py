@@ -13,8 +13,8 @@ epoch) and the order of the batches is shuffled too; both draws depend only on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from random import Random
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,9 @@ def rows_per_batch(width: int, batch_size: int, token_budget: int | None) -> int
     return max(1, min(batch_size, token_budget // width))
 
 
-def width_groups(lengths: Sequence[int], *, max_len: int, pad_multiple: int) -> dict[int, list[int]]:
+def width_groups(
+    lengths: Sequence[int], *, max_len: int, pad_multiple: int
+) -> dict[int, list[int]]:
     """Example indices by padded width, each list in index order."""
     groups: dict[int, list[int]] = {}
     for i, n in enumerate(lengths):
@@ -85,8 +87,13 @@ def bucket_batches(
 
 
 def full_batches(
-    lengths: Sequence[int], *, batch_size: int, max_len: int, pad_multiple: int = 32,
-    seed: int = 0, epoch: int = 0,
+    lengths: Sequence[int],
+    *,
+    batch_size: int,
+    max_len: int,
+    pad_multiple: int = 32,
+    seed: int = 0,
+    epoch: int = 0,
 ) -> list[list[int]]:
     """Training index lists of exactly ``batch_size`` examples each, shuffled per
     ``(seed, epoch)``: full batches within each width, then the rows left over in every width
@@ -111,24 +118,38 @@ def full_batches(
     return batches
 
 
-def count_full_batches(lengths: Sequence[int], *, batch_size: int, max_len: int,
-                       pad_multiple: int = 32) -> int:
+def count_full_batches(
+    lengths: Sequence[int], *, batch_size: int, max_len: int, pad_multiple: int = 32
+) -> int:
     """``len(full_batches(...))`` without building them (the same for every epoch)."""
     widths = width_counts(lengths, max_len=max_len, pad_multiple=pad_multiple)
-    return sum(c // batch_size for c in widths.values()) + sum(c % batch_size for c in widths.values()) // batch_size
+    return (
+        sum(c // batch_size for c in widths.values())
+        + sum(c % batch_size for c in widths.values()) // batch_size
+    )
 
 
 def count_batches(
-    lengths: Sequence[int], *, batch_size: int, max_len: int, pad_multiple: int = 32,
+    lengths: Sequence[int],
+    *,
+    batch_size: int,
+    max_len: int,
+    pad_multiple: int = 32,
     token_budget: int | None = None,
 ) -> int:
     """``len(bucket_batches(...))`` without building them (the same for every epoch)."""
     widths = width_counts(lengths, max_len=max_len, pad_multiple=pad_multiple)
-    return sum(-(-count // rows_per_batch(w, batch_size, token_budget)) for w, count in widths.items())
+    return sum(
+        -(-count // rows_per_batch(w, batch_size, token_budget)) for w, count in widths.items()
+    )
 
 
 def collate_classification(
-    sequences: Sequence[Sequence[int]], labels: Sequence[int], *, pad_id: int, max_len: int,
+    sequences: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    *,
+    pad_id: int,
+    max_len: int,
     pad_multiple: int = 32,
 ) -> dict[str, torch.Tensor]:
     """``{"tokens": (b, w) int64, "label": (b,) int64}``; ``w`` is the padded width of the
@@ -138,7 +159,10 @@ def collate_classification(
     for row, seq in enumerate(sequences):
         seq = seq[:width]
         tokens[row, : len(seq)] = seq
-    return {"tokens": torch.from_numpy(tokens), "label": torch.tensor(list(labels), dtype=torch.int64)}
+    return {
+        "tokens": torch.from_numpy(tokens),
+        "label": torch.tensor(list(labels), dtype=torch.int64),
+    }
 
 
 class BucketedSplits:
@@ -156,8 +180,11 @@ class BucketedSplits:
 
     def _bucket_options(self, split: str) -> dict:
         c = self.config
-        return {"max_len": c.max_len, "pad_multiple": c.pad_multiple,
-                "token_budget": c.token_budget if split == "train" else None}
+        return {
+            "max_len": c.max_len,
+            "pad_multiple": c.pad_multiple,
+            "token_budget": c.token_budget if split == "train" else None,
+        }
 
     def _full(self, split: str) -> bool:
         return self.full_training_batches and split == "train" and self.config.token_budget is None
@@ -165,16 +192,32 @@ class BucketedSplits:
     def num_batches(self, split: str, batch_size: int) -> int:
         """Batches per epoch of ``split`` (the same every epoch)."""
         if self._full(split):
-            return count_full_batches(self._lengths(split), batch_size=batch_size,
-                                      max_len=self.config.max_len, pad_multiple=self.config.pad_multiple)
-        return count_batches(self._lengths(split), batch_size=batch_size, **self._bucket_options(split))
+            return count_full_batches(
+                self._lengths(split),
+                batch_size=batch_size,
+                max_len=self.config.max_len,
+                pad_multiple=self.config.pad_multiple,
+            )
+        return count_batches(
+            self._lengths(split), batch_size=batch_size, **self._bucket_options(split)
+        )
 
     def batch_indices(self, split: str, batch_size: int, *, epoch: int = 0) -> list[list[int]]:
         """Example indices of each batch of one epoch of ``split``."""
         if self._full(split):
-            return full_batches(self._lengths(split), batch_size=batch_size, max_len=self.config.max_len,
-                                pad_multiple=self.config.pad_multiple, seed=self.config.seed, epoch=epoch)
+            return full_batches(
+                self._lengths(split),
+                batch_size=batch_size,
+                max_len=self.config.max_len,
+                pad_multiple=self.config.pad_multiple,
+                seed=self.config.seed,
+                epoch=epoch,
+            )
         return bucket_batches(
-            self._lengths(split), batch_size=batch_size, shuffle=split == "train",
-            seed=self.config.seed, epoch=epoch, **self._bucket_options(split),
+            self._lengths(split),
+            batch_size=batch_size,
+            shuffle=split == "train",
+            seed=self.config.seed,
+            epoch=epoch,
+            **self._bucket_options(split),
         )

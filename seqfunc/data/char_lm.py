@@ -11,7 +11,8 @@ class turns them into random-slice batches (:mod:`seqfunc.data.random_slices`):
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterator
+from collections.abc import Iterator
+from typing import ClassVar
 
 import numpy as np
 import torch

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -43,7 +43,9 @@ def frequency_vocab(token_lists: Iterable[Sequence[str]], max_size: int | None =
     words = sorted(counts, key=lambda w: (-counts[w], w))
     if max_size is not None:
         if max_size <= len(SPECIALS):
-            raise ConfigError(f"vocab_size={max_size}: must be > {len(SPECIALS)} (the special tokens)")
+            raise ConfigError(
+                f"vocab_size={max_size}: must be > {len(SPECIALS)} (the special tokens)"
+            )
         words = words[: max_size - len(SPECIALS)]
     return Vocab([*SPECIALS, *words], unk=UNK)
 
@@ -101,8 +103,11 @@ class ClassificationData(BucketedSplits):
         sequences, labels = self._split(split)
         for index in self.batch_indices(split, batch_size, epoch=epoch):
             yield collate_classification(
-                [sequences[i] for i in index], [labels[i] for i in index],
-                pad_id=self.pad_id, max_len=c.max_len, pad_multiple=c.pad_multiple,
+                [sequences[i] for i in index],
+                [labels[i] for i in index],
+                pad_id=self.pad_id,
+                max_len=c.max_len,
+                pad_multiple=c.pad_multiple,
             )
 
     # -- text in and out ------------------------------------------------------------------

@@ -24,9 +24,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from random import Random
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import attrs
 
@@ -69,11 +70,22 @@ def file_format(path: Path, declared: str | None) -> str:
     if declared:
         return declared
     suffix = path.suffix.lower()
-    return "tsv" if suffix in (".tsv", ".tab") else "jsonl" if suffix in (".jsonl", ".ndjson") else "csv"
+    return (
+        "tsv"
+        if suffix in (".tsv", ".tab")
+        else "jsonl"
+        if suffix in (".jsonl", ".ndjson")
+        else "csv"
+    )
 
 
-def read_rows(path: Path, columns: tuple[str, ...], *, fmt: str | None = None,
-              options: str = "text_column/label_column") -> Iterator[tuple[str, dict | Problem]]:
+def read_rows(
+    path: Path,
+    columns: tuple[str, ...],
+    *,
+    fmt: str | None = None,
+    options: str = "text_column/label_column",
+) -> Iterator[tuple[str, dict | Problem]]:
     """``(where, {column: text})`` per row of a CSV/TSV (header row) or JSONL file, or
     ``(where, Problem)`` for a row that lacks a column. A header without a column is a
     :class:`DataError` at once (it names ``options``, the fields that choose the columns)."""
@@ -96,19 +108,31 @@ def read_rows(path: Path, columns: tuple[str, ...], *, fmt: str | None = None,
                 continue
             missing = [c for c in columns if row.get(c) is None]
             if missing:
-                yield where, Problem(where, f"no {' or '.join(map(repr, missing))} field "
-                                            f"(choose the fields with {options})")
+                yield (
+                    where,
+                    Problem(
+                        where,
+                        f"no {' or '.join(map(repr, missing))} field "
+                        f"(choose the fields with {options})",
+                    ),
+                )
                 continue
-            yield where, {c: row[c] if isinstance(row[c], str) else json.dumps(row[c]) for c in columns}
+            yield (
+                where,
+                {c: row[c] if isinstance(row[c], str) else json.dumps(row[c]) for c in columns},
+            )
         return
     allow_csv_field(len(content))
-    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+    reader = csv.DictReader(
+        io.StringIO(content, newline=""), delimiter="\t" if fmt == "tsv" else ","
+    )
     header = reader.fieldnames or []
     missing = [c for c in columns if c not in header]
     if missing:
         raise DataError(
             f"{path}:1: the header has no column {' or '.join(map(repr, missing))} "
-            f"(columns: {', '.join(header) or 'none'}; choose them with {options})")
+            f"(columns: {', '.join(header) or 'none'}; choose them with {options})"
+        )
     for row in reader:
         where = f"{path}:{reader.line_num}"
         values = {c: row.get(c) for c in columns}
@@ -121,6 +145,7 @@ def read_rows(path: Path, columns: tuple[str, ...], *, fmt: str | None = None,
 
 def label_order(labels) -> list[str]:
     """Distinct labels sorted, numbers numerically (``2 < 10``), then the others."""
+
     def key(label: str):
         try:
             return (0, float(label), label)
@@ -141,9 +166,17 @@ class CsvDataset(ClassificationData):
     #: small files (the IMDb 1,000-review sample: 0.81 validation accuracy at lr 1e-2, 0.72 at
     #: IMDb's 2e-3)
     train_defaults: ClassVar[dict] = {
-        "model": "baseline", "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-2,
-        "schedule": "warmup_cosine", "warmup_steps": 20, "clip_norm": 1.0,
-        "eval_batch_size": 256, "examples": 3, "model_options": {"pool": "mean", "d_model": 64},
+        "model": "baseline",
+        "epochs": 10,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "lr": 1e-2,
+        "schedule": "warmup_cosine",
+        "warmup_steps": 20,
+        "clip_norm": 1.0,
+        "eval_batch_size": 256,
+        "examples": 3,
+        "model_options": {"pool": "mean", "d_model": 64},
     }
 
     def __init__(self, config: CsvConfig | None = None, *, artifacts: dict | None = None):
@@ -172,17 +205,27 @@ class CsvDataset(ClassificationData):
         path = self._source(option)
         items = []
         for where, row in read_rows(path, (c.text_column, c.label_column), fmt=c.format):
-            items.append(("train", row if isinstance(row, Problem)
-                          else Record(row[c.text_column], row[c.label_column].strip(), where)))
-        raw, skipped = check_records(items, bad_rows=c.bad_rows, source=path, name=self.name, item="text")
+            items.append(
+                (
+                    "train",
+                    row
+                    if isinstance(row, Problem)
+                    else Record(row[c.text_column], row[c.label_column].strip(), where),
+                )
+            )
+        raw, skipped = check_records(
+            items, bad_rows=c.bad_rows, source=path, name=self.name, item="text"
+        )
         self.skipped += skipped
         return raw["train"]
 
     def _load(self) -> None:
         c = self.config
         if not c.path:
-            raise ConfigError("csv: no file given; set the dataset option path "
-                              "(seqfunc train csv -d path=FILE.csv)")
+            raise ConfigError(
+                "csv: no file given; set the dataset option path "
+                "(seqfunc train csv -d path=FILE.csv)"
+            )
         train = self._records("path")
         labels = [label for _, label in train]  # the classes: every label of path
         if c.val_path:
@@ -191,11 +234,16 @@ class CsvDataset(ClassificationData):
             n = len(train)
             size = c.val_size if c.val_size is not None else max(1, round(n * c.val_fraction))
             if size >= n:
-                option = f"val_size={c.val_size}" if c.val_size is not None else f"val_fraction={c.val_fraction}"
+                option = (
+                    f"val_size={c.val_size}"
+                    if c.val_size is not None
+                    else f"val_fraction={c.val_fraction}"
+                )
                 raise DataError(
                     f"{c.path}: {n} usable row(s); holding out {size} for validation ({option}) "
                     f"leaves none to train on: lower -d {option.split('=')[0]}= or give a validation "
-                    "file with -d val_path=FILE")
+                    "file with -d val_path=FILE"
+                )
             held = set(Random(c.seed).sample(range(n), k=size))
             val = [row for i, row in enumerate(train) if i in held]
             train = [row for i, row in enumerate(train) if i not in held]
@@ -205,21 +253,27 @@ class CsvDataset(ClassificationData):
         index = {name: i for i, name in enumerate(self.classes)}
         new = [label for _, label in train if label not in index]
         if new:  # only class names saved with a run can lack one: the file changed since
-            raise DataError(f"{c.path}: label {new[0]!r} is not among the classes saved with "
-                            f"the run ({ARTIFACT_FILE}: {', '.join(self.classes)}); the file "
-                            "changed since the run started: restore it, or start a new run "
-                            "with another --out")
+            raise DataError(
+                f"{c.path}: label {new[0]!r} is not among the classes saved with "
+                f"the run ({ARTIFACT_FILE}: {', '.join(self.classes)}); the file "
+                "changed since the run started: restore it, or start a new run "
+                "with another --out"
+            )
         unknown = [label for _, label in val if label not in index]
         if unknown:
             source = c.val_path or c.path
-            raise DataError(f"{source}: validation label {unknown[0]!r} never occurs in the "
-                            f"training rows (classes: {', '.join(self.classes)})")
+            raise DataError(
+                f"{source}: validation label {unknown[0]!r} never occurs in the "
+                f"training rows (classes: {', '.join(self.classes)})"
+            )
         self._splits_data = {"train": self._ids(train, index), "val": self._ids(val, index)}
         self._finish()
 
     def _ids(self, rows, index) -> tuple[list[list[int]], list[int]]:
         words, unk = self.vocab.token_to_idx, self.vocab[self.vocab.unk]
-        return [[words.get(t, unk) for t in tokens] for tokens, _ in rows], [index[label] for _, label in rows]
+        return [[words.get(t, unk) for t in tokens] for tokens, _ in rows], [
+            index[label] for _, label in rows
+        ]
 
     @property
     def splits_data(self):
@@ -234,15 +288,20 @@ class CsvDataset(ClassificationData):
     # -- run folders ------------------------------------------------------------------------
     def save_artifacts(self, folder: str | Path) -> None:
         """Write the vocabulary and the class names into a run folder."""
-        write_json(Path(folder) / ARTIFACT_FILE, {"classes": list(self.classes), "vocab": self.vocab.to_json()})
+        write_json(
+            Path(folder) / ARTIFACT_FILE,
+            {"classes": list(self.classes), "vocab": self.vocab.to_json()},
+        )
 
     @classmethod
-    def from_artifacts(cls, config: CsvConfig, folder: str | Path) -> "CsvDataset":
+    def from_artifacts(cls, config: CsvConfig, folder: str | Path) -> CsvDataset:
         return cls(config, artifacts=read_json(Path(folder) / ARTIFACT_FILE))
 
     def summary(self) -> str:
         sizes = ", ".join(f"{s} {len(self.splits_data[s][0]):,}" for s in self.splits)
         skipped = f"; skipped {len(self.skipped)} bad row(s)" if self.skipped else ""
-        return (f"csv: {self.config.path}: {sizes} rows; {len(self.classes)} classes "
-                f"({', '.join(self.classes[:10])}{', ...' if len(self.classes) > 10 else ''}); "
-                f"vocabulary {len(self.vocab):,}{skipped}")
+        return (
+            f"csv: {self.config.path}: {sizes} rows; {len(self.classes)} classes "
+            f"({', '.join(self.classes[:10])}{', ...' if len(self.classes) > 10 else ''}); "
+            f"vocabulary {len(self.vocab):,}{skipped}"
+        )

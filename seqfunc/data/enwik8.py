@@ -44,14 +44,29 @@ class Enwik8Dataset(CharLMDataset):
     #: 2 layers x 128 (0.48 M parameters) trained on ~10 M bytes (2,500 steps of 32 x 128,
     #: about 2.7 passes over the 3.7 MB training split), AdamW lr 6e-3 warmup-cosine.
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", steps=2500, batch_size=32, optimizer="adamw", lr=6e-3, b2=0.99,
-        schedule="warmup_cosine", warmup_steps=100, lr_end=1e-4, weight_decay=0.1,
-        clip_norm=1.0, compile=True, eval_every=500, eval_batch_size=500, log_every=100,
-        examples=1, model_options=dict(layers=2, heads=4, d_model=128, dropout=0.0),
+        model="gpt",
+        steps=2500,
+        batch_size=32,
+        optimizer="adamw",
+        lr=6e-3,
+        b2=0.99,
+        schedule="warmup_cosine",
+        warmup_steps=100,
+        lr_end=1e-4,
+        weight_decay=0.1,
+        clip_norm=1.0,
+        compile=True,
+        eval_every=500,
+        eval_batch_size=500,
+        log_every=100,
+        examples=1,
+        model_options=dict(layers=2, heads=4, d_model=128, dropout=0.0),
     )
 
     def load(self):
-        path = resolve_path(self.config.path, "enwik8/enwik8_head", option="path", dataset=self.name)
+        path = resolve_path(
+            self.config.path, "enwik8/enwik8_head", option="path", dataset=self.name
+        )
         raw = read_bytes(path)[: self.config.max_bytes]
         ids = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).astype(np.int64))
         n_train, n_val = int(0.9 * len(ids)), int(0.05 * len(ids))

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from random import Random
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import attrs
 import numpy as np
@@ -118,10 +119,23 @@ class FormulaDataset:
     #: this recipe"). d_model 64 makes a step ~1.5x cheaper than 128, so more steps fit.
     train_defaults: ClassVar[dict] = {
         "model": "transformer",
-        "model_options": {"d_model": 64, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
-                          "d_ff": 256, "dropout": 0.0, "norm_first": True},
-        "steps": 10000, "batch_size": 128, "optimizer": "adam", "lr": 3e-3, "b2": 0.98,
-        "schedule": "warmup_cosine", "warmup_steps": 500, "eval_every": 1000,
+        "model_options": {
+            "d_model": 64,
+            "heads": 4,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "d_ff": 256,
+            "dropout": 0.0,
+            "norm_first": True,
+        },
+        "steps": 10000,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "lr": 3e-3,
+        "b2": 0.98,
+        "schedule": "warmup_cosine",
+        "warmup_steps": 500,
+        "eval_every": 1000,
         "trim_padding": True,
     }
 
@@ -135,7 +149,9 @@ class FormulaDataset:
         self.max_target_len = max_answer_length(self.config.complexity)
         self._val = list(
             random_formulas(
-                self.config.complexity, self.config.signed, self.config.val_size,
+                self.config.complexity,
+                self.config.signed,
+                self.config.val_size,
                 self.config.seed + 1,
             )
         )
@@ -182,9 +198,7 @@ class FormulaDataset:
         answers = [encode(a) for _, a in pairs]
         src = pad_batch(questions, self.max_source_len, self.pad_id)
         tgt_out = pad_batch(answers, self.max_target_len, self.pad_id)
-        tgt_in = np.concatenate(
-            [np.full((len(pairs), 1), self.bos_id), tgt_out[:, :-1]], axis=1
-        )
+        tgt_in = np.concatenate([np.full((len(pairs), 1), self.bos_id), tgt_out[:, :-1]], axis=1)
         return {
             "src": torch.from_numpy(src),
             "tgt_in": torch.from_numpy(tgt_in),

@@ -29,9 +29,10 @@ import io
 import re
 import sys
 import tarfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from random import Random
-from typing import ClassVar, Iterable, Iterator
+from typing import ClassVar
 
 import attrs
 
@@ -153,8 +154,11 @@ def read_csv(
             continue
         label_id = LABEL_NAMES.get(label.strip().lower())
         if label_id is None:
-            yield "train", Problem(
-                where, f"label {label!r} is not one of {', '.join(sorted(set(LABEL_NAMES)))}"
+            yield (
+                "train",
+                Problem(
+                    where, f"label {label!r} is not one of {', '.join(sorted(set(LABEL_NAMES)))}"
+                ),
             )
             continue
         text = _unwrap_bytes_literal(text, where)
@@ -176,8 +180,12 @@ def read_source(path: Path, **csv_options) -> Iterator[tuple[str, Record | Probl
 
 
 def check_records(
-    items: Iterable[tuple[str, Record | Problem]], *, bad_rows: str, source: Path,
-    name: str = "imdb", item: str = "review",
+    items: Iterable[tuple[str, Record | Problem]],
+    *,
+    bad_rows: str,
+    source: Path,
+    name: str = "imdb",
+    item: str = "review",
 ) -> tuple[dict[str, list[tuple[list[str], int]]], list[Problem]]:
     """Tokenise; reject (or, with ``bad_rows="skip"``, collect) the bad rows. ``name`` (the
     dataset) and ``item`` (what a row holds) word the messages.
@@ -198,8 +206,11 @@ def check_records(
         problems.append(entry)
     if problems:
         shown = "; ".join(map(str, problems[:3]))
-        print(f"{name}: skipped {len(problems)} bad row(s) of {source}: {shown}"
-              f"{' ...' if len(problems) > 3 else ''}", file=sys.stderr)
+        print(
+            f"{name}: skipped {len(problems)} bad row(s) of {source}: {shown}"
+            f"{' ...' if len(problems) > 3 else ''}",
+            file=sys.stderr,
+        )
     if not splits.get("train"):
         raise DataError(f"{source}: no training {item}s found")
     return splits, problems
@@ -211,7 +222,9 @@ def check_records(
 def _one_of(*options):
     def validator(instance, attribute, value):
         if value not in options:
-            raise ConfigError(f"ImdbConfig.{attribute.name}={value!r}: must be one of {', '.join(options)}")
+            raise ConfigError(
+                f"ImdbConfig.{attribute.name}={value!r}: must be one of {', '.join(options)}"
+            )
 
     return validator
 
@@ -254,11 +267,22 @@ class ImdbDataset(ClassificationData):
     classes = CLASSES
     #: ``seqfunc train imdb``: the 300-d mean-pool baseline (~0.89 validation in 5 epochs).
     train_defaults: ClassVar[dict] = {
-        "model": "baseline", "epochs": 5, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
-        "schedule": "warmup_cosine", "warmup_steps": 50, "clip_norm": 1.0,
-        "eval_batch_size": 256, "examples": 3,
-        "dataset_options": {"max_len": 2560, "pad_multiple": 64, "token_budget": 65536,
-                            "vocab_size": 25_000},
+        "model": "baseline",
+        "epochs": 5,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "lr": 2e-3,
+        "schedule": "warmup_cosine",
+        "warmup_steps": 50,
+        "clip_norm": 1.0,
+        "eval_batch_size": 256,
+        "examples": 3,
+        "dataset_options": {
+            "max_len": 2560,
+            "pad_multiple": 64,
+            "token_budget": 65536,
+            "vocab_size": 25_000,
+        },
         "model_options": {"pool": "mean", "d_model": 300, "embed_std": 0.05},
     }
 
@@ -267,12 +291,15 @@ class ImdbDataset(ClassificationData):
         source = c.source()
         raw, self.skipped = check_records(
             read_source(source, text_column=c.text_column, label_column=c.label_column),
-            bad_rows=c.bad_rows, source=source,
+            bad_rows=c.bad_rows,
+            source=source,
         )
         train, test = raw["train"], raw.get("test")
         if c.final:
             if test is None:
-                raise ConfigError(f"ImdbConfig.final=True needs a test split, and {source} has none")
+                raise ConfigError(
+                    f"ImdbConfig.final=True needs a test split, and {source} has none"
+                )
             val = test
         else:
             if c.val_size >= len(train):

@@ -28,7 +28,13 @@ import attrs
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data.csv_data import FORMATS, read_rows
 from seqfunc.data.imdb import Problem
-from seqfunc.data.sentence_pairs import BadLine, parse_pairs, preprocess, split_by_source, word_count
+from seqfunc.data.sentence_pairs import (
+    BadLine,
+    parse_pairs,
+    preprocess,
+    split_by_source,
+    word_count,
+)
 from seqfunc.data.text_files import read_utf8, require_regular
 from seqfunc.data.text_tokenizers import TOKENIZERS
 from seqfunc.data.translation import TranslationDataset
@@ -72,7 +78,9 @@ class PairsConfig:
 def read_pair_file(path: Path, config: PairsConfig) -> tuple[list[tuple[str, str]], list]:
     """``(pairs, bad lines)``; with ``bad_rows="error"`` the first bad line raises a
     :class:`DataError` naming the file and line."""
-    fmt = config.format or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower(), "tsv")
+    fmt = config.format or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(
+        path.suffix.lower(), "tsv"
+    )
     if fmt == "tsv":
         text = read_utf8(path)
         if not text.strip():
@@ -109,10 +117,21 @@ class PairsDataset(TranslationDataset):
     #: ``seqfunc train pairs -d path=FILE``: a small Transformer
     train_defaults: ClassVar[dict] = {
         "model": "transformer",
-        "model_options": {"d_model": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
-                          "d_ff": 512, "dropout": 0.1},
-        "steps": 2000, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
-        "schedule": "warmup_cosine", "warmup_steps": 100, "examples": 3,
+        "model_options": {
+            "d_model": 128,
+            "heads": 4,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "d_ff": 512,
+            "dropout": 0.1,
+        },
+        "steps": 2000,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "schedule": "warmup_cosine",
+        "warmup_steps": 100,
+        "examples": 3,
     }
     model_recipes: ClassVar[dict] = {}
 
@@ -121,8 +140,10 @@ class PairsDataset(TranslationDataset):
             return self._texts
         c = self.config
         if not c.path:
-            raise ConfigError("pairs: no file given; set the dataset option path "
-                              "(seqfunc train pairs -d path=FILE.tsv)")
+            raise ConfigError(
+                "pairs: no file given; set the dataset option path "
+                "(seqfunc train pairs -d path=FILE.tsv)"
+            )
         path = Path(c.path).expanduser()
         require_regular(path, f"pairs: path={c.path!r}")
         if not path.is_file():
@@ -130,8 +151,15 @@ class PairsDataset(TranslationDataset):
         raw, bad = read_pair_file(path, c)
         if c.reverse:
             raw = [(t, s) for s, t in raw]
-        short = raw if c.max_words is None else [
-            (s, t) for s, t in raw if word_count(s) <= c.max_words and word_count(t) <= c.max_words]
+        short = (
+            raw
+            if c.max_words is None
+            else [
+                (s, t)
+                for s, t in raw
+                if word_count(s) <= c.max_words and word_count(t) <= c.max_words
+            ]
+        )
         clean = preprocess if c.preprocess else (lambda text: " ".join(text.split()))
         pairs = list(dict.fromkeys((clean(s), clean(t)) for s, t in short))
         sources = len({s for s, _ in pairs})
@@ -141,13 +169,18 @@ class PairsDataset(TranslationDataset):
             raise DataError(
                 f"{path}: {sources} distinct source sentence(s); holding out {size} for "
                 f"validation ({option}={getattr(c, option)}) leaves none to train on: lower "
-                f"-d {option}= or give more pairs")
+                f"-d {option}= or give more pairs"
+            )
         texts = split_by_source(pairs, sizes={"val": size}, seed=c.seed)
         if c.max_train_pairs is not None:
             texts["train"] = texts["train"][: c.max_train_pairs]
         self.bad_lines = bad
-        self.stats = {"lines": len(raw) + len(bad), "bad_lines": len(bad),
-                      "too_many_words": len(raw) - len(short), "duplicates": len(short) - len(pairs)}
+        self.stats = {
+            "lines": len(raw) + len(bad),
+            "bad_lines": len(bad),
+            "too_many_words": len(raw) - len(short),
+            "duplicates": len(short) - len(pairs),
+        }
         self._texts = texts
         return texts
 
@@ -162,8 +195,10 @@ class PairsDataset(TranslationDataset):
             raise ValueError("the source is empty")
         ids = self.source_tokenizer.encode(clean)
         if len(ids) >= self.config.max_len:
-            raise ValueError(f"the source has {len(ids)} tokens; this model accepts at most "
-                             f"{self.config.max_len - 1} (dataset option max_len)")
+            raise ValueError(
+                f"the source has {len(ids)} tokens; this model accepts at most "
+                f"{self.config.max_len - 1} (dataset option max_len)"
+            )
         return [*ids, self.eos_id]
 
     def unknown_words(self, text: str) -> list[str]:

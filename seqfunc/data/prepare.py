@@ -26,8 +26,8 @@ import hashlib
 import itertools
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import attrs
 import numpy as np
@@ -36,7 +36,12 @@ from seqfunc.checkpoint import write_json
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data import prepared
 from seqfunc.data.prepared import (
-    INCOMPLETE_MARKER, MANIFEST, OWN_FILE, UNITS, shard_name, token_dtype,
+    INCOMPLETE_MARKER,
+    MANIFEST,
+    OWN_FILE,
+    UNITS,
+    shard_name,
+    token_dtype,
 )
 from seqfunc.errors import ConfigError, DataError, SeqfuncError
 
@@ -64,21 +69,29 @@ class PrepareConfig:
 
 # -- reading the input ------------------------------------------------------------------------
 
+
 def corpus_files(path: str | None) -> list[Path]:
     """The files of a file, a folder (recursively, hidden names skipped) or a glob, sorted by
     path, empty ones left out; a :class:`ConfigError` when there are none."""
     if not path:
-        raise ConfigError("prepare: no text given; set the option path "
-                          "(seqfunc prepare text -d path=FILE_OR_FOLDER_OR_GLOB --out DIR)")
+        raise ConfigError(
+            "prepare: no text given; set the option path "
+            "(seqfunc prepare text -d path=FILE_OR_FOLDER_OR_GLOB --out DIR)"
+        )
     given = Path(path).expanduser()
     if given.is_file():
         files = [given]
     elif given.is_dir():
         prepared.check_not_incomplete(given)
         if prepared.is_prepared(given):
-            raise ConfigError(f"prepare: path={path}: a prepared corpus already (it holds {MANIFEST})")
-        files = sorted(p for p in given.rglob("*") if p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            raise ConfigError(
+                f"prepare: path={path}: a prepared corpus already (it holds {MANIFEST})"
+            )
+        files = sorted(
+            p
+            for p in given.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(given).parts)
+        )
     elif any(c in path for c in "*?["):
         files = sorted(Path(p) for p in glob.glob(str(given), recursive=True) if Path(p).is_file())
     else:
@@ -87,8 +100,10 @@ def corpus_files(path: str | None) -> list[Path]:
         raise ConfigError(f"prepare: path={path!r}: no files")
     nonempty = [f for f in files if f.stat().st_size > 0]
     if not nonempty:
-        raise DataError(f"{files[0]}:1: empty text file (nothing to train on)"
-                        + (" (and so are the other files)" if len(files) > 1 else ""))
+        raise DataError(
+            f"{files[0]}:1: empty text file (nothing to train on)"
+            + (" (and so are the other files)" if len(files) > 1 else "")
+        )
     return nonempty
 
 
@@ -109,7 +124,9 @@ def _cut(buffer: bytes, limit: int) -> int:
     return end or len(buffer)
 
 
-def chunks(files: list[Path], chunk_bytes: int | None = None) -> Iterator[tuple[bytes, Path | None, int]]:
+def chunks(
+    files: list[Path], chunk_bytes: int | None = None
+) -> Iterator[tuple[bytes, Path | None, int]]:
     """``(data, file, offset)``: the input as line-aligned byte chunks of about
     ``chunk_bytes`` (default :data:`CHUNK_BYTES`; ``file`` and the byte ``offset`` of ``data``
     in it; ``None`` for the newline joining two files)."""
@@ -134,8 +151,9 @@ def input_bytes(files: list[Path]) -> int:
     return sum(f.stat().st_size for f in files) + len(files) - 1
 
 
-def split_chunks(files: list[Path], val_fraction: float, chunk_bytes: int | None = None
-                 ) -> Iterator[tuple[str, bytes, Path | None, int]]:
+def split_chunks(
+    files: list[Path], val_fraction: float, chunk_bytes: int | None = None
+) -> Iterator[tuple[str, bytes, Path | None, int]]:
     """``(split, data, file, offset)``: :func:`chunks` with each chunk's split; the val
     split starts at the first line that begins at or after ``1 - val_fraction`` of the bytes."""
     target = int(input_bytes(files) * (1 - val_fraction))
@@ -160,8 +178,10 @@ def decode_utf8(data: bytes, path: Path | None, offset: int) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         at = offset + exc.start
-        raise DataError(f"{path}: not UTF-8 text: byte {at} is 0x{data[exc.start]:02x} "
-                        f"({exc.reason}); unit=byte takes any bytes") from None
+        raise DataError(
+            f"{path}: not UTF-8 text: byte {at} is 0x{data[exc.start]:02x} "
+            f"({exc.reason}); unit=byte takes any bytes"
+        ) from None
 
 
 def code_points(data: bytes, path: Path | None, offset: int) -> np.ndarray:
@@ -172,6 +192,7 @@ def code_points(data: bytes, path: Path | None, offset: int) -> np.ndarray:
 
 
 # -- tokenizing -------------------------------------------------------------------------------
+
 
 class ByteUnits:
     """Ids are the bytes."""
@@ -207,8 +228,9 @@ class CharUnits:
         self.lookup[self.codes] = np.arange(len(self.codes), dtype=self.dtype)
         # ASCII chunks into uint8 ids: one bytes.translate (several times faster than indexing)
         ascii_ids = self.lookup[:128].tolist()
-        self.ascii_table = (bytes(ascii_ids + [0] * (256 - len(ascii_ids)))
-                            if self.dtype == np.uint8 else None)
+        self.ascii_table = (
+            bytes(ascii_ids + [0] * (256 - len(ascii_ids))) if self.dtype == np.uint8 else None
+        )
 
     def vocabulary(self) -> dict:
         tokens = [chr(c) for c in self.codes]
@@ -230,7 +252,9 @@ class SubwordUnits:
         for split, data, path, offset in stream:
             if split != "train" or taken >= sample_bytes:
                 break
-            lines.extend(line for line in decode_utf8(data, path, offset).splitlines() if line.strip())
+            lines.extend(
+                line for line in decode_utf8(data, path, offset).splitlines() if line.strip()
+            )
             taken += len(data)
         if not lines:
             raise DataError("prepare: the training split holds no text to train a tokenizer on")
@@ -258,6 +282,7 @@ class SubwordUnits:
 
 # -- writing ----------------------------------------------------------------------------------
 
+
 def _write(file, data: memoryview) -> None:
     """One write of shard bytes (a seam for tests that fill the disk)."""
     file.write(data)
@@ -277,7 +302,10 @@ class ShardWriter:
         while len(ids):
             if self._file is None:
                 self._open()
-            part, ids = ids[: self.shard_tokens - self._count], ids[self.shard_tokens - self._count:]
+            part, ids = (
+                ids[: self.shard_tokens - self._count],
+                ids[self.shard_tokens - self._count :],
+            )
             data = memoryview(part).cast("B")
             try:
                 _write(self._file, data)
@@ -300,7 +328,9 @@ class ShardWriter:
         self._file.close()
         self._file = None
         os.replace(self.folder / (self._name + ".tmp"), self.folder / self._name)
-        self.shards.append({"file": self._name, "tokens": self._count, "sha256": self._hash.hexdigest()})
+        self.shards.append(
+            {"file": self._name, "tokens": self._count, "sha256": self._hash.hexdigest()}
+        )
 
     def finish(self) -> list[dict]:
         if self._file is not None:
@@ -317,15 +347,19 @@ def clear_folder(out: Path) -> None:
     """Make ``out`` ready to write: create it, or clear what an interrupted prepare left
     there. A finished corpus or a folder of other files is refused (nothing is deleted)."""
     if (out / MANIFEST).exists():
-        raise ConfigError(f"{out}: holds a prepared corpus already ({MANIFEST}); remove the "
-                          "folder or prepare into another --out")
+        raise ConfigError(
+            f"{out}: holds a prepared corpus already ({MANIFEST}); remove the "
+            "folder or prepare into another --out"
+        )
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: a file, not a folder")
     if out.is_dir():
         others = [p.name for p in out.iterdir() if not OWN_FILE.match(p.name)]
         if others:
-            raise ConfigError(f"--out {out}: the folder holds other files ({', '.join(sorted(others)[:3])}); "
-                              "prepare into a new or empty folder")
+            raise ConfigError(
+                f"--out {out}: the folder holds other files ({', '.join(sorted(others)[:3])}); "
+                "prepare into a new or empty folder"
+            )
         for p in out.iterdir():
             p.unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -350,8 +384,14 @@ def prepare(config: PrepareConfig, out: str | Path, *, progress: bool = True) ->
     start = time.perf_counter()
     passes = 2 if config.unit == "char" else 1
     writers: dict[str, ShardWriter] = {}
-    with tqdm(total=total * passes, unit="B", unit_scale=True, disable=not progress,
-              desc=f"prepare {config.unit}", dynamic_ncols=True) as bar:
+    with tqdm(
+        total=total * passes,
+        unit="B",
+        unit_scale=True,
+        disable=not progress,
+        desc=f"prepare {config.unit}",
+        dynamic_ncols=True,
+    ) as bar:
         try:
             stream = lambda: split_chunks(files, config.val_fraction)  # noqa: E731
             if config.unit == "byte":
@@ -360,7 +400,9 @@ def prepare(config: PrepareConfig, out: str | Path, *, progress: bool = True) ->
                 units = CharUnits(stream(), bar.update)
             else:
                 units = SubwordUnits(stream(), int(config.sample_mb * 2**20), config.vocab_size)
-            writers = {s: ShardWriter(out, s, units.dtype, config.shard_tokens) for s in prepared.SPLITS}
+            writers = {
+                s: ShardWriter(out, s, units.dtype, config.shard_tokens) for s in prepared.SPLITS
+            }
             nonblank = False
             for split, data, path, offset in stream():
                 nonblank = nonblank or not data.isspace()
@@ -375,35 +417,48 @@ def prepare(config: PrepareConfig, out: str | Path, *, progress: bool = True) ->
                 name = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
                 hint = "; free some space and" if exc.errno == errno.ENOSPC else ";"
-                raise SeqfuncError(f"{out}: prepare failed{name} ({reason}){hint} run seqfunc prepare "
-                                   "again (the shards written so far are removed)") from None
+                raise SeqfuncError(
+                    f"{out}: prepare failed{name} ({reason}){hint} run seqfunc prepare "
+                    "again (the shards written so far are removed)"
+                ) from None
             raise
     counts = {s: sum(x["tokens"] for x in shards[s]) for s in shards}
     _check_counts(files, config, counts, nonblank, out)
     manifest = {
-        "format": prepared.FORMAT, "version": prepared.VERSION,
-        "vocabulary": units.vocabulary(), "dtype": units.dtype.name,
+        "format": prepared.FORMAT,
+        "version": prepared.VERSION,
+        "vocabulary": units.vocabulary(),
+        "dtype": units.dtype.name,
         "vocab_size": config.vocab_size if config.unit == "subword" else None,
-        "split": {"rule": "val starts at the first line beginning at or after "
-                          "(1 - val_fraction) of the input bytes", "val_fraction": config.val_fraction},
+        "split": {
+            "rule": "val starts at the first line beginning at or after "
+            "(1 - val_fraction) of the input bytes",
+            "val_fraction": config.val_fraction,
+        },
         "sources": [{"file": str(f), "bytes": f.stat().st_size} for f in files],
-        "input_bytes": total, "tokens": counts, "shards": shards,
+        "input_bytes": total,
+        "tokens": counts,
+        "shards": shards,
     }
     write_json(out / MANIFEST, manifest)
     (out / INCOMPLETE_MARKER).unlink(missing_ok=True)
     return {**manifest, "seconds": time.perf_counter() - start}
 
 
-def _check_counts(files: list[Path], config: PrepareConfig, counts: dict, nonblank: bool, out: Path) -> None:
+def _check_counts(
+    files: list[Path], config: PrepareConfig, counts: dict, nonblank: bool, out: Path
+) -> None:
     """An empty, blank or one-line input stops here with a one-line error (nothing kept)."""
     problem = None
     if not nonblank:
         problem = f"{files[0]}:1: empty text file (only whitespace; nothing to train on)"
     elif counts["val"] < 2 or counts["train"] < 2:
-        problem = (f"{files[0]}: too short to split: {counts['train']} training and {counts['val']} "
-                   f"validation {config.unit} tokens (the val split starts at the first line after "
-                   f"{1 - config.val_fraction:.0%} of the bytes); give more lines of text or raise "
-                   "-d val_fraction=")
+        problem = (
+            f"{files[0]}: too short to split: {counts['train']} training and {counts['val']} "
+            f"validation {config.unit} tokens (the val split starts at the first line after "
+            f"{1 - config.val_fraction:.0%} of the bytes); give more lines of text or raise "
+            "-d val_fraction="
+        )
     if problem:
         _remove_written(out)
         raise DataError(problem)

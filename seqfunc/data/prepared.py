@@ -37,7 +37,9 @@ UNITS = ("char", "byte", "subword")
 #: Present while ``seqfunc prepare`` writes the folder; removed once the manifest is written.
 INCOMPLETE_MARKER = ".prepare-incomplete"
 #: Names ``seqfunc prepare`` writes (shards, their temporary names, the marker).
-OWN_FILE = re.compile(r"^((train|val)-\d{5}\.bin(\.tmp)?|\.prepare-incomplete|\.manifest\.json\..*\.tmp)$")
+OWN_FILE = re.compile(
+    r"^((train|val)-\d{5}\.bin(\.tmp)?|\.prepare-incomplete|\.manifest\.json\..*\.tmp)$"
+)
 _HASH_BLOCK = 1 << 20
 
 
@@ -70,10 +72,18 @@ def is_prepared(path: Path) -> bool:
 def check_not_incomplete(path: Path) -> None:
     """A folder left by an interrupted ``seqfunc prepare`` raises a :class:`DataError` (its
     shards are not text, and they may be half-written)."""
-    if path.is_dir() and not (path / MANIFEST).exists() and (
-            (path / INCOMPLETE_MARKER).exists() or any(OWN_FILE.match(p.name) for p in path.iterdir())):
-        raise DataError(f"{path}: an unfinished prepared corpus (no {MANIFEST}: its seqfunc prepare "
-                        "was interrupted or failed); run seqfunc prepare again with this --out")
+    if (
+        path.is_dir()
+        and not (path / MANIFEST).exists()
+        and (
+            (path / INCOMPLETE_MARKER).exists()
+            or any(OWN_FILE.match(p.name) for p in path.iterdir())
+        )
+    ):
+        raise DataError(
+            f"{path}: an unfinished prepared corpus (no {MANIFEST}: its seqfunc prepare "
+            "was interrupted or failed); run seqfunc prepare again with this --out"
+        )
 
 
 def describe_vocabulary(vocabulary: dict) -> str:
@@ -111,7 +121,9 @@ class ShardedTokens:
         """``starts (b,)`` global offsets -> ``(b, length)`` int64: ``tokens[s : s + length]``."""
         starts = starts.cpu().numpy().astype(np.int64)
         out = np.empty((len(starts), length), dtype=np.int64)
-        first = np.searchsorted(self.ends, starts, side="right")  # (b,) shard of each window's start
+        first = np.searchsorted(
+            self.ends, starts, side="right"
+        )  # (b,) shard of each window's start
         last = np.searchsorted(self.ends, starts + length - 1, side="right")  # (b,) of its end
         steps = np.arange(length)
         for shard in np.unique(first):
@@ -175,21 +187,28 @@ class PreparedCorpus:
             for shard in self.shards(split):
                 path = self.folder / shard["file"]
                 if not path.is_file():
-                    raise DataError(f"{path}: missing (listed in {self.folder / MANIFEST}); "
-                                    "run seqfunc prepare again")
+                    raise DataError(
+                        f"{path}: missing (listed in {self.folder / MANIFEST}); "
+                        "run seqfunc prepare again"
+                    )
                 size, want = path.stat().st_size, shard["tokens"] * self.dtype.itemsize
                 if size != want:
-                    raise DataError(f"{path}: {size} bytes, {MANIFEST} says {want} "
-                                    f"({shard['tokens']} {self.dtype.name} tokens): the shard does "
-                                    "not match its manifest; run seqfunc prepare again")
+                    raise DataError(
+                        f"{path}: {size} bytes, {MANIFEST} says {want} "
+                        f"({shard['tokens']} {self.dtype.name} tokens): the shard does "
+                        "not match its manifest; run seqfunc prepare again"
+                    )
                 if file_sha256(path) != shard["sha256"]:
-                    raise DataError(f"{path}: sha256 differs from {MANIFEST}'s: the shard does not "
-                                    "match its manifest (damaged or changed); run seqfunc prepare again")
+                    raise DataError(
+                        f"{path}: sha256 differs from {MANIFEST}'s: the shard does not "
+                        "match its manifest (damaged or changed); run seqfunc prepare again"
+                    )
 
     def tokens(self, split: str) -> ShardedTokens:
         shards = self.shards(split)
-        return ShardedTokens([self.folder / s["file"] for s in shards],
-                             [s["tokens"] for s in shards], self.dtype)
+        return ShardedTokens(
+            [self.folder / s["file"] for s in shards], [s["tokens"] for s in shards], self.dtype
+        )
 
 
 def read_manifest(folder: Path) -> dict:
@@ -203,10 +222,12 @@ def read_manifest(folder: Path) -> dict:
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DataError(f"{path}: not a seqfunc prepare manifest (no \"format\": \"{FORMAT}\")")
+        raise DataError(f'{path}: not a seqfunc prepare manifest (no "format": "{FORMAT}")')
     if manifest.get("version") != VERSION:
-        raise DataError(f"{path}: manifest version {manifest.get('version')!r}; this seqfunc "
-                        f"reads version {VERSION}: run seqfunc prepare again")
+        raise DataError(
+            f"{path}: manifest version {manifest.get('version')!r}; this seqfunc "
+            f"reads version {VERSION}: run seqfunc prepare again"
+        )
     for key in ("vocabulary", "dtype", "shards"):
         if key not in manifest:
             raise DataError(f"{path}: the manifest has no {key!r}")

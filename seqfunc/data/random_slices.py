@@ -17,7 +17,9 @@ def random_offsets(key: rng.KeyArray, n_tokens: int, batch: int, length: int) ->
     """``(batch,)`` start offsets, uniform in ``[0, n_tokens - length - 1]``."""
     span = n_tokens - length
     if span < 1:
-        raise ValueError(f"random slices of length {length} + 1 need more than {length + 1} tokens; got {n_tokens}")
+        raise ValueError(
+            f"random slices of length {length} + 1 need more than {length + 1} tokens; got {n_tokens}"
+        )
     return rng.random_bits(key, (batch,)) % span
 
 

@@ -13,9 +13,9 @@ side) with their line numbers, so a caller can skip and count them or stop on th
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from random import Random
-from typing import Sequence
 
 import attrs
 
@@ -64,7 +64,9 @@ def parse_pairs(text: str) -> tuple[list[tuple[str, str]], list[BadLine]]:
     return pairs, bad
 
 
-def read_pairs(path: str | Path, *, bad_lines: str = "skip") -> tuple[list[tuple[str, str]], list[BadLine]]:
+def read_pairs(
+    path: str | Path, *, bad_lines: str = "skip"
+) -> tuple[list[tuple[str, str]], list[BadLine]]:
     """The pairs of a file. ``bad_lines="skip"`` drops bad lines (returned, so they can be
     counted and reported); ``"error"`` raises a :class:`ConfigError` naming the file and line."""
     pairs, bad = parse_pairs(read_utf8(path))
@@ -105,7 +107,9 @@ def split_by_source(
     out: dict[str, list[tuple[str, str]]] = {}
     start = 0
     for split, size in sizes.items():
-        out[split] = [by_source[s][rng.randrange(len(by_source[s]))] for s in sources[start:start + size]]
+        out[split] = [
+            by_source[s][rng.randrange(len(by_source[s]))] for s in sources[start : start + size]
+        ]
         start += size
     out["train"] = [pair for s in sources[start:] for pair in by_source[s]]
     return out

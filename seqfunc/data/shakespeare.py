@@ -9,9 +9,9 @@ from typing import ClassVar
 import attrs
 
 from seqfunc.config import positive
-from seqfunc.errors import DataError
 from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
 from seqfunc.data.text_files import read_utf8, resolve_path
+from seqfunc.errors import DataError
 
 
 @attrs.frozen
@@ -34,10 +34,22 @@ class ShakespeareDataset(CharLMDataset):
     #: (measured at ~95 s: 4 layers 1.87, 2 layers 1.73, 1 layer 1.66 nats/char); batch 16,
     #: a high peak rate with a short warmup and cosine decay, Adam's beta2 0.99, dropout 0.
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", model_options={"layers": 1}, steps=3600, batch_size=16,
-        optimizer="adamw", lr=1e-2, schedule="warmup_cosine", warmup_steps=30, lr_end=1e-4,
-        b2=0.99, weight_decay=0.1, clip_norm=1.0, eval_every=1800, eval_batch_size=500,
-        log_every=100, examples=1,
+        model="gpt",
+        model_options={"layers": 1},
+        steps=3600,
+        batch_size=16,
+        optimizer="adamw",
+        lr=1e-2,
+        schedule="warmup_cosine",
+        warmup_steps=30,
+        lr_end=1e-4,
+        b2=0.99,
+        weight_decay=0.1,
+        clip_norm=1.0,
+        eval_every=1800,
+        eval_batch_size=500,
+        log_every=100,
+        examples=1,
     )
 
     def load(self):
@@ -45,10 +57,14 @@ class ShakespeareDataset(CharLMDataset):
             self.config.path, "tinyshakespeare/input.txt", option="path", dataset=self.name
         )
         text = read_utf8(path)
-        minimum = math.ceil((self.config.context + 2) / min(self.config.val_fraction, 1 - self.config.val_fraction))
+        minimum = math.ceil(
+            (self.config.context + 2) / min(self.config.val_fraction, 1 - self.config.val_fraction)
+        )
         if len(text) < minimum:
-            raise DataError(f"{path}: {len(text)} characters; {self.name} with context="
-                            f"{self.config.context} needs at least {minimum}")
+            raise DataError(
+                f"{path}: {len(text)} characters; {self.name} with context="
+                f"{self.config.context} needs at least {minimum}"
+            )
         vocab = char_vocab(text)
         ids = encode_text(text, vocab)
         cut = int(len(ids) * (1 - self.config.val_fraction))

@@ -38,7 +38,11 @@ VERBS = "was is became becomes seemed seems".split()
 
 #: The seed's word list (some words are both adjective and noun: listed once).
 SYNTH_VOCAB = Vocab(
-    list(dict.fromkeys([*SPECIALS, "this", "not", "very", "great", "terrible", *VERBS, *ADJECTIVES, *NOUNS])),
+    list(
+        dict.fromkeys(
+            [*SPECIALS, "this", "not", "very", "great", "terrible", *VERBS, *ADJECTIVES, *NOUNS]
+        )
+    ),
     unk=".unk",
 )
 XOR_VOCAB = Vocab([*SPECIALS, "true", "false"], unk=".unk")
@@ -48,7 +52,14 @@ CLASSES = ("negative", "positive")
 def synth_sentence(rng: Random) -> tuple[list[str], int]:
     """One IMDb-synth instance: (words, label)."""
     modifier, adjective = rng.choice(("not", "very")), rng.choice(("great", "terrible"))
-    words = ["this", rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(VERBS), modifier, adjective]
+    words = [
+        "this",
+        rng.choice(ADJECTIVES),
+        rng.choice(NOUNS),
+        rng.choice(VERBS),
+        modifier,
+        adjective,
+    ]
     return words, int((modifier == "very") == (adjective == "great"))
 
 
@@ -101,8 +112,13 @@ class ImdbSynthDataset(_Generated):
     name: ClassVar[str] = "imdb-synth"
     _vocab = SYNTH_VOCAB
     train_defaults: ClassVar[dict] = {
-        "model": "simple-attention", "epochs": 10, "batch_size": 32, "lr": 3e-3,
-        "schedule": "constant", "warmup_steps": 0, "eval_batch_size": 1000,
+        "model": "simple-attention",
+        "epochs": 10,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "schedule": "constant",
+        "warmup_steps": 0,
+        "eval_batch_size": 1000,
         "model_options": {"pool": "max"},
     }
     _draw = staticmethod(synth_sentence)
@@ -114,8 +130,13 @@ class XorDataset(_Generated):
     name: ClassVar[str] = "xor"
     _vocab = XOR_VOCAB
     train_defaults: ClassVar[dict] = {
-        "model": "attention", "epochs": 3, "batch_size": 32, "lr": 3e-3,
-        "schedule": "constant", "warmup_steps": 0, "eval_batch_size": 1000,
+        "model": "attention",
+        "epochs": 3,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "schedule": "constant",
+        "warmup_steps": 0,
+        "eval_batch_size": 1000,
         "model_options": {"positions": True},
     }
     _draw = staticmethod(xor_pair)

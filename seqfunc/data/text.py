@@ -30,8 +30,8 @@ import torch
 
 from seqfunc.checkpoint import read_json, write_json
 from seqfunc.config import one_of, positive, probability
-from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
 from seqfunc.data import prepared
+from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
 from seqfunc.data.enwik8 import BYTE_VOCAB
 from seqfunc.data.text_files import read_utf8, resolve_path
 from seqfunc.data.text_tokenizers import EOS, TOKENIZERS, tokenizer_from_json
@@ -88,10 +88,21 @@ class TextDataset(CharLMDataset):
     #: ``seqfunc train text -d path=FILE``: a small GPT (2 layers, 128 wide) that learns a
     #: few hundred KB of text in minutes on a CPU
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", model_options={"layers": 2, "d_model": 128, "heads": 4, "dropout": 0.1},
-        steps=2000, batch_size=32, optimizer="adamw", lr=3e-3, schedule="warmup_cosine",
-        warmup_steps=50, lr_end=1e-4, b2=0.99, weight_decay=0.1, clip_norm=1.0,
-        eval_batch_size=200, log_every=100, examples=1,
+        model="gpt",
+        model_options={"layers": 2, "d_model": 128, "heads": 4, "dropout": 0.1},
+        steps=2000,
+        batch_size=32,
+        optimizer="adamw",
+        lr=3e-3,
+        schedule="warmup_cosine",
+        warmup_steps=50,
+        lr_end=1e-4,
+        b2=0.99,
+        weight_decay=0.1,
+        clip_norm=1.0,
+        eval_batch_size=200,
+        log_every=100,
+        examples=1,
     )
 
     def __init__(self, config: TextConfig | None = None, *, vocab: dict | None = None):
@@ -117,8 +128,10 @@ class TextDataset(CharLMDataset):
     # -- building ---------------------------------------------------------------------------
     def _path(self) -> Path:
         if not self.config.path:
-            raise ConfigError("text: no file given; set the dataset option path "
-                              "(seqfunc train text -d path=FILE_OR_FOLDER)")
+            raise ConfigError(
+                "text: no file given; set the dataset option path "
+                "(seqfunc train text -d path=FILE_OR_FOLDER)"
+            )
         return resolve_path(self.config.path, "", option="path", dataset=self.name)
 
     def _prepared_corpus(self) -> prepared.PreparedCorpus | None:
@@ -131,14 +144,18 @@ class TextDataset(CharLMDataset):
         corpus, c = prepared.PreparedCorpus(path), self.config
         where = path / prepared.MANIFEST
         if corpus.unit != c.unit:
-            raise DataError(f"{where}: the shards were prepared with unit={corpus.unit}, the run asks "
-                            f"for unit={c.unit}: train with -d unit={corpus.unit}, or prepare the text "
-                            f"again with -d unit={c.unit}")
+            raise DataError(
+                f"{where}: the shards were prepared with unit={corpus.unit}, the run asks "
+                f"for unit={c.unit}: train with -d unit={corpus.unit}, or prepare the text "
+                f"again with -d unit={c.unit}"
+            )
         if c.unit == "subword" and corpus.manifest.get("vocab_size") != c.vocab_size:
-            raise DataError(f"{where}: the shards were prepared with a tokenizer of vocab_size="
-                            f"{corpus.manifest.get('vocab_size')}, the run asks for vocab_size="
-                            f"{c.vocab_size}: train with -d vocab_size={corpus.manifest.get('vocab_size')}, "
-                            "or prepare the text again")
+            raise DataError(
+                f"{where}: the shards were prepared with a tokenizer of vocab_size="
+                f"{corpus.manifest.get('vocab_size')}, the run asks for vocab_size="
+                f"{c.vocab_size}: train with -d vocab_size={corpus.manifest.get('vocab_size')}, "
+                "or prepare the text again"
+            )
         return corpus
 
     def _prepared_splits(self, corpus: prepared.PreparedCorpus) -> dict:
@@ -148,7 +165,8 @@ class TextDataset(CharLMDataset):
                 f"{corpus.folder / prepared.MANIFEST}: the shards were prepared with another "
                 f"vocabulary ({prepared.describe_vocabulary(corpus.vocabulary)}) than the run's "
                 f"{VOCAB_FILE} ({prepared.describe_vocabulary(self._vocab_data)}); train on the "
-                "corpus the run started with, or start a new run with another --out")
+                "corpus the run started with, or start a new run with another --out"
+            )
         self._is_prepared = True
         data = {split: corpus.tokens(split) for split in prepared.SPLITS}
         self._check_sizes(data)
@@ -172,8 +190,10 @@ class TextDataset(CharLMDataset):
     def _set_vocab(self, data: dict) -> None:
         self._vocab_data = data
         if data["unit"] != self.config.unit:
-            raise ConfigError(f"text: the saved vocabulary is for unit={data['unit']}, "
-                              f"the config says unit={self.config.unit}")
+            raise ConfigError(
+                f"text: the saved vocabulary is for unit={data['unit']}, "
+                f"the config says unit={self.config.unit}"
+            )
         if data["unit"] == "char":
             self.vocab = Vocab.from_json(data["vocab"])
         elif data["unit"] == "byte":
@@ -183,14 +203,20 @@ class TextDataset(CharLMDataset):
             self.vocab = self.tokenizer.vocab
 
     def _encode_splits(self, texts: dict[str, str]) -> dict[str, torch.Tensor]:
-        data = {split: torch.tensor(self.encode_all(text), dtype=torch.int64) if self.tokenizer
-                else self._encode_fast(text) for split, text in texts.items()}
+        data = {
+            split: torch.tensor(self.encode_all(text), dtype=torch.int64)
+            if self.tokenizer
+            else self._encode_fast(text)
+            for split, text in texts.items()
+        }
         self._check_sizes(data)
         return data
 
     def _encode_fast(self, text: str) -> torch.Tensor:
         if self.config.unit == "byte":
-            return torch.from_numpy(np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64))
+            return torch.from_numpy(
+                np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
+            )
         if not text:
             return torch.zeros(0, dtype=torch.int64)
         try:
@@ -198,9 +224,11 @@ class TextDataset(CharLMDataset):
         except ValueError:  # only a vocabulary saved with a run can lack a character of it
             new = [c for c in dict.fromkeys(text) if c not in self.vocab]
             shown = ", ".join(repr(c) for c in new[:10]) + (" ..." if len(new) > 10 else "")
-            raise DataError(f"{self._path()}: {len(new)} character(s) not in the vocabulary saved "
-                            f"with the run ({VOCAB_FILE}): {shown}; the file changed since the "
-                            "run started: restore it, or start a new run with another --out") from None
+            raise DataError(
+                f"{self._path()}: {len(new)} character(s) not in the vocabulary saved "
+                f"with the run ({VOCAB_FILE}): {shown}; the file changed since the "
+                "run started: restore it, or start a new run with another --out"
+            ) from None
 
     def _check_sizes(self, data: dict[str, torch.Tensor]) -> None:
         """Each split needs a window of ``context + 1`` tokens; the message names the options."""
@@ -210,22 +238,31 @@ class TextDataset(CharLMDataset):
                 raise DataError(
                     f"{self._path()}: the prepared {split} split has {ids.numel()} {c.unit} tokens, "
                     f"too few for context={c.context}: lower -d context= (below "
-                    f"{max(ids.numel() - 1, 1)}) or prepare more text")
+                    f"{max(ids.numel() - 1, 1)}) or prepare more text"
+                )
             if ids.numel() <= c.context + 1:
                 total = sum(int(t.numel()) for t in data.values())
                 raise DataError(
                     f"{self._path()}: {total} {c.unit} tokens; the {split} split "
                     f"(val_fraction={c.val_fraction}) has {ids.numel()}, too few for "
                     f"context={c.context}: lower -d context= (below {max(ids.numel() - 1, 1)}) "
-                    + ("or raise -d val_fraction=" if split == "val" else "or lower -d val_fraction=")
-                    + " or give more text")
+                    + (
+                        "or raise -d val_fraction="
+                        if split == "val"
+                        else "or lower -d val_fraction="
+                    )
+                    + " or give more text"
+                )
 
     @property
     def data(self) -> dict[str, torch.Tensor]:
         if self._data is None:
             corpus = self._prepared_corpus()
-            self._data = (self._prepared_splits(corpus) if corpus is not None
-                          else self._encode_splits(self._texts()))
+            self._data = (
+                self._prepared_splits(corpus)
+                if corpus is not None
+                else self._encode_splits(self._texts())
+            )
         return self._data
 
     def load(self):  # CharLMDataset's hook; this class builds in __init__
@@ -252,7 +289,7 @@ class TextDataset(CharLMDataset):
         write_json(Path(folder) / VOCAB_FILE, self._vocab_data)
 
     @classmethod
-    def from_artifacts(cls, config: TextConfig, folder: str | Path) -> "TextDataset":
+    def from_artifacts(cls, config: TextConfig, folder: str | Path) -> TextDataset:
         return cls(config, vocab=read_json(Path(folder) / VOCAB_FILE))
 
     # -- text in and out --------------------------------------------------------------------
@@ -293,5 +330,7 @@ class TextDataset(CharLMDataset):
 
     def summary(self) -> str:
         sizes = ", ".join(f"{s} {t.numel():,}" for s, t in self.data.items())
-        return (f"text: {self.config.path}: {sizes} {self.config.unit} tokens; vocabulary "
-                f"{len(self.vocab):,}; context {self.config.context}")
+        return (
+            f"text: {self.config.path}: {sizes} {self.config.unit} tokens; vocabulary "
+            f"{len(self.vocab):,}; context {self.config.context}"
+        )

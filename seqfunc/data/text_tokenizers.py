@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from seqfunc.config import ConfigError
 from seqfunc.data.vocab import Vocab
@@ -35,11 +35,13 @@ class WordTokenizer:
         self.vocab = vocab
 
     @classmethod
-    def train(cls, texts: Iterable[str], *, min_freq: int = 2) -> "WordTokenizer":
+    def train(cls, texts: Iterable[str], *, min_freq: int = 2) -> WordTokenizer:
         counts = Counter(word for text in texts for word in text.split())
         for special in SPECIALS:
             counts.pop(special, None)
-        words = sorted((w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w)
+        )
         return cls(Vocab([*SPECIALS, *words], unk=UNK))
 
     def __len__(self) -> int:
@@ -58,7 +60,7 @@ class WordTokenizer:
         return {"kind": self.kind, "vocab": self.vocab.to_json()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "WordTokenizer":
+    def from_json(cls, data: dict) -> WordTokenizer:
         return cls(Vocab.from_json(data["vocab"]))
 
 
@@ -87,13 +89,15 @@ class BpeTokenizer:
         self.vocab = Vocab([token for token, _ in by_id], unk=UNK)
 
     @classmethod
-    def train(cls, texts: Iterable[str], *, vocab_size: int = 8000) -> "BpeTokenizer":
+    def train(cls, texts: Iterable[str], *, vocab_size: int = 8000) -> BpeTokenizer:
         tk = _require_tokenizers()
         tokenizer = tk.Tokenizer(tk.models.BPE(unk_token=UNK, end_of_word_suffix=_WORD_END))
         tokenizer.pre_tokenizer = tk.pre_tokenizers.WhitespaceSplit()
         tokenizer.decoder = tk.decoders.BPEDecoder(suffix=_WORD_END)
         trainer = tk.trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=list(SPECIALS), end_of_word_suffix=_WORD_END,
+            vocab_size=vocab_size,
+            special_tokens=list(SPECIALS),
+            end_of_word_suffix=_WORD_END,
             show_progress=False,
         )
         tokenizer.train_from_iterator(list(texts), trainer)
@@ -117,7 +121,7 @@ class BpeTokenizer:
         return {"kind": self.kind, "tokenizer": json.loads(self.tokenizer.to_str())}
 
     @classmethod
-    def from_json(cls, data: dict) -> "BpeTokenizer":
+    def from_json(cls, data: dict) -> BpeTokenizer:
         tk = _require_tokenizers()
         return cls(tk.Tokenizer.from_str(json.dumps(data["tokenizer"])))
 

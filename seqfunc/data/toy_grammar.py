@@ -19,17 +19,49 @@ from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
 
 START = "_s"
 GRAMMAR: dict[str, list[str]] = {
-    "_s": ["_s _adv", "_np _vp", "_np _vp _prep _np", "_np _vp ( _prep _np )",
-           "_np _vp _con _s", "_np _vp ( _con _s )"],
+    "_s": [
+        "_s _adv",
+        "_np _vp",
+        "_np _vp _prep _np",
+        "_np _vp ( _prep _np )",
+        "_np _vp _con _s",
+        "_np _vp ( _con _s )",
+    ],
     "_adv": ["briefly", "quickly", "impatiently"],
     "_np": ["a _noun", "the _noun", "a _adj _noun", "the _adj _noun"],
     "_prep": ["on", "with", "to", "for", "at"],
     "_con": ["while", "but"],
-    "_noun": ["mouse", "bunny", "cat", "dog", "man", "woman", "person", "bear", "koala", "judge",
-              "businessman", "businesswoman", "lawyer", "teacher", "engineer"],
+    "_noun": [
+        "mouse",
+        "bunny",
+        "cat",
+        "dog",
+        "man",
+        "woman",
+        "person",
+        "bear",
+        "koala",
+        "judge",
+        "businessman",
+        "businesswoman",
+        "lawyer",
+        "teacher",
+        "engineer",
+    ],
     "_vp": ["walked", "walks", "ran", "runs", "goes", "went", "hiked"],
-    "_adj": ["short", "quick", "busy", "nice", "gorgeous", "spectacular", "reluctant",
-             "systematic", "willowy", "engaged", "synthetic"],
+    "_adj": [
+        "short",
+        "quick",
+        "busy",
+        "nice",
+        "gorgeous",
+        "spectacular",
+        "reluctant",
+        "systematic",
+        "willowy",
+        "engaged",
+        "synthetic",
+    ],
 }
 _SYMBOL = re.compile("_[a-z]*")
 
@@ -66,9 +98,19 @@ class ToyGrammarDataset(CharLMDataset):
     name: ClassVar[str] = "toy_grammar"
     Config: ClassVar[type] = ToyGrammarConfig
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", steps=600, batch_size=32, optimizer="adamw", lr=3e-3,
-        schedule="warmup_cosine", warmup_steps=50, lr_end=1e-4, weight_decay=0.1,
-        clip_norm=1.0, eval_every=200, eval_batch_size=500, examples=1,
+        model="gpt",
+        steps=600,
+        batch_size=32,
+        optimizer="adamw",
+        lr=3e-3,
+        schedule="warmup_cosine",
+        warmup_steps=50,
+        lr_end=1e-4,
+        weight_decay=0.1,
+        clip_norm=1.0,
+        eval_every=200,
+        eval_batch_size=500,
+        examples=1,
         model_options=dict(layers=2, heads=4, d_model=64, dropout=0.0),
     )
 

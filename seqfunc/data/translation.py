@@ -20,8 +20,9 @@ Sources and targets end in ``<eos>``; ``tgt_in`` starts with ``<bos>``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import attrs
 import numpy as np
@@ -77,18 +78,39 @@ class TranslationDataset(BucketedSplits):
     train_defaults: ClassVar[dict] = {
         "model": "transformer",
         "dataset_options": {"tokenizer": "bpe", "vocab_size": 4000},
-        "model_options": {"d_model": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
-                          "d_ff": 512, "dropout": 0.1},
-        "steps": 3600, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
-        "schedule": "warmup_cosine", "warmup_steps": 300, "eval_every": 1000, "examples": 4,
+        "model_options": {
+            "d_model": 128,
+            "heads": 4,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "d_ff": 512,
+            "dropout": 0.1,
+        },
+        "steps": 3600,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "lr": 2e-3,
+        "schedule": "warmup_cosine",
+        "warmup_steps": 300,
+        "eval_every": 1000,
+        "examples": 4,
     }
     #: ``seqfunc train fra-eng --model rnn-seq2seq``: seed 001's LSTM encoder-decoder (teacher
     #: forcing 0.5, U(+-0.08) init, gradient clipping 1) on the same data and budget
     model_recipes: ClassVar[dict] = {
         "rnn-seq2seq": {
-            "model_options": {"cell": "lstm", "embedding": 256, "hidden": 256, "layers": 2,
-                              "dropout": 0.3, "teacher_forcing": 0.5},
-            "steps": 2000, "lr": 2e-3, "warmup_steps": 200, "clip_norm": 1.0,
+            "model_options": {
+                "cell": "lstm",
+                "embedding": 256,
+                "hidden": 256,
+                "layers": 2,
+                "dropout": 0.3,
+                "teacher_forcing": 0.5,
+            },
+            "steps": 2000,
+            "lr": 2e-3,
+            "warmup_steps": 200,
+            "clip_norm": 1.0,
         },
     }
 
@@ -106,7 +128,10 @@ class TranslationDataset(BucketedSplits):
                 for i, side in enumerate(("source", "target"))
             }
         self.source_tokenizer, self.target_tokenizer = tokenizers["source"], tokenizers["target"]
-        self.source_vocab, self.target_vocab = self.source_tokenizer.vocab, self.target_tokenizer.vocab
+        self.source_vocab, self.target_vocab = (
+            self.source_tokenizer.vocab,
+            self.target_tokenizer.vocab,
+        )
         self.pad_id, self.bos_id, self.eos_id = (self.target_vocab[t] for t in (PAD, BOS, EOS))
         self.max_source_len = self.max_target_len = self.config.max_len
 
@@ -127,14 +152,20 @@ class TranslationDataset(BucketedSplits):
         raw, bad = read_pairs(path, bad_lines=c.bad_lines)
         if c.reverse:
             raw = [(t, s) for s, t in raw]
-        short = [(s, t) for s, t in raw if word_count(s) <= c.max_words and word_count(t) <= c.max_words]
+        short = [
+            (s, t) for s, t in raw if word_count(s) <= c.max_words and word_count(t) <= c.max_words
+        ]
         pairs = list(dict.fromkeys((preprocess(s), preprocess(t)) for s, t in short))
         texts = split_by_source(pairs, sizes={"val": c.val_size, "test": c.test_size}, seed=c.seed)
         if c.max_train_pairs is not None:
             texts["train"] = texts["train"][: c.max_train_pairs]
         self.bad_lines = bad
-        self.stats = {"lines": len(raw) + len(bad), "bad_lines": len(bad),
-                      "too_many_words": len(raw) - len(short), "duplicates": len(short) - len(pairs)}
+        self.stats = {
+            "lines": len(raw) + len(bad),
+            "bad_lines": len(bad),
+            "too_many_words": len(raw) - len(short),
+            "duplicates": len(short) - len(pairs),
+        }
         self._texts = texts
         return texts
 
@@ -160,20 +191,27 @@ class TranslationDataset(BucketedSplits):
         return ids
 
     def _width(self, pair: tuple[list[int], list[int]]) -> int:
-        return padded_width(max(len(pair[0]), len(pair[1])) + 1, max_len=self.config.max_len,
-                            pad_multiple=self.config.pad_multiple)
+        return padded_width(
+            max(len(pair[0]), len(pair[1])) + 1,
+            max_len=self.config.max_len,
+            pad_multiple=self.config.pad_multiple,
+        )
 
     # -- run folders ---------------------------------------------------------------------------
     def save_artifacts(self, folder: str | Path) -> None:
         """Write the tokenizers into a run folder (so the run translates without the data)."""
-        write_json(Path(folder) / TOKENIZER_FILE, {
-            "source": self.source_tokenizer.to_json(), "target": self.target_tokenizer.to_json()
-        })
+        write_json(
+            Path(folder) / TOKENIZER_FILE,
+            {"source": self.source_tokenizer.to_json(), "target": self.target_tokenizer.to_json()},
+        )
 
     @classmethod
-    def from_artifacts(cls, config: TranslationConfig, folder: str | Path) -> "TranslationDataset":
+    def from_artifacts(cls, config: TranslationConfig, folder: str | Path) -> TranslationDataset:
         data = read_json(Path(folder) / TOKENIZER_FILE)
-        return cls(config, tokenizers={side: tokenizer_from_json(data[side]) for side in ("source", "target")})
+        return cls(
+            config,
+            tokenizers={side: tokenizer_from_json(data[side]) for side in ("source", "target")},
+        )
 
     # -- the dataset contract ----------------------------------------------------------------
     def _check_split(self, split: str) -> None:
@@ -206,8 +244,11 @@ class TranslationDataset(BucketedSplits):
             src[row, : len(s) + 1] = [*s, self.eos_id]
             tgt_in[row, : len(t) + 1] = [self.bos_id, *t]
             tgt_out[row, : len(t) + 1] = [*t, self.eos_id]
-        return {"src": torch.from_numpy(src), "tgt_in": torch.from_numpy(tgt_in),
-                "tgt_out": torch.from_numpy(tgt_out)}
+        return {
+            "src": torch.from_numpy(src),
+            "tgt_in": torch.from_numpy(tgt_in),
+            "tgt_out": torch.from_numpy(tgt_out),
+        }
 
     # -- text in and out -------------------------------------------------------------------
     def texts(self, split: str) -> list[tuple[str, str]]:
@@ -252,9 +293,11 @@ class TranslationDataset(BucketedSplits):
         self._encoded()
         sizes = ", ".join(f"{s} {len(self._ids[s]):,}" for s in self.splits)
         dropped = ", ".join(f"{k} {v:,}" for k, v in self.stats.items() if v and k != "lines")
-        return (f"{self.name}: {self.stats['lines']:,} lines -> {sizes} pairs; vocab "
-                f"{len(self.source_vocab):,} / {len(self.target_vocab):,} ({self.config.tokenizer})"
-                + (f"; dropped: {dropped}" if dropped else ""))
+        return (
+            f"{self.name}: {self.stats['lines']:,} lines -> {sizes} pairs; vocab "
+            f"{len(self.source_vocab):,} / {len(self.target_vocab):,} ({self.config.tokenizer})"
+            + (f"; dropped: {dropped}" if dropped else "")
+        )
 
 
 class FraEngDataset(TranslationDataset):

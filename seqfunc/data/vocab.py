@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -35,7 +35,7 @@ class Vocab:
         *,
         min_freq: int = 0,
         reserved_tokens: Sequence[str] = (),
-    ) -> "Vocab":
+    ) -> Vocab:
         """d2l's ``Vocab`` ordering: the set of ``<unk>``, reserved and frequent tokens, sorted."""
         counts = Counter(tokens)
         kept = [t for t, n in counts.items() if n >= min_freq]
@@ -72,7 +72,7 @@ class Vocab:
         return {"tokens": self.idx_to_token, "unk": self.unk}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Vocab":
+    def from_json(cls, data: dict) -> Vocab:
         return cls(data["tokens"], unk=data.get("unk", UNK))
 
     def __eq__(self, other) -> bool:

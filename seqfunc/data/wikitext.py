@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import ClassVar, Iterator
+from collections.abc import Iterator
+from typing import ClassVar
 
 import attrs
 import torch
@@ -27,7 +28,20 @@ from seqfunc.config import ConfigError, positive
 from seqfunc.data.text_files import read_utf8, resolve_path
 from seqfunc.data.vocab import Vocab
 
-_PATTERNS = [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"]
+_PATTERNS = [
+    r"\'",
+    r"\"",
+    r"\.",
+    r"<br \/>",
+    r",",
+    r"\(",
+    r"\)",
+    r"\!",
+    r"\?",
+    r"\;",
+    r"\:",
+    r"\s+",
+]
 _REPLACEMENTS = [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "]
 _BASIC_ENGLISH = [(re.compile(p), r) for p, r in zip(_PATTERNS, _REPLACEMENTS)]
 EOS, UNK = "<eos>", "<unk>"
@@ -116,9 +130,20 @@ class WikiText2Dataset:
     #: wiki.valid.tokens), clipping at 0.5, 3 epochs (the tutorial's best test perplexity).
     recipes: ClassVar[dict] = {
         "seed": dict(
-            model="transformer_lm", epochs=3, batch_size=20, optimizer="sgd", lr=5.0,
-            schedule="step", step_size=310, gamma=0.95, clip_norm=0.5, weight_decay=0.0,
-            eval_every=310, eval_batch_size=10, log_every=50, examples=1,
+            model="transformer_lm",
+            epochs=3,
+            batch_size=20,
+            optimizer="sgd",
+            lr=5.0,
+            schedule="step",
+            step_size=310,
+            gamma=0.95,
+            clip_norm=0.5,
+            weight_decay=0.0,
+            eval_every=310,
+            eval_batch_size=10,
+            log_every=50,
+            examples=1,
             model_options=dict(d_model=200, heads=2, d_ff=200, layers=2, dropout=0.2),
         ),
     }
@@ -130,13 +155,31 @@ class WikiText2Dataset:
     #: perplexity against 266 learned), AdamW with warmup-cosine, the compiled step, 5 epochs
     #: (3 reach 263, 4 reach 252), evaluated once at the end.
     train_defaults: ClassVar[dict] = dict(
-        model="gpt", epochs=5, batch_size=20, optimizer="adamw", lr=2e-3, b2=0.99,
-        schedule="warmup_cosine", warmup_steps=100, lr_end=1e-4, weight_decay=0.1,
-        clip_norm=1.0, compile=True, eval_every=1550, eval_batch_size=80, log_every=50,
+        model="gpt",
+        epochs=5,
+        batch_size=20,
+        optimizer="adamw",
+        lr=2e-3,
+        b2=0.99,
+        schedule="warmup_cosine",
+        warmup_steps=100,
+        lr_end=1e-4,
+        weight_decay=0.1,
+        clip_norm=1.0,
+        compile=True,
+        eval_every=1550,
+        eval_batch_size=80,
+        log_every=50,
         examples=1,
         model_options=dict(
-            d_model=160, heads=4, layers=2, d_ff=640, dropout=0.3, positions="learned",
-            norm_first=True, tie_weights=True,
+            d_model=160,
+            heads=4,
+            layers=2,
+            d_ff=640,
+            dropout=0.3,
+            positions="learned",
+            norm_first=True,
+            tie_weights=True,
         ),
     )
 
@@ -149,14 +192,20 @@ class WikiText2Dataset:
                 raise ConfigError(f"{self.name}: {files[split]} is missing (option path={folder})")
         self.standard_split = files["train"].exists()
         names = (
-            {"train": "train", "val": "valid", "test": "test"} if self.standard_split
+            {"train": "train", "val": "valid", "test": "test"}
+            if self.standard_split
             else {"train": "valid", "val": "test", "test": "test"}
         )
         self.files = {split: files[name] for split, name in names.items()}
         tokenizer = basic_english if self.config.tokenizer == "basic_english" else str.split
-        by_file = {path: tokenize_lines(read_utf8(path), tokenizer) for path in set(self.files.values())}
+        by_file = {
+            path: tokenize_lines(read_utf8(path), tokenizer) for path in set(self.files.values())
+        }
         self.vocab = build_vocab(by_file[self.files["train"]])
-        ids = {path: torch.tensor(self.vocab[tokens], dtype=torch.int64) for path, tokens in by_file.items()}
+        ids = {
+            path: torch.tensor(self.vocab[tokens], dtype=torch.int64)
+            for path, tokens in by_file.items()
+        }
         self.data = {split: ids[path] for split, path in self.files.items()}
 
     #: Seed 002's loop reads the stream in order every epoch.
@@ -187,7 +236,10 @@ class WikiText2Dataset:
             data, target = get_batch(source, i, bptt)
             if drop_last and data.size(0) != bptt:
                 break
-            yield {"inputs": data.t().contiguous(), "targets": target.view(data.shape).t().contiguous()}
+            yield {
+                "inputs": data.t().contiguous(),
+                "targets": target.view(data.shape).t().contiguous(),
+            }
 
     def encode(self, text: str) -> list[int]:
         words = basic_english(text) if self.config.tokenizer == "basic_english" else text.split()

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from seqfunc.experiments.formula_study import add_common_arguments, check_common, report, train_variant
+from seqfunc.experiments.formula_study import (
+    add_common_arguments,
+    check_common,
+    report,
+    train_variant,
+)
 
 #: name shown in the table -> the model's ``attention`` option
 KINDS = {
@@ -26,9 +31,12 @@ KINDS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kinds", nargs="+", default=["dot", "additive", "simple", "linear",
-                                                       "window", "chunked"],
-                        help=f"kernels to compare (known: {', '.join(KINDS)})")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["dot", "additive", "simple", "linear", "window", "chunked"],
+        help=f"kernels to compare (known: {', '.join(KINDS)})",
+    )
     add_common_arguments(parser, out="runs/experiment-attention-kind", steps=300)
 
 
@@ -42,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for kind in args.kinds:
         rows.append(train_variant(args, kind, {"attention": KINDS[kind]}))
-        print(f"  {kind}: {rows[-1]['train_s']:.1f} s, val loss {rows[-1]['val_loss']:.4f}",
-              flush=True)
+        print(
+            f"  {kind}: {rows[-1]['train_s']:.1f} s, val loss {rows[-1]['val_loss']:.4f}",
+            flush=True,
+        )
     report(args, f"attention kind: formula task, {args.steps} steps of {args.batch_size}", rows)
     return 0

@@ -37,25 +37,47 @@ DATASETS = ("imdb-synth", "xor", "imdb")
 #: Per dataset: TrainConfig fields and model options shared by every model on it.
 RECIPES: dict[str, dict] = {
     "imdb-synth": {
-        "train": {"batch_size": 32, "lr": 3e-3, "schedule": "constant", "warmup_steps": 0,
-                  "clip_norm": 1.0, "eval_batch_size": 1000},
+        "train": {
+            "batch_size": 32,
+            "lr": 3e-3,
+            "schedule": "constant",
+            "warmup_steps": 0,
+            "clip_norm": 1.0,
+            "eval_batch_size": 1000,
+        },
         "model_options": {"d_model": 32, "heads": 4},
         "dataset_options": {},
     },
     "xor": {
-        "train": {"batch_size": 32, "lr": 3e-3, "schedule": "constant", "warmup_steps": 0,
-                  "clip_norm": 1.0, "eval_batch_size": 1000},
+        "train": {
+            "batch_size": 32,
+            "lr": 3e-3,
+            "schedule": "constant",
+            "warmup_steps": 0,
+            "clip_norm": 1.0,
+            "eval_batch_size": 1000,
+        },
         "model_options": {"d_model": 32, "heads": 4},
         "dataset_options": {},
     },
     "imdb": {
-        "train": {"batch_size": 64, "lr": 1e-3, "schedule": "warmup_cosine", "warmup_steps": 50,
-                  "clip_norm": 1.0, "eval_batch_size": 256},
+        "train": {
+            "batch_size": 64,
+            "lr": 1e-3,
+            "schedule": "warmup_cosine",
+            "warmup_steps": 50,
+            "clip_norm": 1.0,
+            "eval_batch_size": 256,
+        },
         # Small initial embeddings: with N(0, 1) ones Adam spends the whole budget shrinking
         # the random part (mean-pool baseline: 0.874 -> 0.890 validation).
         "model_options": {"d_model": 32, "heads": 4, "embed_std": 0.05},
-        "dataset_options": {"max_len": 256, "pad_multiple": 64, "token_budget": 16384,
-                            "vocab_size": 20_000},
+        "dataset_options": {
+            "max_len": 256,
+            "pad_multiple": 64,
+            "token_budget": 16384,
+            "vocab_size": 20_000,
+        },
     },
 }
 
@@ -64,41 +86,85 @@ def _names(text: str, known, what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise ConfigError(f"--{what}: unknown {', '.join(unknown) or '(none given)'}; "
-                          f"choose from {', '.join(known)}")
+        raise ConfigError(
+            f"--{what}: unknown {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(known)}"
+        )
     return names
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--datasets", default=",".join(DATASETS),
-                   help=f"comma-separated, from {', '.join(DATASETS)} (default: all)")
-    p.add_argument("--models", default=",".join(MODELS),
-                   help=f"comma-separated, from {', '.join(MODELS)} (default: all)")
+    p.add_argument(
+        "--datasets",
+        default=",".join(DATASETS),
+        help=f"comma-separated, from {', '.join(DATASETS)} (default: all)",
+    )
+    p.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help=f"comma-separated, from {', '.join(MODELS)} (default: all)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="members per cell (default 3)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="epochs per cell (default: 3 synthetic, 1 IMDb)")
-    p.add_argument("--train-size", type=int, default=5000,
-                   help="training instances of the synthetic sets (default 5000)")
-    p.add_argument("--val-size", type=int, default=1000,
-                   help="validation instances of the synthetic sets (default 1000)")
-    p.add_argument("--imdb-train-size", type=int, default=5000,
-                   help="IMDb training reviews used (a random subset; 0 = all 20,000; default 5000)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="IMDb source: aclImdb folder, .tar.gz or CSV (default: the shared copy)")
-    p.add_argument("--imdb-val-size", type=int, default=1000,
-                   help="IMDb reviews held out of train for validation (default 1000; the "
-                        "seed's split is 5000)")
-    p.add_argument("--imdb-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="IMDb dataset option (repeatable), e.g. max_len=2560, vocab_size=null")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs per cell (default: 3 synthetic, 1 IMDb)"
+    )
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=5000,
+        help="training instances of the synthetic sets (default 5000)",
+    )
+    p.add_argument(
+        "--val-size",
+        type=int,
+        default=1000,
+        help="validation instances of the synthetic sets (default 1000)",
+    )
+    p.add_argument(
+        "--imdb-train-size",
+        type=int,
+        default=5000,
+        help="IMDb training reviews used (a random subset; 0 = all 20,000; default 5000)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="IMDb source: aclImdb folder, .tar.gz or CSV (default: the shared copy)",
+    )
+    p.add_argument(
+        "--imdb-val-size",
+        type=int,
+        default=1000,
+        help="IMDb reviews held out of train for validation (default 1000; the "
+        "seed's split is 5000)",
+    )
+    p.add_argument(
+        "--imdb-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="IMDb dataset option (repeatable), e.g. max_len=2560, vocab_size=null",
+    )
     p.add_argument("--test", action="store_true", help="also report IMDb test accuracy")
-    p.add_argument("-m", "--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="model option for every cell (repeatable)")
+    p.add_argument(
+        "-m",
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option for every cell (repeatable)",
+    )
     p.add_argument("--lr", type=float, default=None, help="learning rate for every cell")
     p.add_argument("--batch-size", type=int, default=None, help="batch size for every cell")
     p.add_argument("--out", type=Path, default=Path("runs/classify"), help="output folder")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: these small ops slow down badly when two "
-                        "threads compete with other work on 2 cores; 0 = torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: these small ops slow down badly when two "
+        "threads compete with other work on 2 cores; 0 = torch's default)",
+    )
 
 
 def cell_config(dataset: str, model_label: str, args):
@@ -128,17 +194,23 @@ def cell_config(dataset: str, model_label: str, args):
         train["lr"] = args.lr
     if args.batch_size is not None:
         train["batch_size"] = args.batch_size
-    return TrainConfig(dataset=dataset, model=model, model_options=options,
-                       dataset_options=data, epochs=epochs, **train)
+    return TrainConfig(
+        dataset=dataset,
+        model=model,
+        model_options=options,
+        dataset_options=data,
+        epochs=epochs,
+        **train,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from seqfunc import registry
     from seqfunc.config import from_dict
     from seqfunc.ensemble import fit_ensemble
     from seqfunc.tasks import task_for
-
-    import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -157,25 +229,46 @@ def run(args: argparse.Namespace) -> int:
             if loaded is None:  # one dataset object serves every model
                 dataset_cls = registry.get_dataset(dataset_name)
                 t0 = time.perf_counter()
-                loaded = dataset_cls(from_dict(dataset_cls.Config, dict(cfg.dataset_options),
-                                               where="dataset options"))
-                print(f"{dataset_name}: {loaded.num_examples('train')} train / "
-                      f"{loaded.num_examples('val')} val, vocab {len(loaded.vocab)} "
-                      f"({time.perf_counter() - t0:.1f}s to load)", flush=True)
+                loaded = dataset_cls(
+                    from_dict(
+                        dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"
+                    )
+                )
+                print(
+                    f"{dataset_name}: {loaded.num_examples('train')} train / "
+                    f"{loaded.num_examples('val')} val, vocab {len(loaded.vocab)} "
+                    f"({time.perf_counter() - t0:.1f}s to load)",
+                    flush=True,
+                )
             model_cls = registry.get_model(cfg.model)
             model = model_cls(model_cls.config_for(loaded, **cfg.model_options))
-            splits = ("val", "test") if args.test and "test" in getattr(loaded, "splits_data", {}) else ("val",)
+            splits = (
+                ("val", "test")
+                if args.test and "test" in getattr(loaded, "splits_data", {})
+                else ("val",)
+            )
             t0 = time.perf_counter()
-            result = fit_ensemble(cfg, seeds, dataset=loaded, model=model, task=task_for(loaded),
-                                  eval_splits=splits,
-                                  log=lambda line: print(f"{label}:{line}", flush=True))
+            result = fit_ensemble(
+                cfg,
+                seeds,
+                dataset=loaded,
+                model=model,
+                task=task_for(loaded),
+                eval_splits=splits,
+                log=lambda line: print(f"{label}:{line}", flush=True),
+            )
             wall = time.perf_counter() - t0
             record = {
-                "dataset": dataset_name, "model": label, "seeds": seeds,
+                "dataset": dataset_name,
+                "model": label,
+                "seeds": seeds,
                 "val_accuracy": [m["val"]["accuracy"] for m in result.members],
-                "val_mean": result.summary("val")[0], "val_std": result.summary("val")[1],
-                "steps": result.steps, "train_s": round(result.train_s, 1),
-                "wall_s": round(wall, 1), "config": attrs.asdict(cfg),
+                "val_mean": result.summary("val")[0],
+                "val_std": result.summary("val")[1],
+                "steps": result.steps,
+                "train_s": round(result.train_s, 1),
+                "wall_s": round(wall, 1),
+                "config": attrs.asdict(cfg),
             }
             if "test" in splits:
                 record["test_accuracy"] = [m["test"]["accuracy"] for m in result.members]
@@ -185,22 +278,28 @@ def run(args: argparse.Namespace) -> int:
             write_json(args.out / "classify.json", {"cells": records})
     print()
     print(table(records))
-    print(f"\n{len(records)} cells x {len(seeds)} seeds in {time.perf_counter() - started:.0f}s; "
-          f"written to {args.out / 'classify.json'}")
+    print(
+        f"\n{len(records)} cells x {len(seeds)} seeds in {time.perf_counter() - started:.0f}s; "
+        f"written to {args.out / 'classify.json'}"
+    )
     return 0
 
 
 def _row(r: dict) -> str:
     test = f"  test {r['test_mean']:.3f} ± {r['test_std']:.3f}" if "test_mean" in r else ""
-    return (f"{r['dataset']:>10} {r['model']:<16} val {r['val_mean']:.3f} ± {r['val_std']:.3f}"
-            f"{test}  ({r['steps']} steps, {r['wall_s']:.0f}s)")
+    return (
+        f"{r['dataset']:>10} {r['model']:<16} val {r['val_mean']:.3f} ± {r['val_std']:.3f}"
+        f"{test}  ({r['steps']} steps, {r['wall_s']:.0f}s)"
+    )
 
 
 def table(records: list[dict]) -> str:
     """Models as rows, datasets as columns: ``mean ± std`` validation accuracy."""
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
     models = list(dict.fromkeys(r["model"] for r in records))
-    cell = {(r["dataset"], r["model"]): f"{r['val_mean']:.3f} ± {r['val_std']:.3f}" for r in records}
+    cell = {
+        (r["dataset"], r["model"]): f"{r['val_mean']:.3f} ± {r['val_std']:.3f}" for r in records
+    }
     lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
     for m in models:
         lines.append(f"| {m} | " + " | ".join(cell.get((d, m), "") for d in datasets) + " |")

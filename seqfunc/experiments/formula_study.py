@@ -12,8 +12,12 @@ from seqfunc.checkpoint import atomic_write, write_json
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, out: str, steps: int) -> None:
-    parser.add_argument("--out", type=Path, default=Path(out), help=f"output folder (default {out})")
-    parser.add_argument("--steps", type=int, default=steps, help=f"training steps per variant (default {steps})")
+    parser.add_argument(
+        "--out", type=Path, default=Path(out), help=f"output folder (default {out})"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=steps, help=f"training steps per variant (default {steps})"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--complexity", type=int, default=3, help="digits per operand")
@@ -21,9 +25,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, out: str, steps: in
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: tiny models gain little from more, and "
-                             "lose much when other jobs share the cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: tiny models gain little from more, and "
+        "lose much when other jobs share the cores)",
+    )
 
 
 def check_common(args) -> None:
@@ -46,11 +54,17 @@ def train_variant(args, name: str, model_options: dict) -> dict:
     from seqfunc.tree import tree_count
 
     cfg = TrainConfig(
-        dataset="formula", model="transformer",
+        dataset="formula",
+        model="transformer",
         dataset_options={"complexity": args.complexity, "val_size": args.val_size},
         model_options={"d_model": args.d_model, "heads": args.heads, **model_options},
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        eval_every=args.steps, log_every=max(args.steps // 10, 1), examples=0,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        eval_every=args.steps,
+        log_every=max(args.steps // 10, 1),
+        examples=0,
         warmup_steps=min(100, args.steps // 10),
     )
     _, model, _ = build(cfg)
@@ -59,23 +73,34 @@ def train_variant(args, name: str, model_options: dict) -> dict:
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     last_train = [r for r in records if r["split"] == "train"][-1]
     return {
-        "variant": name, "model_options": model_options,
+        "variant": name,
+        "model_options": model_options,
         "params": tree_count(model.init(rng.key(0))),
-        "train_s": last_train["elapsed_s"], "train_loss": last_train["loss"],
-        "val_loss": val["loss"], "token_accuracy": val["token_accuracy"],
+        "train_s": last_train["elapsed_s"],
+        "train_loss": last_train["loss"],
+        "val_loss": val["loss"],
+        "token_accuracy": val["token_accuracy"],
         "exact_match": val["exact_match"],
     }
 
 
-COLUMNS = [("variant", "{:<12}"), ("params", "{:>8,}"), ("train_s", "{:>8.1f}"),
-           ("train_loss", "{:>10.4f}"), ("val_loss", "{:>9.4f}"),
-           ("token_accuracy", "{:>9.3f}"), ("exact_match", "{:>7.3f}")]
+COLUMNS = [
+    ("variant", "{:<12}"),
+    ("params", "{:>8,}"),
+    ("train_s", "{:>8.1f}"),
+    ("train_loss", "{:>10.4f}"),
+    ("val_loss", "{:>9.4f}"),
+    ("token_accuracy", "{:>9.3f}"),
+    ("exact_match", "{:>7.3f}"),
+]
 HEADERS = ["variant", "params", "train s", "train loss", "val loss", "tok acc", "exact"]
 
 
 def format_table(rows: list[dict]) -> str:
     widths = [len(fmt.format(rows[0][key])) if rows else 8 for key, fmt in COLUMNS]
-    head = " ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths)))
+    head = " ".join(
+        h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths))
+    )
     lines = [head]
     for row in rows:
         lines.append(" ".join(fmt.format(row[key]) for key, fmt in COLUMNS))
@@ -89,8 +114,10 @@ def report(args, title: str, rows: list[dict]) -> None:
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
     write_json(args.out / "results.json", {"study": title, "args": meta, "results": rows})
     plot = plot_results(title, rows, args.out / "results.png")
-    print(f"wrote {args.out / 'results.json'}" + (f" and {plot}" if plot else
-          " (no plot: pip install 'seqfunc[plot]')"))
+    print(
+        f"wrote {args.out / 'results.json'}"
+        + (f" and {plot}" if plot else " (no plot: pip install 'seqfunc[plot]')")
+    )
 
 
 def plot_results(title: str, rows: list[dict], path: Path) -> Path | None:
@@ -104,7 +131,8 @@ def plot_results(title: str, rows: list[dict], path: Path) -> Path | None:
     names = [r["variant"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, key, label in zip(
-        axes, ("train_s", "val_loss", "token_accuracy"),
+        axes,
+        ("train_s", "val_loss", "token_accuracy"),
         ("training time (s)", "validation loss", "validation token accuracy"),
     ):
         ax.bar(names, [r[key] for r in rows], color="tab:blue")

@@ -23,7 +23,14 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, check_divisible, dropout_field, non_negative, one_of, positive
+from seqfunc.config import (
+    ConfigError,
+    check_divisible,
+    dropout_field,
+    non_negative,
+    one_of,
+    positive,
+)
 from seqfunc.nn.pooling import POOLS, pool
 
 MIXERS = ("none", "simple", "attention", "transformer")
@@ -69,15 +76,19 @@ class SequenceClassifier:
     def __init__(self, config: ClassifierConfig):
         self.config = config
         self.block_options = nn.BlockOptions(
-            heads=config.heads, dropout=config.dropout, norm_first=config.norm_first,
+            heads=config.heads,
+            dropout=config.dropout,
+            norm_first=config.norm_first,
             attention=config.kernel,
         )
 
     @classmethod
     def config_for(cls, dataset, **overrides) -> ClassifierConfig:
         fields = dict(
-            vocab_size=len(dataset.vocab), pad_id=dataset.pad_id,
-            num_classes=len(dataset.classes), max_len=dataset.config.max_len,
+            vocab_size=len(dataset.vocab),
+            pad_id=dataset.pad_id,
+            num_classes=len(dataset.classes),
+            max_len=dataset.config.max_len,
         )
         return ClassifierConfig(**{**fields, **cls.defaults, **overrides})
 
@@ -91,10 +102,17 @@ class SequenceClassifier:
         if c.positions:
             params["pos"] = nn.init_embedding(k_pos, c.max_len, c.d_model, std=c.embed_std)
         if c.mixer == "attention":
-            params["attn"] = nn.init_multi_head_attention(k_mix, c.d_model, kernel=c.kernel, heads=c.heads)
+            params["attn"] = nn.init_multi_head_attention(
+                k_mix, c.d_model, kernel=c.kernel, heads=c.heads
+            )
         elif c.mixer == "transformer":
             params["encoder"] = nn.init_encoder(
-                k_mix, c.blocks, c.d_model, c.d_ff or 4 * c.d_model, attention=c.kernel, heads=c.heads
+                k_mix,
+                c.blocks,
+                c.d_model,
+                c.d_ff or 4 * c.d_model,
+                attention=c.kernel,
+                heads=c.heads,
             )
         return params
 
@@ -106,20 +124,31 @@ class SequenceClassifier:
         x = nn.embedding(params["embed"], tokens)
         if c.positions:
             if tokens.shape[1] > c.max_len:
-                raise ValueError(f"{tokens.shape[1]} tokens, but the position table has {c.max_len}")
+                raise ValueError(
+                    f"{tokens.shape[1]} tokens, but the position table has {c.max_len}"
+                )
             x = x + params["pos"]["weight"][: tokens.shape[1]]
         x = nn.dropout(x, c.dropout, key=k_emb, train=train)
         if c.mixer == "simple":  # seed 004 q4: no parameters, no scaling, one head
-            x = nn.multi_head_attention({}, x, heads=1, mask=mask[:, None, None, :], kernel="simple")
+            x = nn.multi_head_attention(
+                {}, x, heads=1, mask=mask[:, None, None, :], kernel="simple"
+            )
         elif c.mixer == "attention":
             x = nn.multi_head_attention(
-                params["attn"], x, heads=c.heads, mask=mask[:, None, None, :],
+                params["attn"],
+                x,
+                heads=c.heads,
+                mask=mask[:, None, None, :],
                 kernel=self.block_options.attention,
             )
         elif c.mixer == "transformer":
             x = nn.encoder(
-                params["encoder"], x, opts=self.block_options, mask=mask[:, None, None, :],
-                key=k_mix, train=train,
+                params["encoder"],
+                x,
+                opts=self.block_options,
+                mask=mask[:, None, None, :],
+                key=k_mix,
+                train=train,
             )
         return pool(x, mask, c.pool)
 
@@ -153,5 +182,9 @@ class TransformerClassifier(SequenceClassifier):
 
     name: ClassVar[str] = "transformer-classifier"
     defaults: ClassVar[dict] = {
-        "mixer": "transformer", "pool": "select", "d_model": 64, "positions": True, "blocks": 3,
+        "mixer": "transformer",
+        "pool": "select",
+        "d_model": 64,
+        "positions": True,
+        "blocks": 3,
     }

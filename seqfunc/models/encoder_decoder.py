@@ -14,8 +14,13 @@ class EncoderDecoder:
     :mod:`seqfunc.decode` use those two, training uses :meth:`apply`."""
 
     def apply(
-        self, params: dict, src: torch.Tensor, tgt_in: torch.Tensor, *,
-        key: rng.KeyArray | None = None, train: bool = False,
+        self,
+        params: dict,
+        src: torch.Tensor,
+        tgt_in: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
+        train: bool = False,
     ) -> torch.Tensor:
         """``src (b, s)``, ``tgt_in (b, t)`` -> logits ``(b, t, tgt_vocab)``."""
         k_enc, k_dec = (None, None) if key is None else rng.split(key)

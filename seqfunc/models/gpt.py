@@ -20,7 +20,14 @@ import torch
 from einops import rearrange
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, check_divisible, dropout_field, from_dict, non_negative, positive
+from seqfunc.config import (
+    ConfigError,
+    check_divisible,
+    dropout_field,
+    from_dict,
+    non_negative,
+    positive,
+)
 from seqfunc.nn import kv_cache
 from seqfunc.nn.attention import project_heads
 from seqfunc.nn.attention_kernels import attention_kernel
@@ -88,21 +95,26 @@ class GPT:
         std, resid_std = 0.02, 0.02 / math.sqrt(2 * max(c.layers, 1))
         k_emb, k_pos, k_head, k_layers = rng.split(key, 4)
         layers = []
-        for k in (rng.split(k_layers, c.layers) if c.layers else []):
+        for k in rng.split(k_layers, c.layers) if c.layers else []:
             k_qkv, k_out, k_up, k_down = rng.split(k, 4)
-            layers.append({
-                "attn": {
-                    "qkv": _normal_linear(k_qkv, c.d_model, 3 * c.d_model, std),
-                    "out": _normal_linear(k_out, c.d_model, c.d_model, resid_std),
-                },
-                "attn_norm": nn.init_layer_norm(c.d_model),
-                "ff": {
-                    "up": _normal_linear(k_up, c.d_model, self.d_ff, std),
-                    "down": _normal_linear(k_down, self.d_ff, c.d_model, resid_std),
-                },
-                "ff_norm": nn.init_layer_norm(c.d_model),
-            })
-        params = {"embed": nn.init_embedding(k_emb, c.vocab_size, c.d_model, std=std), "layers": layers}
+            layers.append(
+                {
+                    "attn": {
+                        "qkv": _normal_linear(k_qkv, c.d_model, 3 * c.d_model, std),
+                        "out": _normal_linear(k_out, c.d_model, c.d_model, resid_std),
+                    },
+                    "attn_norm": nn.init_layer_norm(c.d_model),
+                    "ff": {
+                        "up": _normal_linear(k_up, c.d_model, self.d_ff, std),
+                        "down": _normal_linear(k_down, self.d_ff, c.d_model, resid_std),
+                    },
+                    "ff_norm": nn.init_layer_norm(c.d_model),
+                }
+            )
+        params = {
+            "embed": nn.init_embedding(k_emb, c.vocab_size, c.d_model, std=std),
+            "layers": layers,
+        }
         if c.positions == "learned":
             params["pos"] = nn.init_embedding(k_pos, c.context, c.d_model, std=std)
         if c.norm_first:
@@ -113,20 +125,30 @@ class GPT:
 
     # -- forward ---------------------------------------------------------------------------
     def apply(
-        self, params: dict, tokens: torch.Tensor, *, key: rng.KeyArray | None = None,
+        self,
+        params: dict,
+        tokens: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
         train: bool = False,
     ) -> torch.Tensor:
         """``tokens (b, t)`` -> logits ``(b, t, vocab)``, ``t <= context`` for learned positions."""
         return self.head(params, self.features(params, tokens, key=key, train=train))
 
     def features(
-        self, params: dict, tokens: torch.Tensor, *, key: rng.KeyArray | None = None,
+        self,
+        params: dict,
+        tokens: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
         train: bool = False,
     ) -> torch.Tensor:
         """``tokens (b, t)`` -> the last block's outputs ``(b, t, d_model)``, before :meth:`head`."""
         t = tokens.shape[1]
         if self.config.positions == "learned" and t > self.config.context:
-            raise ValueError(f"GPT: {t} tokens exceed the learned position table ({self.config.context})")
+            raise ValueError(
+                f"GPT: {t} tokens exceed the learned position table ({self.config.context})"
+            )
         positions = torch.arange(t, device=tokens.device)
         return self._forward(params, tokens, positions, key, train)[0]
 
@@ -138,11 +160,18 @@ class GPT:
     def init_cache(self, params: dict, batch: int, max_len: int) -> dict:
         """An empty KV cache for ``batch`` sequences of up to ``max_len`` tokens."""
         if self.config.positions == "learned" and max_len > self.config.context:
-            raise ValueError(f"GPT: a cache of {max_len} exceeds the learned position table ({self.config.context})")
+            raise ValueError(
+                f"GPT: a cache of {max_len} exceeds the learned position table ({self.config.context})"
+            )
         weight = params["embed"]["weight"]
         return kv_cache.init_kv_cache(
-            layers=self.config.layers, batch=batch, heads=self.config.heads, max_len=max_len,
-            head_dim=self.head_dim, dtype=weight.dtype, device=weight.device,
+            layers=self.config.layers,
+            batch=batch,
+            heads=self.config.heads,
+            max_len=max_len,
+            head_dim=self.head_dim,
+            dtype=weight.dtype,
+            device=weight.device,
         )
 
     def extend(
@@ -156,7 +185,9 @@ class GPT:
         pos, t = cache["pos"], tokens.shape[1]
         window = kv_cache.visible_window(pos, t, kv_cache.capacity(cache))
         positions = pos + torch.arange(t, device=tokens.device)
-        features, cache = self._forward(params, tokens, positions, None, False, cached=(cache, window, donate))
+        features, cache = self._forward(
+            params, tokens, positions, None, False, cached=(cache, window, donate)
+        )
         return self.head(params, features), cache
 
     def _forward(self, params, tokens, positions, key, train, cached=None):
@@ -188,14 +219,22 @@ class GPT:
                     new_k.append(kv_cache.write(cache["k"][i], k, cache["pos"], donate=donate))
                     new_v.append(kv_cache.write(cache["v"][i], v, cache["pos"], donate=donate))
                     out = _DOT.apply(
-                        {}, q, window.read(new_k[i]), window.read(new_v[i]), window.mask,
+                        {},
+                        q,
+                        window.read(new_k[i]),
+                        window.read(new_v[i]),
+                        window.mask,
                         causal=window.causal,
                     )
                 return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
 
             def ff(h, layer=layer, k_inner=k_ff_inner):
                 return nn.feed_forward(
-                    layer["ff"], h, activation=c.activation, dropout_rate=drop, key=k_inner,
+                    layer["ff"],
+                    h,
+                    activation=c.activation,
+                    dropout_rate=drop,
+                    key=k_inner,
                     train=train,
                 )
 

@@ -37,14 +37,18 @@ class LSTMLM:
     Config: ClassVar[type] = LSTMLMConfig
     #: ``seqfunc check``: torch's fused LSTM kernel (``aten::lstm``) has no vmap batching rule,
     #: so stacked-parameter ensembles of this model are not supported (yet).
-    exempt: ClassVar[dict] = {"vmap_equals_loop": "torch's fused aten::lstm has no vmap batching rule"}
+    exempt: ClassVar[dict] = {
+        "vmap_equals_loop": "torch's fused aten::lstm has no vmap batching rule"
+    }
 
     def __init__(self, config: LSTMLMConfig):
         self.config = config
 
     @classmethod
     def config_for(cls, dataset, **overrides) -> LSTMLMConfig:
-        return from_dict(LSTMLMConfig, {"vocab_size": len(dataset.vocab), **overrides}, where="model options")
+        return from_dict(
+            LSTMLMConfig, {"vocab_size": len(dataset.vocab), **overrides}, where="model options"
+        )
 
     def init(self, key: rng.KeyArray) -> dict:
         c = self.config
@@ -63,14 +67,18 @@ class LSTMLM:
         k_in, k_rnn, k_out = rng.split(key, 3) if key is not None else (None, None, None)
         rate = c.dropout if train else 0.0
         x = nn.dropout(nn.embedding(params["embed"], tokens), rate, key=k_in, train=train)
-        x, state = recurrent.lstm(params["lstm"], x, state, dropout_rate=rate, key=k_rnn, train=train)
+        x, state = recurrent.lstm(
+            params["lstm"], x, state, dropout_rate=rate, key=k_rnn, train=train
+        )
         return nn.dropout(x, rate, key=k_out, train=train), state
 
     def apply(self, params, tokens: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
         """``tokens (b, t)`` -> logits ``(b, t, vocab)`` from a zero state."""
         return self.head(params, self.features(params, tokens, key=key, train=train))
 
-    def features(self, params, tokens: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
+    def features(
+        self, params, tokens: torch.Tensor, *, key=None, train: bool = False
+    ) -> torch.Tensor:
         """``tokens (b, t)`` -> the last LSTM layer's outputs ``(b, t, hidden)``, before :meth:`head`."""
         return self._run(params, tokens, None, key, train)[0]
 

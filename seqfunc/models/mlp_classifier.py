@@ -33,16 +33,22 @@ def _hidden_sizes(instance, attribute, value):
 class MLPClassifierConfig:
     vocab_size: int = attrs.field(validator=positive)
     pad_id: int = attrs.field(validator=non_negative)
-    max_len: int = attrs.field(validator=positive)  # positions the model reads (inputs are padded to it)
+    max_len: int = attrs.field(
+        validator=positive
+    )  # positions the model reads (inputs are padded to it)
     num_classes: int = attrs.field(default=2, validator=positive)
     d_embed: int = attrs.field(default=100, validator=positive)
-    hidden: tuple[int, ...] = attrs.field(default=(256, 256), converter=tuple, validator=_hidden_sizes)
+    hidden: tuple[int, ...] = attrs.field(
+        default=(256, 256), converter=tuple, validator=_hidden_sizes
+    )
     dropout: float = dropout_field(0.0)
     embed_std: float = attrs.field(default=1.0, validator=positive)
 
     def __attrs_post_init__(self):
         if self.pad_id >= self.vocab_size:
-            raise ConfigError(f"MLPClassifierConfig.pad_id={self.pad_id}: must be < vocab_size={self.vocab_size}")
+            raise ConfigError(
+                f"MLPClassifierConfig.pad_id={self.pad_id}: must be < vocab_size={self.vocab_size}"
+            )
 
 
 class MLPClassifier:
@@ -61,8 +67,11 @@ class MLPClassifier:
 
     @classmethod
     def config_for(cls, dataset, **overrides) -> MLPClassifierConfig:
-        fields = {"vocab_size": len(dataset.vocab), "pad_id": dataset.pad_id,
-                  "num_classes": len(dataset.classes)}
+        fields = {
+            "vocab_size": len(dataset.vocab),
+            "pad_id": dataset.pad_id,
+            "num_classes": len(dataset.classes),
+        }
         max_len = getattr(dataset.config, "max_len", None)
         if max_len is not None:
             fields["max_len"] = max_len
@@ -74,17 +83,25 @@ class MLPClassifier:
         sizes = [c.max_len * c.d_embed, *c.hidden]
         return {
             "embed": nn.init_embedding(k_emb, c.vocab_size, c.d_embed, std=c.embed_std),
-            "hidden": [nn.init_linear(k, d_in, d_out) for k, d_in, d_out in zip(k_hidden, sizes, sizes[1:])],
+            "hidden": [
+                nn.init_linear(k, d_in, d_out) for k, d_in, d_out in zip(k_hidden, sizes, sizes[1:])
+            ],
             "out": nn.init_linear(k_out, sizes[-1], c.num_classes),
         }
 
     def apply(self, params, tokens, *, key=None, train=False) -> torch.Tensor:
         c = self.config
         if tokens.shape[1] > c.max_len:
-            raise ValueError(f"tokens have {tokens.shape[1]} positions; this model reads max_len={c.max_len}")
+            raise ValueError(
+                f"tokens have {tokens.shape[1]} positions; this model reads max_len={c.max_len}"
+            )
         tokens = F.pad(tokens, (0, c.max_len - tokens.shape[1]), value=c.pad_id)
         x = einops.rearrange(nn.embedding(params["embed"], tokens), "b t d -> b (t d)")
-        keys = rng.split(key, len(params["hidden"])) if key is not None else [None] * len(params["hidden"])
+        keys = (
+            rng.split(key, len(params["hidden"]))
+            if key is not None
+            else [None] * len(params["hidden"])
+        )
         for layer, k in zip(params["hidden"], keys):
             x = nn.dropout(F.relu(nn.linear(layer, x)), c.dropout, key=k, train=train)
         return nn.linear(params["out"], x)

@@ -46,9 +46,13 @@ class RNNClassifierConfig:
 
     def __attrs_post_init__(self):
         if self.pad_id >= self.vocab_size:
-            raise ConfigError(f"RNNClassifierConfig.pad_id={self.pad_id}: must be < vocab_size={self.vocab_size}")
+            raise ConfigError(
+                f"RNNClassifierConfig.pad_id={self.pad_id}: must be < vocab_size={self.vocab_size}"
+            )
         if self.inputs == "one_hot" and self.vocab_size < 2:
-            raise ConfigError("RNNClassifierConfig.vocab_size=1: one-hot inputs need a token besides <pad>")
+            raise ConfigError(
+                "RNNClassifierConfig.vocab_size=1: one-hot inputs need a token besides <pad>"
+            )
 
     @property
     def input_size(self) -> int:
@@ -81,7 +85,7 @@ class RNNClassifier:
     check_options: ClassVar[dict] = {"hidden_size": 8, "layers": 2, "d_embed": 8, "dropout": 0.1}
     exempt: ClassVar[dict] = {
         "vmap_equals_loop": "torch's fused recurrent kernels (aten::rnn_tanh, aten::lstm, "
-                            "aten::gru) have no vmap batching rule",
+        "aten::gru) have no vmap batching rule",
     }
 
     def __init__(self, config: RNNClassifierConfig):
@@ -89,16 +93,20 @@ class RNNClassifier:
 
     @classmethod
     def config_for(cls, dataset, **overrides) -> RNNClassifierConfig:
-        fields = {"vocab_size": len(dataset.vocab), "pad_id": dataset.pad_id,
-                  "num_classes": len(dataset.classes)}
+        fields = {
+            "vocab_size": len(dataset.vocab),
+            "pad_id": dataset.pad_id,
+            "num_classes": len(dataset.classes),
+        }
         return from_dict(RNNClassifierConfig, {**fields, **overrides}, where="model options")
 
     def init(self, key: rng.KeyArray) -> dict:
         c = self.config
         k_emb, k_rnn, k_out = rng.split(key, 3)
         params = {
-            "rnn": recurrent.init_recurrent(k_rnn, c.kind, c.input_size, c.hidden_size, c.layers,
-                                            single_bias=c.single_bias),
+            "rnn": recurrent.init_recurrent(
+                k_rnn, c.kind, c.input_size, c.hidden_size, c.layers, single_bias=c.single_bias
+            ),
             "out": nn.init_linear(k_out, c.hidden_size, c.num_classes),
         }
         if c.inputs == "embedding":
@@ -113,7 +121,9 @@ class RNNClassifier:
             x = one_hot_without_pad(tokens, c.vocab_size, c.pad_id)
         else:
             x = nn.embedding(params["embed"], tokens)
-        x, _ = recurrent.recurrent(c.kind, params["rnn"], x, dropout_rate=c.dropout, key=k_rnn, train=train)
+        x, _ = recurrent.recurrent(
+            c.kind, params["rnn"], x, dropout_rate=c.dropout, key=k_rnn, train=train
+        )
         return nn.dropout(last_real(x, tokens, c.pad_id), c.dropout, key=k_out, train=train)
 
     def apply(self, params, tokens, *, key=None, train=False) -> torch.Tensor:

@@ -43,7 +43,9 @@ CELLS = ("lstm", "gru", "rnn")
 def _ratio(instance, attribute, value):
     """Validator: a probability that may be 1 (``probability`` excludes 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be in [0, 1]")
+        raise ConfigError(
+            f"{type(instance).__name__}.{attribute.name}={value!r}: must be in [0, 1]"
+        )
 
 
 @attrs.frozen
@@ -95,7 +97,7 @@ class RNNSeq2Seq(EncoderDecoder):
     check_options: ClassVar[dict] = {"embedding": 8, "hidden": 16, "layers": 2}
     exempt: ClassVar[dict] = {
         "vmap_equals_loop": "torch's fused recurrent kernels (aten::lstm/gru/rnn_tanh) have no "
-                            "vmap batching rule",
+        "vmap batching rule",
     }
 
     def __init__(self, config: RNNSeq2SeqConfig):
@@ -104,7 +106,9 @@ class RNNSeq2Seq(EncoderDecoder):
     @classmethod
     def config_for(cls, dataset, **overrides) -> RNNSeq2SeqConfig:
         """A config sized for a seq2seq dataset (vocabularies and padding id from it)."""
-        return from_dict(RNNSeq2SeqConfig, {**seq2seq_sizes(dataset), **overrides}, where="model options")
+        return from_dict(
+            RNNSeq2SeqConfig, {**seq2seq_sizes(dataset), **overrides}, where="model options"
+        )
 
     # -- parameters ------------------------------------------------------------------------
     def init(self, key: rng.KeyArray) -> dict:
@@ -121,10 +125,13 @@ class RNNSeq2Seq(EncoderDecoder):
             "predict": nn.init_linear(k_out, c.hidden, c.target_vocab),
         }
         leaves, spec = tree_flatten(layout)
-        return tree_unflatten([
-            rng.uniform(k, leaf.shape, low=-c.init_scale, high=c.init_scale)
-            for k, leaf in zip(rng.split(key, len(leaves)), leaves)
-        ], spec)
+        return tree_unflatten(
+            [
+                rng.uniform(k, leaf.shape, low=-c.init_scale, high=c.init_scale)
+                for k, leaf in zip(rng.split(key, len(leaves)), leaves)
+            ],
+            spec,
+        )
 
     # -- encoder ---------------------------------------------------------------------------
     def source_lengths(self, src: torch.Tensor) -> torch.Tensor:
@@ -133,14 +140,20 @@ class RNNSeq2Seq(EncoderDecoder):
         return torch.where(src != self.config.pad_id, positions, 0).amax(dim=1)
 
     def encode(
-        self, params: dict, src: torch.Tensor, *, key: rng.KeyArray | None = None,
+        self,
+        params: dict,
+        src: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
         train: bool = False,
     ) -> dict:
         """``src (b, s)`` -> context ``{"h": (b, L, H)}`` (plus ``"c"`` for an LSTM): the
         encoder's state after each row's last non-pad token (zeros for an all-pad row)."""
         c = self.config
         if src.ndim != 2:
-            raise ValueError(f"encode: src must be (batch, length) ids, got shape {tuple(src.shape)}")
+            raise ValueError(
+                f"encode: src must be (batch, length) ids, got shape {tuple(src.shape)}"
+            )
         x = nn.dropout(nn.embedding(params["embed"], src), c.dropout, key=key, train=train)
         return _final_states(c.cell, params["encoder"], x, self.source_lengths(src), c.hidden)
 
@@ -161,15 +174,22 @@ class RNNSeq2Seq(EncoderDecoder):
         return nn.dropout(ones, self.config.dropout, key=key, train=True)
 
     def decode(
-        self, params: dict, context: dict, tgt_in: torch.Tensor, *,
-        key: rng.KeyArray | None = None, train: bool = False,
+        self,
+        params: dict,
+        context: dict,
+        tgt_in: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
+        train: bool = False,
     ) -> torch.Tensor:
         """``tgt_in (b, t)`` (``<bos>`` + prefix) and an :meth:`encode` context -> logits
         ``(b, t, tgt_vocab)``. Teacher-forced in one fused call unless ``train`` and
         ``teacher_forcing < 1``: then step by step (:meth:`decode_steps`, the steps fed the
         ground truth drawn by :meth:`teacher_flags`)."""
         if tgt_in.ndim != 2 or tgt_in.shape[1] == 0:
-            raise ValueError(f"decode: tgt_in must be (batch, length >= 1) ids, got shape {tuple(tgt_in.shape)}")
+            raise ValueError(
+                f"decode: tgt_in must be (batch, length >= 1) ids, got shape {tuple(tgt_in.shape)}"
+            )
         ratio = self.config.teacher_forcing
         if train and ratio < 1:
             if key is None:
@@ -190,8 +210,14 @@ class RNNSeq2Seq(EncoderDecoder):
         return nn.linear(params["predict"], out)
 
     def decode_steps(
-        self, params: dict, context: dict, tgt_in: torch.Tensor, teacher: torch.Tensor, *,
-        key: rng.KeyArray | None = None, train: bool = False,
+        self,
+        params: dict,
+        context: dict,
+        tgt_in: torch.Tensor,
+        teacher: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
+        train: bool = False,
     ) -> torch.Tensor:
         """The step-by-step decoder: ``tgt_in (b, t)`` and ``teacher (t,)`` bool -> logits
         ``(b, t, tgt_vocab)``. Step 0 reads ``tgt_in[:, 0]``; step ``i > 0`` reads
@@ -213,7 +239,9 @@ class RNNSeq2Seq(EncoderDecoder):
         return torch.cat(outputs, dim=1)
 
 
-def _final_states(cell: str, layers: list, x: torch.Tensor, lengths: torch.Tensor, hidden: int) -> dict:
+def _final_states(
+    cell: str, layers: list, x: torch.Tensor, lengths: torch.Tensor, hidden: int
+) -> dict:
     """Run the stack over ``x (b, s, E)`` and return each row's state after its first
     ``lengths[row]`` steps as a context ``{"h": (b, L, H)[, "c"]}`` (zeros where 0).
 
@@ -242,8 +270,10 @@ def _final_states(cell: str, layers: list, x: torch.Tensor, lengths: torch.Tenso
     for end in sorted(set(lens) - {0}):
         running = sum(n >= end for n in lens)  # the first `running` sorted rows
         if state is not None:
-            state = [tuple(t[:, :running] for t in s) if isinstance(s, tuple) else s[:, :running]
-                     for s in state]
+            state = [
+                tuple(t[:, :running] for t in s) if isinstance(s, tuple) else s[:, :running]
+                for s in state
+            ]
         _, state = recurrent(cell, layers, x[:running, start:end], state)
         done = running - lens.count(end)
         pieces.append({k: v[done:] for k, v in _to_context(state).items()})
@@ -255,8 +285,10 @@ def _final_states(cell: str, layers: list, x: torch.Tensor, lengths: torch.Tenso
 def _to_context(state: list) -> dict:
     """:func:`recurrent`'s per-layer state -> ``{"h": (b, L, H)[, "c": (b, L, H)]}``."""
     if isinstance(state[0], tuple):  # LSTM: (h, c) per layer, each (1, b, H)
-        return {"h": torch.cat([h for h, _ in state]).transpose(0, 1),
-                "c": torch.cat([c for _, c in state]).transpose(0, 1)}
+        return {
+            "h": torch.cat([h for h, _ in state]).transpose(0, 1),
+            "c": torch.cat([c for _, c in state]).transpose(0, 1),
+        }
     return {"h": torch.cat(state).transpose(0, 1)}
 
 

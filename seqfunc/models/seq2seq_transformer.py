@@ -49,7 +49,6 @@ class Seq2SeqTransformerConfig:
             )
 
 
-
 class Seq2SeqTransformer(EncoderDecoder):
     """``apply(params, src (b, s), tgt_in (b, t)) -> logits (b, t, tgt_vocab)``.
 
@@ -68,8 +67,11 @@ class Seq2SeqTransformer(EncoderDecoder):
         # Built once here, not per call: constructing a frozen attrs object inside a
         # torch.compile'd function is a graph break.
         self.block_options = nn.BlockOptions(
-            heads=config.heads, dropout=config.dropout, norm_first=config.norm_first,
-            activation=config.activation, attention=config.attention,
+            heads=config.heads,
+            dropout=config.dropout,
+            norm_first=config.norm_first,
+            activation=config.activation,
+            attention=config.attention,
         )
 
     @classmethod
@@ -103,7 +105,11 @@ class Seq2SeqTransformer(EncoderDecoder):
         return nn.dropout(x, self.config.dropout, key=key, train=train)
 
     def encode(
-        self, params: dict, src: torch.Tensor, *, key: rng.KeyArray | None = None,
+        self,
+        params: dict,
+        src: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
         train: bool = False,
     ) -> dict:
         """``src (b, s)`` -> context ``{"memory": (b, s, d), "mask": (b, 1, 1, s)}``."""
@@ -111,14 +117,23 @@ class Seq2SeqTransformer(EncoderDecoder):
         mask = nn.padding_mask(src, self.config.pad_id)
         x = self._embed(params["embed"], src, k_emb, train)
         memory = nn.encoder(
-            params["encoder"], x, opts=self.block_options, mask=mask, key=k_enc,
+            params["encoder"],
+            x,
+            opts=self.block_options,
+            mask=mask,
+            key=k_enc,
             train=train,
         )
         return {"memory": memory, "mask": mask}
 
     def decode(
-        self, params: dict, context: dict, tgt_in: torch.Tensor, *,
-        key: rng.KeyArray | None = None, train: bool = False,
+        self,
+        params: dict,
+        context: dict,
+        tgt_in: torch.Tensor,
+        *,
+        key: rng.KeyArray | None = None,
+        train: bool = False,
     ) -> torch.Tensor:
         """``tgt_in (b, t)`` (``<bos>`` + prefix) and an :meth:`encode` context -> logits
         ``(b, t, tgt_vocab)``."""
@@ -130,7 +145,13 @@ class Seq2SeqTransformer(EncoderDecoder):
         table = params.get("tgt_embed", params["embed"])
         y = self._embed(table, tgt_in, k_emb, train)
         y = nn.decoder(
-            params["decoder"], y, context["memory"], opts=self.block_options,
-            self_mask=self_mask, memory_mask=context["mask"], key=k_dec, train=train,
+            params["decoder"],
+            y,
+            context["memory"],
+            opts=self.block_options,
+            self_mask=self_mask,
+            memory_mask=context["mask"],
+            key=k_dec,
+            train=train,
         )
         return nn.linear(params["predict"], y)

@@ -27,7 +27,14 @@ import attrs
 import torch
 
 from seqfunc import nn, rng
-from seqfunc.config import ConfigError, check_divisible, dropout_field, from_dict, non_negative, positive
+from seqfunc.config import (
+    ConfigError,
+    check_divisible,
+    dropout_field,
+    from_dict,
+    non_negative,
+    positive,
+)
 from seqfunc.nn.linear import LINEAR_INITS
 
 INIT_RANGE = 0.1
@@ -62,23 +69,38 @@ class TransformerLM:
     def __init__(self, config: TransformerLMConfig):
         self.config = config
         self.block_options = nn.BlockOptions(
-            heads=config.heads, dropout=config.dropout, attention_dropout=config.dropout,
-            norm_first=config.norm_first, activation="relu",
+            heads=config.heads,
+            dropout=config.dropout,
+            attention_dropout=config.dropout,
+            norm_first=config.norm_first,
+            activation="relu",
         )
 
     @classmethod
     def config_for(cls, dataset, **overrides) -> TransformerLMConfig:
-        return from_dict(TransformerLMConfig, {"vocab_size": len(dataset.vocab), **overrides}, where="model options")
+        return from_dict(
+            TransformerLMConfig,
+            {"vocab_size": len(dataset.vocab), **overrides},
+            where="model options",
+        )
 
     def init(self, key: rng.KeyArray) -> dict:
         c = self.config
         k_emb, k_layers, k_dec = rng.split(key, 3)
         layer_keys = rng.split(k_layers, c.layers) if c.layers else []
         return {
-            "encoder": {"weight": rng.uniform(k_emb, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE)},
-            "layers": [nn.init_encoder_layer(k, c.d_model, c.d_ff, init=c.init) for k in layer_keys],
+            "encoder": {
+                "weight": rng.uniform(
+                    k_emb, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE
+                )
+            },
+            "layers": [
+                nn.init_encoder_layer(k, c.d_model, c.d_ff, init=c.init) for k in layer_keys
+            ],
             "decoder": {
-                "weight": rng.uniform(k_dec, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE),
+                "weight": rng.uniform(
+                    k_dec, (c.vocab_size, c.d_model), low=-INIT_RANGE, high=INIT_RANGE
+                ),
                 "bias": torch.zeros(c.vocab_size),
             },
         }

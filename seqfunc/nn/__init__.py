@@ -8,7 +8,8 @@ from seqfunc.nn.attention import (
     record_attention,
 )
 from seqfunc.nn.attention_kernels import KERNELS, attention_kernel, validate_attention
-from seqfunc.nn.dropout import active as dropout_active, dropout
+from seqfunc.nn.dropout import active as dropout_active
+from seqfunc.nn.dropout import dropout
 from seqfunc.nn.embedding import embedding, init_embedding
 from seqfunc.nn.feedforward import feed_forward, init_feed_forward
 from seqfunc.nn.linear import init_linear, linear
@@ -37,12 +38,43 @@ from seqfunc.nn.transformer import (
 )
 
 __all__ = [
-    "attention_weights", "dot_product_attention", "init_multi_head_attention",
-    "multi_head_attention", "record_attention", "KERNELS", "attention_kernel",
-    "validate_attention", "dropout", "dropout_active", "embedding", "init_embedding", "feed_forward",
-    "init_feed_forward", "init_linear", "linear", "causal_mask", "combine_masks",
-    "padding_mask", "init_layer_norm", "layer_norm", "add_sinusoidal", "sinusoidal_encoding",
-    "gru", "init_gru", "init_lstm", "init_recurrent", "init_rnn", "lstm", "rnn",
-    "BlockOptions", "decoder", "decoder_layer", "encoder", "encoder_layer", "init_decoder",
-    "init_decoder_layer", "init_encoder", "init_encoder_layer",
+    "attention_weights",
+    "dot_product_attention",
+    "init_multi_head_attention",
+    "multi_head_attention",
+    "record_attention",
+    "KERNELS",
+    "attention_kernel",
+    "validate_attention",
+    "dropout",
+    "dropout_active",
+    "embedding",
+    "init_embedding",
+    "feed_forward",
+    "init_feed_forward",
+    "init_linear",
+    "linear",
+    "causal_mask",
+    "combine_masks",
+    "padding_mask",
+    "init_layer_norm",
+    "layer_norm",
+    "add_sinusoidal",
+    "sinusoidal_encoding",
+    "gru",
+    "init_gru",
+    "init_lstm",
+    "init_recurrent",
+    "init_rnn",
+    "lstm",
+    "rnn",
+    "BlockOptions",
+    "decoder",
+    "decoder_layer",
+    "encoder",
+    "encoder_layer",
+    "init_decoder",
+    "init_decoder_layer",
+    "init_encoder",
+    "init_encoder_layer",
 ]

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from einops import rearrange
 
 from seqfunc import rng
 from seqfunc.nn.attention_kernels import attention_kernel
-from seqfunc.nn.dropout import active as dropout_active, dropout
+from seqfunc.nn.dropout import active as dropout_active
+from seqfunc.nn.dropout import dropout
 from seqfunc.nn.linear import init_linear, linear
 
 #: Lists that :func:`record_attention` is filling (empty outside it: the check is a no-op).
@@ -43,8 +45,13 @@ def attention_weights(
 
 
 def init_multi_head_attention(
-    key: rng.KeyArray, d_model: int, *, cross: bool = False, kernel: Any = "dot",
-    heads: int | None = None, init: str = "xavier",
+    key: rng.KeyArray,
+    d_model: int,
+    *,
+    cross: bool = False,
+    kernel: Any = "dot",
+    heads: int | None = None,
+    init: str = "xavier",
 ) -> dict:
     """Self-attention packs the projections as ``qkv: (3 d, d)`` (one matmul, the layout of
     ``torch.nn.MultiheadAttention.in_proj_weight``); cross-attention keeps ``q: (d, d)`` apart
@@ -62,13 +69,18 @@ def init_multi_head_attention(
         return {}
     k1, k2, k3 = rng.split(key, 3)
     if init == "torch":
+
         def in_proj(k, rows):
             bound = math.sqrt(6.0 / (d_model + 3 * d_model))
-            return {"weight": rng.uniform(k, (rows, d_model), low=-bound, high=bound),
-                    "bias": torch.zeros(rows)}
+            return {
+                "weight": rng.uniform(k, (rows, d_model), low=-bound, high=bound),
+                "bias": torch.zeros(rows),
+            }
 
-        out = {"weight": init_linear(k3, d_model, d_model, init="torch")["weight"],
-               "bias": torch.zeros(d_model)}
+        out = {
+            "weight": init_linear(k3, d_model, d_model, init="torch")["weight"],
+            "bias": torch.zeros(d_model),
+        }
     else:
         in_proj = lambda k, rows: init_linear(k, d_model, rows, init=init)
         out = init_linear(k3, d_model, d_model, init=init)

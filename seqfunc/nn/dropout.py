@@ -10,7 +10,7 @@ batch-major: its leading elements belong to row 0, the next as many to row 1, an
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -39,8 +39,10 @@ def _mask_offset(x: torch.Tensor) -> int:
         return 0
     start, rows = _SHARD
     if x.numel() % rows:
-        raise ValueError(f"dropout on a tensor of shape {tuple(x.shape)} inside a shard of "
-                         f"{rows} rows: its leading dimension must be the batch")
+        raise ValueError(
+            f"dropout on a tensor of shape {tuple(x.shape)} inside a shard of "
+            f"{rows} rows: its leading dimension must be the batch"
+        )
     return start * (x.numel() // rows)
 
 

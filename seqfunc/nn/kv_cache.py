@@ -26,10 +26,17 @@ import torch
 
 
 def init_kv_cache(
-    *, layers: int, batch: int, heads: int, max_len: int, head_dim: int,
-    dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+    *,
+    layers: int,
+    batch: int,
+    heads: int,
+    max_len: int,
+    head_dim: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> dict:
     """``{"k": [(b, h, max_len, d)] * layers, "v": [...], "pos": 0-d int64}``, all zeros."""
+
     def zeros():
         return torch.zeros(batch, heads, max_len, head_dim, dtype=dtype, device=device)
 

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from seqfunc import rng
 
-
 #: Weight initialisations :func:`init_linear` knows.
 LINEAR_INITS = ("xavier", "torch")
 

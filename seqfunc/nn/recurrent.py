@@ -48,7 +48,8 @@ from torch.func import functional_call
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
-from seqfunc.nn.dropout import active as dropout_active, dropout
+from seqfunc.nn.dropout import active as dropout_active
+from seqfunc.nn.dropout import dropout
 
 #: cell kind -> gate blocks stacked in each weight (rows = gates * hidden_size)
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -61,7 +62,7 @@ def _check_kind(kind: str) -> None:
         raise ConfigError(f"recurrent kind={kind!r}: must be one of {', '.join(KINDS)}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template(kind: str, input_size: int, hidden_size: int) -> torch.nn.Module:
     # torch.nn.RNN's default nonlinearity is tanh (the Elman RNN)
     return _MODULES[kind](input_size, hidden_size, num_layers=1, batch_first=True, device="meta")
@@ -71,13 +72,22 @@ def _torch_names(layer: dict) -> dict:
     """Our layer dict -> the template's parameter names; a single ``bias`` becomes
     ``bias_ih`` with a zero ``bias_hh``."""
     if "bias" in layer:
-        layer = {"weight_ih": layer["weight_ih"], "weight_hh": layer["weight_hh"],
-                 "bias_ih": layer["bias"], "bias_hh": torch.zeros_like(layer["bias"])}
+        layer = {
+            "weight_ih": layer["weight_ih"],
+            "weight_hh": layer["weight_hh"],
+            "bias_ih": layer["bias"],
+            "bias_hh": torch.zeros_like(layer["bias"]),
+        }
     return {f"{name}_l0": value for name, value in layer.items()}
 
 
 def init_recurrent(
-    key: rng.KeyArray, kind: str, input_size: int, hidden_size: int, layers: int = 1, *,
+    key: rng.KeyArray,
+    kind: str,
+    input_size: int,
+    hidden_size: int,
+    layers: int = 1,
+    *,
     single_bias: bool = False,
 ) -> list[dict]:
     """Per layer ``{"weight_ih": (G h, in), "weight_hh": (G h, h), "bias_ih": (G h,),
@@ -85,7 +95,11 @@ def init_recurrent(
     4 (LSTM) or 3 (GRU), all U(-1/sqrt(h), 1/sqrt(h)) as torch; ``in`` is ``input_size`` for
     the first layer and ``hidden_size`` above it."""
     _check_kind(kind)
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("layers", layers)):
+    for name, value in (
+        ("input_size", input_size),
+        ("hidden_size", hidden_size),
+        ("layers", layers),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"init_recurrent: {name}={value!r}: must be an int > 0")
     gates, bound = GATES[kind] * hidden_size, 1.0 / math.sqrt(hidden_size)
@@ -103,24 +117,48 @@ def init_recurrent(
     return params
 
 
-def init_rnn(key: rng.KeyArray, input_size: int, hidden_size: int, layers: int = 1, *,
-             single_bias: bool = False) -> list[dict]:
+def init_rnn(
+    key: rng.KeyArray,
+    input_size: int,
+    hidden_size: int,
+    layers: int = 1,
+    *,
+    single_bias: bool = False,
+) -> list[dict]:
     return init_recurrent(key, "rnn", input_size, hidden_size, layers, single_bias=single_bias)
 
 
-def init_lstm(key: rng.KeyArray, input_size: int, hidden_size: int, layers: int = 1, *,
-              single_bias: bool = False) -> list[dict]:
+def init_lstm(
+    key: rng.KeyArray,
+    input_size: int,
+    hidden_size: int,
+    layers: int = 1,
+    *,
+    single_bias: bool = False,
+) -> list[dict]:
     return init_recurrent(key, "lstm", input_size, hidden_size, layers, single_bias=single_bias)
 
 
-def init_gru(key: rng.KeyArray, input_size: int, hidden_size: int, layers: int = 1, *,
-             single_bias: bool = False) -> list[dict]:
+def init_gru(
+    key: rng.KeyArray,
+    input_size: int,
+    hidden_size: int,
+    layers: int = 1,
+    *,
+    single_bias: bool = False,
+) -> list[dict]:
     return init_recurrent(key, "gru", input_size, hidden_size, layers, single_bias=single_bias)
 
 
 def recurrent(
-    kind: str, params: list[dict], x: torch.Tensor, state=None, *, dropout_rate: float = 0.0,
-    key: rng.KeyArray | None = None, train: bool = False,
+    kind: str,
+    params: list[dict],
+    x: torch.Tensor,
+    state=None,
+    *,
+    dropout_rate: float = 0.0,
+    key: rng.KeyArray | None = None,
+    train: bool = False,
 ):
     """``x (b, t, in)`` -> ``(out (b, t, h), state)``: ``out`` is the last layer's hidden state
     at every step; ``state`` is a list with one entry per layer: ``(h, c)`` for an LSTM (each

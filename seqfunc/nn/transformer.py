@@ -29,7 +29,12 @@ class BlockOptions:
 
 
 def init_encoder_layer(
-    key: rng.KeyArray, d_model: int, d_ff: int, *, attention="dot", heads: int | None = None,
+    key: rng.KeyArray,
+    d_model: int,
+    d_ff: int,
+    *,
+    attention="dot",
+    heads: int | None = None,
     init: str = "xavier",
 ) -> dict:
     """``attention``/``heads``: the kernel (and head count, for kernels with parameters).
@@ -85,13 +90,23 @@ def encoder_layer(
     k_attn, k_ff_inner, k_ff = _layer_keys(key, 3)
     k_weights = None if k_attn is None else rng.fold_in(k_attn, 1)
     attend = lambda h: multi_head_attention(
-        params["attn"], h, heads=opts.heads, mask=mask, kernel=opts.attention,
-        dropout_rate=opts.attention_dropout, key=k_weights, train=train,
+        params["attn"],
+        h,
+        heads=opts.heads,
+        mask=mask,
+        kernel=opts.attention,
+        dropout_rate=opts.attention_dropout,
+        key=k_weights,
+        train=train,
     )
     x = _residual(x, params["attn_norm"], attend, opts, k_attn, train)
     ff = lambda h: feed_forward(
-        params["ff"], h, activation=opts.activation, dropout_rate=opts.dropout,
-        key=k_ff_inner, train=train,
+        params["ff"],
+        h,
+        activation=opts.activation,
+        dropout_rate=opts.dropout,
+        key=k_ff_inner,
+        train=train,
     )
     return _residual(x, params["ff_norm"], ff, opts, k_ff, train)
 
@@ -114,19 +129,32 @@ def decoder_layer(
     )
     x = _residual(x, params["self_attn_norm"], self_attend, opts, k_self, train)
     cross_attend = lambda h: multi_head_attention(
-        params["cross_attn"], h, memory, heads=opts.heads, mask=memory_mask,
+        params["cross_attn"],
+        h,
+        memory,
+        heads=opts.heads,
+        mask=memory_mask,
         kernel=opts.attention,
     )
     x = _residual(x, params["cross_attn_norm"], cross_attend, opts, k_cross, train)
     ff = lambda h: feed_forward(
-        params["ff"], h, activation=opts.activation, dropout_rate=opts.dropout,
-        key=k_ff_inner, train=train,
+        params["ff"],
+        h,
+        activation=opts.activation,
+        dropout_rate=opts.dropout,
+        key=k_ff_inner,
+        train=train,
     )
     return _residual(x, params["ff_norm"], ff, opts, k_ff, train)
 
 
 def init_encoder(
-    key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int, *, attention="dot",
+    key: rng.KeyArray,
+    num_layers: int,
+    d_model: int,
+    d_ff: int,
+    *,
+    attention="dot",
     heads: int | None = None,
 ) -> dict:
     """``{"layers": [layer, ...], "norm": final layer norm}`` (as ``torch.nn.Transformer``)."""
@@ -140,7 +168,12 @@ def init_encoder(
 
 
 def init_decoder(
-    key: rng.KeyArray, num_layers: int, d_model: int, d_ff: int, *, attention="dot",
+    key: rng.KeyArray,
+    num_layers: int,
+    d_model: int,
+    d_ff: int,
+    *,
+    attention="dot",
     heads: int | None = None,
 ) -> dict:
     keys = rng.split(key, num_layers) if num_layers else []
@@ -161,14 +194,27 @@ def encoder(params, x, *, opts: BlockOptions, mask=None, key=None, train=False) 
 
 
 def decoder(
-    params, x, memory, *, opts: BlockOptions, self_mask=None, memory_mask=None, key=None,
+    params,
+    x,
+    memory,
+    *,
+    opts: BlockOptions,
+    self_mask=None,
+    memory_mask=None,
+    key=None,
     train=False,
 ) -> torch.Tensor:
     """A stack of decoder layers and the final norm: ``(b, t, d) -> (b, t, d)``."""
     keys = _layer_keys(key, len(params["layers"]))
     for layer_params, layer_key in zip(params["layers"], keys):
         x = decoder_layer(
-            layer_params, x, memory, opts=opts, self_mask=self_mask, memory_mask=memory_mask,
-            key=layer_key, train=train,
+            layer_params,
+            x,
+            memory,
+            opts=opts,
+            self_mask=self_mask,
+            memory_mask=memory_mask,
+            key=layer_key,
+            train=train,
         )
     return layer_norm(params["norm"], x)

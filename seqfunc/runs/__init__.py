@@ -18,5 +18,13 @@ from seqfunc.runs.config import RESUMABLE_CHANGES, TrainConfig
 from seqfunc.runs.loop import fit
 from seqfunc.runs.plots import plot_metrics
 
-__all__ = ["TrainConfig", "RESUMABLE_CHANGES", "build", "make_optimizer", "steps_per_epoch",
-           "total_steps", "fit", "plot_metrics"]
+__all__ = [
+    "TrainConfig",
+    "RESUMABLE_CHANGES",
+    "build",
+    "make_optimizer",
+    "steps_per_epoch",
+    "total_steps",
+    "fit",
+    "plot_metrics",
+]

@@ -24,7 +24,9 @@ def build(cfg: TrainConfig, artifacts: Path | None = None):
             f"model {cfg.model!r} serves task kind(s) {', '.join(model_cls.task_kinds)} but "
             f"dataset {cfg.dataset!r} is a {dataset_cls.task!r} dataset"
         )
-    dataset_config = from_dict(dataset_cls.Config, dict(cfg.dataset_options), where="dataset options")
+    dataset_config = from_dict(
+        dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"
+    )
     if artifacts is not None and hasattr(dataset_cls, "from_artifacts"):
         dataset = dataset_cls.from_artifacts(dataset_config, artifacts)
     else:
@@ -45,8 +47,10 @@ def padding_trimmer(cfg: TrainConfig, task):
         return None
     trim = getattr(task, "trim_padding", None)
     if trim is None:
-        raise ConfigError(f"trim_padding=True: the {task.kind!r} task of dataset "
-                          f"{cfg.dataset!r} does not trim padding; drop the option")
+        raise ConfigError(
+            f"trim_padding=True: the {task.kind!r} task of dataset "
+            f"{cfg.dataset!r} does not trim padding; drop the option"
+        )
     return trim
 
 
@@ -69,14 +73,20 @@ def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
 
 
 def make_optimizer(
-    cfg: TrainConfig, total_steps: int, *, nonfinite_guard: bool = True, rows: bool = False,
+    cfg: TrainConfig,
+    total_steps: int,
+    *,
+    nonfinite_guard: bool = True,
+    rows: bool = False,
 ) -> optim.GradientTransformation:
     """The config's optimizer, schedule and clipping, flattened; with ``nonfinite_guard`` an
     update that would make a parameter NaN or Inf is skipped
     (:func:`seqfunc.optim.apply_if_finite`). ``rows=True``: for the ``(members, n)`` matrix
     of an ensemble, each member's update is checked and skipped on its own."""
     if cfg.schedule == "warmup_cosine":
-        lr = optim.warmup_cosine(cfg.lr, min(cfg.warmup_steps, total_steps), total_steps, cfg.lr_end)
+        lr = optim.warmup_cosine(
+            cfg.lr, min(cfg.warmup_steps, total_steps), total_steps, cfg.lr_end
+        )
     elif cfg.schedule == "step":
         lr = optim.step_decay(cfg.lr, cfg.step_size, cfg.gamma)
     else:

@@ -28,7 +28,11 @@ from seqfunc.checkpoint import params_from_tensors, params_tensors, tree_from_te
 from seqfunc.errors import CheckpointError
 
 PARAMS, OPT_STATE, STATE, MANIFEST = (
-    "params.safetensors", "opt_state.safetensors", "state.json", "manifest.json")
+    "params.safetensors",
+    "opt_state.safetensors",
+    "state.json",
+    "manifest.json",
+)
 _NAME = re.compile(r"^step-(\d{8,})$")
 
 
@@ -77,8 +81,10 @@ def write(root: Path, step: int, params, opt_state, state: dict) -> Path:
         OPT_STATE: save(tree_tensors(opt_state)),
         STATE: json.dumps(state, indent=1, sort_keys=True).encode(),
     }
-    manifest = {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                for name, data in files.items()}
+    manifest = {
+        name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in files.items()
+    }
     files[MANIFEST] = json.dumps({"step": step, "files": manifest}, indent=1).encode()
     final = root / folder_name(step)
     tmp = root / f".tmp-{folder_name(step)}"
@@ -96,9 +102,13 @@ def write(root: Path, step: int, params, opt_state, state: dict) -> Path:
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
-            raise CheckpointError(f"{final}: no space left on device while writing the "
-                                  "checkpoint; the run stopped, earlier checkpoints are intact") from None
-        raise CheckpointError(f"{final}: cannot write the checkpoint ({exc.strerror or exc})") from None
+            raise CheckpointError(
+                f"{final}: no space left on device while writing the "
+                "checkpoint; the run stopped, earlier checkpoints are intact"
+            ) from None
+        raise CheckpointError(
+            f"{final}: cannot write the checkpoint ({exc.strerror or exc})"
+        ) from None
     except BaseException:  # e.g. a second Ctrl-C: leave no partial folder behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -111,7 +121,9 @@ def _verified(folder: Path) -> dict[str, bytes]:
         manifest = json.loads((folder / MANIFEST).read_bytes())
         expected = manifest["files"]
     except FileNotFoundError:
-        raise CheckpointError(f"{folder / MANIFEST}: missing (the checkpoint was not finished)") from None
+        raise CheckpointError(
+            f"{folder / MANIFEST}: missing (the checkpoint was not finished)"
+        ) from None
     except (ValueError, KeyError, TypeError):
         raise CheckpointError(f"{folder / MANIFEST}: not a checkpoint manifest") from None
     files = {}
@@ -123,9 +135,13 @@ def _verified(folder: Path) -> dict[str, bytes]:
             raise CheckpointError(f"{path}: missing") from None
         want = expected.get(name, {})
         if len(data) != want.get("bytes"):
-            raise CheckpointError(f"{path}: {len(data)} bytes, the manifest says {want.get('bytes')} (truncated?)")
+            raise CheckpointError(
+                f"{path}: {len(data)} bytes, the manifest says {want.get('bytes')} (truncated?)"
+            )
         if hashlib.sha256(data).hexdigest() != want.get("sha256"):
-            raise CheckpointError(f"{path}: checksum differs from the manifest (the file is corrupted)")
+            raise CheckpointError(
+                f"{path}: checksum differs from the manifest (the file is corrupted)"
+            )
         files[name] = data
     return files
 

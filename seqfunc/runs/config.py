@@ -57,18 +57,30 @@ class TrainConfig:
 
 #: Fields a resumed run may change: the length of the run, and options that do not change
 #: the parameters it ends with.
-RESUMABLE_CHANGES = frozenset({
-    "steps", "epochs", "eval_batch_size", "examples", "checkpoint_every", "keep_checkpoints",
-    "max_nonfinite", "final_eval_batches", "tensorboard",
-})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "steps",
+        "epochs",
+        "eval_batch_size",
+        "examples",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "max_nonfinite",
+        "final_eval_batches",
+        "tensorboard",
+    }
+)
 
 
 def check_resume_config(saved: TrainConfig, requested: TrainConfig, where: str) -> None:
     """Refuse a resume whose config differs from the saved one in a field that changes the
     result; the message names every such field with both values."""
     old, new = to_dict(saved), to_dict(requested)
-    differing = sorted(k for k in old.keys() | new.keys()
-                       if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    differing = sorted(
+        k
+        for k in old.keys() | new.keys()
+        if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)
+    )
     if differing:
         changes = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in differing)
         raise ConfigError(

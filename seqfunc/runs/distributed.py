@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 import torch
@@ -107,14 +108,17 @@ def shard_rows(rows: int, ranks: Ranks) -> tuple[int, int]:
     if rows < ranks.world:
         from seqfunc.errors import ConfigError
 
-        raise ConfigError(f"a batch of {rows} rows cannot be split over {ranks.world} processes; "
-                          "raise batch_size or use fewer processes")
+        raise ConfigError(
+            f"a batch of {rows} rows cannot be split over {ranks.world} processes; "
+            "raise batch_size or use fewer processes"
+        )
     size, extra = divmod(rows, ranks.world)
     return ranks.rank * size + min(ranks.rank, extra), size + (ranks.rank < extra)
 
 
-def shard(batch: dict[str, torch.Tensor], start: int, rows: int,
-          target_count: Callable[[dict], int]) -> dict:
+def shard(
+    batch: dict[str, torch.Tensor], start: int, rows: int, target_count: Callable[[dict], int]
+) -> dict:
     """Rows ``start .. start + rows`` of a global batch (a rank's: :func:`shard_rows`), with
     ``loss_weight``: their share of the batch's real targets (``target_count``), a 0-d float
     tensor."""

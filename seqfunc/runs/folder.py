@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from seqfunc.checkpoint import read_json, save_params, save_tree, write_json
 from seqfunc.config import from_dict, to_dict
@@ -44,13 +44,15 @@ class RunFolder:
             raise CheckpointError(f"{self.path}: not a run folder (no config.json)")
         data = read_json(self.path / "config.json")
         if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
-            raise CheckpointError(f"{self.path / 'config.json'}: no \"train\" section")
+            raise CheckpointError(f'{self.path / "config.json"}: no "train" section')
         return from_dict(TrainConfig, data["train"], where=f"{self.path / 'config.json'} train")
 
     def refuse_overwrite(self) -> None:
         if self.writer and (self.path / "config.json").exists():
-            raise CheckpointError(f"{self.path} already holds a run; resume it with "
-                                  f"`seqfunc train --resume {self.path}` or choose another --out")
+            raise CheckpointError(
+                f"{self.path} already holds a run; resume it with "
+                f"`seqfunc train --resume {self.path}` or choose another --out"
+            )
 
     @staticmethod
     def config_record(cfg: TrainConfig, dataset, model) -> dict:
@@ -73,7 +75,9 @@ class RunFolder:
         record = self.config_record(cfg, dataset, model)
         path = self.path / "config.json"
         try:
-            unchanged = path.is_file() and read_json(path) == json.loads(json.dumps(record, default=str))
+            unchanged = path.is_file() and read_json(path) == json.loads(
+                json.dumps(record, default=str)
+            )
         except CheckpointError:
             unchanged = False
         if not unchanged:
@@ -88,8 +92,9 @@ class RunFolder:
         checkpoint.prune(self.checkpoints, keep)
         return folder
 
-    def latest_checkpoint(self, params_template, opt_template, *, device=None,
-                          log: Callable[[str], None] = print):
+    def latest_checkpoint(
+        self, params_template, opt_template, *, device=None, log: Callable[[str], None] = print
+    ):
         """``(folder, params, opt_state, state)`` of the newest complete checkpoint, or None.
 
         Damaged ones (truncated, corrupted, unfinished) are reported naming the file, set
@@ -99,7 +104,10 @@ class RunFolder:
         for step in reversed(checkpoint.checkpoint_steps(self.checkpoints)):
             folder = self.checkpoints / checkpoint.folder_name(step)
             try:
-                return (folder, *checkpoint.read(folder, params_template, opt_template, device=device))
+                return (
+                    folder,
+                    *checkpoint.read(folder, params_template, opt_template, device=device),
+                )
             except CheckpointMismatch as exc:  # whole, written for another model: not damage
                 exc.folder = folder
                 raise
@@ -128,8 +136,14 @@ class MetricsLog:
     count (a checkpoint's), it drops the lines written after it, so a resumed run's file reads
     as if the run had never stopped."""
 
-    def __init__(self, path: Path, keep_lines: int = 0, *, writer: bool = True,
-                 tensorboard: Path | None = None):
+    def __init__(
+        self,
+        path: Path,
+        keep_lines: int = 0,
+        *,
+        writer: bool = True,
+        tensorboard: Path | None = None,
+    ):
         """``tensorboard``: also write every record as TensorBoard scalars into this folder
         (:mod:`seqfunc.runs.tensorboard`)."""
         self.path, self.writer, self.lines, self.records = path, writer, keep_lines, []
@@ -138,7 +152,9 @@ class MetricsLog:
             return
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
         if len(lines) < keep_lines:
-            raise CheckpointError(f"{path}: {len(lines)} lines, the checkpoint expects {keep_lines}")
+            raise CheckpointError(
+                f"{path}: {len(lines)} lines, the checkpoint expects {keep_lines}"
+            )
         self.records = [json.loads(line) for line in lines[:keep_lines]]
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:

@@ -38,13 +38,17 @@ class FolderLock:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RunLocked(f"{folder}: cannot create the {what} folder ({exc.strerror or exc})") from None
+            raise RunLocked(
+                f"{folder}: cannot create the {what} folder ({exc.strerror or exc})"
+            ) from None
         path = folder / LOCK_FILE
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                raise RunLocked(f"{path}: cannot open the lock file ({exc.strerror or exc})") from None
+                raise RunLocked(
+                    f"{path}: cannot open the lock file ({exc.strerror or exc})"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -90,8 +94,11 @@ class FolderLock:
 
 
 def _write_holder(fd: int) -> None:
-    holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
     data = (json.dumps(holder) + "\n").encode()
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
@@ -103,5 +110,7 @@ def _held_message(folder: Path, path: Path, what: str) -> str:
         who = f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
     except (OSError, ValueError, KeyError, TypeError):  # the holder has not written it yet
         who = "a process that is starting"
-    return (f"{folder}: another process is writing this {what} ({who}); wait for it to end "
-            f"or stop it, then resume, or choose another --out")
+    return (
+        f"{folder}: another process is writing this {what} ({who}); wait for it to end "
+        f"or stop it, then resume, or choose another --out"
+    )

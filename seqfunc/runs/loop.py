@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from seqfunc.errors import CheckpointMismatch, NonFiniteError, RunInterrupted, SeqfuncError
 from seqfunc.runs import distributed, tensorboard
@@ -57,34 +58,60 @@ def fit(
             lock.release()
 
 
-def _train(run: RunFolder, trainer: Trainer, record: dict, state, at: Progress, ranks,
-           writer: bool, progress: bool, log) -> dict[str, Any]:
+def _train(
+    run: RunFolder,
+    trainer: Trainer,
+    record: dict,
+    state,
+    at: Progress,
+    ranks,
+    writer: bool,
+    progress: bool,
+    log,
+) -> dict[str, Any]:
     """The steps, evaluations and checkpoints of a set-up run; ``record`` is its config.json
     record, which every checkpoint keeps (what a resume checks against)."""
     cfg = trainer.cfg
-    metrics = MetricsLog(run.path / "metrics.jsonl", at.metrics_lines, writer=writer,
-                         tensorboard=run.path / EVENTS_FOLDER if cfg.tensorboard else None)
+    metrics = MetricsLog(
+        run.path / "metrics.jsonl",
+        at.metrics_lines,
+        writer=writer,
+        tensorboard=run.path / EVENTS_FOLDER if cfg.tensorboard else None,
+    )
     if hasattr(trainer.dataset, "summary") and at.step == 0:
         log(trainer.dataset.summary())
-    log(f"{cfg.model} on {cfg.dataset}: {tree_count(state.params):,} parameters, "
+    log(
+        f"{cfg.model} on {cfg.dataset}: {tree_count(state.params):,} parameters, "
         f"{trainer.total_steps} steps of {cfg.batch_size} on {trainer.device}"
-        f"{' (compiled)' if trainer.compiled else ''}")
-    side = SideTasks(trainer, metrics, progress=progress and writer, start_step=at.step, log=log,
-                     evaluates=writer)
+        f"{' (compiled)' if trainer.compiled else ''}"
+    )
+    side = SideTasks(
+        trainer,
+        metrics,
+        progress=progress and writer,
+        start_step=at.step,
+        log=log,
+        evaluates=writer,
+    )
     started, elapsed_before = time.perf_counter(), at.elapsed_s
     clock = lambda: round(elapsed_before + time.perf_counter() - started, 2)
 
     def checkpoint():
         at.metrics_lines, at.elapsed_s = metrics.lines, clock()
-        return run.write_checkpoint(at.step, state.params, state.opt_state,
-                                    {**at.to_json(), resume_checks.CONFIG_KEY: record},
-                                    cfg.keep_checkpoints)
+        return run.write_checkpoint(
+            at.step,
+            state.params,
+            state.opt_state,
+            {**at.to_json(), resume_checks.CONFIG_KEY: record},
+            cfg.keep_checkpoints,
+        )
 
     try:
         with StopSignals() as stop, side:
             for epoch, index, batch in trainer.batches(at) if at.step < trainer.total_steps else ():
-                state, step_metrics, stopping = trainer.step(state, batch, at.step,
-                                                             stop.received is not None)
+                state, step_metrics, stopping = trainer.step(
+                    state, batch, at.step, stop.received is not None
+                )
                 if ranks is None:  # alone, a signal that came during the step counts now
                     stopping = stop.received is not None
                 at.advance(epoch, index)
@@ -101,16 +128,21 @@ def _train(run: RunFolder, trainer: Trainer, record: dict, state, at: Progress, 
                     folder = checkpoint()
                 if stopping:  # on a rank that got no signal itself, another rank did
                     received = stop.received or signal.SIGTERM
-                    raise RunInterrupted(f"{signal.Signals(received).name} at step {at.step}: "
-                                         f"checkpoint written to {folder}. Resume with: "
-                                         f"seqfunc train --resume {run}", received)
+                    raise RunInterrupted(
+                        f"{signal.Signals(received).name} at step {at.step}: "
+                        f"checkpoint written to {folder}. Resume with: "
+                        f"seqfunc train --resume {run}",
+                        received,
+                    )
                 side.advance()
                 if last:
                     break
     except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint is whole
-        raise RunInterrupted(f"stopped at once at step {at.step}; the last checkpoint is "
-                             f"{run.last_checkpoint_path()}. Resume with: seqfunc train --resume {run}",
-                             signal.SIGINT) from None
+        raise RunInterrupted(
+            f"stopped at once at step {at.step}; the last checkpoint is "
+            f"{run.last_checkpoint_path()}. Resume with: seqfunc train --resume {run}",
+            signal.SIGINT,
+        ) from None
     at.metrics_lines, at.elapsed_s = metrics.lines, clock()
     run.write_final(state.params, state.opt_state, at.to_json())
     side.plot(run.path / "curves.png", plot_metrics)
@@ -129,7 +161,9 @@ def _setup(out_dir, cfg, resume: bool, ranks, writer: bool, log):
     try:
         if writer:
             lock = FolderLock.acquire(run.path)
-        trainer = Trainer(_run_config(run, cfg, resume), ranks, artifacts=run.path if resume else None)
+        trainer = Trainer(
+            _run_config(run, cfg, resume), ranks, artifacts=run.path if resume else None
+        )
         if trainer.cfg.tensorboard and writer:
             tensorboard.require()  # before anything is written
         record = run.config_record(trainer.cfg, trainer.dataset, trainer.model)

@@ -26,9 +26,7 @@ def plot_metrics(records: list[dict], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    accuracy_names = [
-        name for name in ACCURACY_METRICS if any(name in r for r in records)
-    ]
+    accuracy_names = [name for name in ACCURACY_METRICS if any(name in r for r in records)]
     panels = 2 if accuracy_names else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     ax_loss = axes[0, 0]

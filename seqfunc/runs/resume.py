@@ -15,8 +15,10 @@ from seqfunc.runs.state import Progress
 #: The key of a checkpoint's state.json that records the run's config.json as it was written.
 CONFIG_KEY = "config"
 
-HOW_TO_GO_ON = ("restore config.json and the data file as they were, resume with the saved "
-                "config (no flags but --steps/--epochs), or start a new run with another --out")
+HOW_TO_GO_ON = (
+    "restore config.json and the data file as they were, resume with the saved "
+    "config (no flags but --steps/--epochs), or start a new run with another --out"
+)
 
 
 def changes(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -43,7 +45,8 @@ def check_config(run, record: dict, found_in: Path, saved: dict) -> None:
         raise CheckpointMismatch(
             f"--resume {run}: config.json differs from the config {found_in.name} was written "
             f"with: {', '.join(differing[:6])}{' ...' if len(differing) > 6 else ''}; nothing "
-            f"was changed: {HOW_TO_GO_ON}")
+            f"was changed: {HOW_TO_GO_ON}"
+        )
 
 
 def mismatch(run, folder: Path, exc: CheckpointMismatch, record: dict) -> CheckpointMismatch:
@@ -58,7 +61,8 @@ def mismatch(run, folder: Path, exc: CheckpointMismatch, record: dict) -> Checkp
     return CheckpointMismatch(
         f"--resume {run}: {what}the checkpoint does not fit the model this config builds: "
         f"{exc}; it is whole and left as it is (a changed model config or vocabulary); "
-        f"nothing was changed: {HOW_TO_GO_ON}")
+        f"nothing was changed: {HOW_TO_GO_ON}"
+    )
 
 
 def check_length(run, at: Progress, total_steps: int, found_in: Path) -> None:
@@ -67,7 +71,8 @@ def check_length(run, at: Progress, total_steps: int, found_in: Path) -> None:
         raise ConfigError(
             f"--resume {run}: the run has reached step {at.step} ({found_in.name}); a run of "
             f"{total_steps} steps would end before it: give --steps {at.step} or more (nothing "
-            "was changed)")
+            "was changed)"
+        )
 
 
 def _normalised(record) -> dict:

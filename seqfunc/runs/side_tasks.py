@@ -5,8 +5,8 @@ its checkpoints)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from seqfunc.runs.folder import MetricsLog
 from seqfunc.runs.state import Progress
@@ -18,13 +18,26 @@ def _one_line(exc: BaseException) -> str:
 
 
 class SideTasks:
-    def __init__(self, trainer, metrics: MetricsLog, *, progress: bool, start_step: int,
-                 log: Callable[[str], None], evaluates: bool = True):
+    def __init__(
+        self,
+        trainer,
+        metrics: MetricsLog,
+        *,
+        progress: bool,
+        start_step: int,
+        log: Callable[[str], None],
+        evaluates: bool = True,
+    ):
         from tqdm.auto import tqdm
 
         self.trainer, self.metrics = trainer, metrics
-        self.bar = tqdm(total=trainer.total_steps, initial=start_step, disable=not progress,
-                        unit="step", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=trainer.total_steps,
+            initial=start_step,
+            disable=not progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
         self.emit = self.bar.write if progress else log  # lines above the bar, or through log
         self.samples_on, self.evaluates = True, evaluates
         self.last_val: dict = {}
@@ -43,8 +56,16 @@ class SideTasks:
         """Average the window of step metrics into one train record."""
         window, at.window = at.window, []
         mean = {k: sum(float(m[k]) for m in window) / len(window) for k in window[0]}
-        self.metrics.write({"step": at.step, "split": "train", "epoch": epoch, **mean,
-                            "nonfinite_skipped": nonfinite_skipped, "elapsed_s": elapsed_s})
+        self.metrics.write(
+            {
+                "step": at.step,
+                "split": "train",
+                "epoch": epoch,
+                **mean,
+                "nonfinite_skipped": nonfinite_skipped,
+                "elapsed_s": elapsed_s,
+            }
+        )
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in mean.items() if k != "grad_norm"})
 
     def evaluate(self, params, step: int, elapsed_s: float, *, final: bool) -> None:
@@ -78,11 +99,15 @@ class SideTasks:
             return
         try:
             if plot_metrics(self.metrics.records, path) is None:
-                self.emit("matplotlib is not installed: no curves.png (pip install 'seqfunc[plot]')")
+                self.emit(
+                    "matplotlib is not installed: no curves.png (pip install 'seqfunc[plot]')"
+                )
         except Exception as exc:  # noqa: BLE001
             self.emit(f"plotting {path.name} failed ({_one_line(exc)})")
 
 
 def _format_eval(record: dict) -> str:
     shown = {k: v for k, v in record.items() if k not in ("split", "elapsed_s", "examples")}
-    return "val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+    return "val " + " ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
+    )

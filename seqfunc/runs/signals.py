@@ -29,8 +29,9 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if interrupts.take_pending() is not None:  # a Ctrl-C at start-up that was swallowed
-            raise RunInterrupted("interrupted (SIGINT) while starting, before the first step",
-                                 signal.SIGINT)
+            raise RunInterrupted(
+                "interrupted (SIGINT) while starting, before the first step", signal.SIGINT
+            )
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -32,8 +32,10 @@ class Progress:
 
     def to_json(self) -> dict:
         # tensors -> floats (one per member for a sweep's (members,) metrics); exact for float32
-        window = [{k: v.tolist() if hasattr(v, "tolist") else float(v) for k, v in m.items()}
-                  for m in self.window]
+        window = [
+            {k: v.tolist() if hasattr(v, "tolist") else float(v) for k, v in m.items()}
+            for m in self.window
+        ]
         return {**attrs.asdict(self, recurse=False), "window": window}
 
     @classmethod

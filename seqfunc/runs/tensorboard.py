@@ -24,8 +24,10 @@ def require():
         import tensorboard  # noqa: F401 - torch's writer needs it; its absence is the usual failure
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("--tensorboard (tensorboard=True) needs the tensorboard package: "
-                          "pip install 'seqfunc[tensorboard]'") from None
+        raise ConfigError(
+            "--tensorboard (tensorboard=True) needs the tensorboard package: "
+            "pip install 'seqfunc[tensorboard]'"
+        ) from None
     return SummaryWriter
 
 
@@ -39,7 +41,11 @@ class TensorBoardLog:
     def write(self, record: dict) -> None:
         step, split = record.get("step"), record.get("split", "train")
         for name, value in record.items():
-            if name in ("step", "split") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if (
+                name in ("step", "split")
+                or isinstance(value, bool)
+                or not isinstance(value, (int, float))
+            ):
                 continue
             self.writer.add_scalar(f"{split}/{name}", value, step)
         self.writer.flush()

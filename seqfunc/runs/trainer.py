@@ -5,9 +5,9 @@ side effects."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -27,8 +27,13 @@ class Trainer:
     rank then steps on its shard of every global batch and the step sums gradients over
     ranks (:mod:`seqfunc.runs.distributed`)."""
 
-    def __init__(self, cfg: TrainConfig, ranks: distributed.Ranks | None = None, *,
-                 artifacts: Path | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        ranks: distributed.Ranks | None = None,
+        *,
+        artifacts: Path | None = None,
+    ):
         """``artifacts``: the run folder whose saved vocabulary the dataset reads (a resume)."""
         self.cfg, self.ranks = cfg, ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
@@ -46,9 +51,14 @@ class Trainer:
         loss_fn = self.task.loss_fn(self.model)
         if ranks is not None:
             loss_fn = distributed.sharded_loss(loss_fn)
-        self.step_fn = make_step(loss_fn, self.optimizer, compile=cfg.compile, device=self.device,
-                                 trim=None if ranks is not None else trim,
-                                 all_reduce=distributed.all_reduce_sum if ranks else None)
+        self.step_fn = make_step(
+            loss_fn,
+            self.optimizer,
+            compile=cfg.compile,
+            device=self.device,
+            trim=None if ranks is not None else trim,
+            all_reduce=distributed.all_reduce_sum if ranks else None,
+        )
         self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
 
@@ -57,7 +67,9 @@ class Trainer:
         return init_state(params, self.optimizer)
 
     def restored_state(self, params, opt_state, step: int) -> TrainState:
-        return TrainState(params, opt_state, torch.tensor(step, dtype=torch.int64, device=self.device))
+        return TrainState(
+            params, opt_state, torch.tensor(step, dtype=torch.int64, device=self.device)
+        )
 
     def step(self, state: TrainState, batch: dict, step: int, stop: bool = False):
         """``(state, metrics, stop)`` after the step numbered ``step`` (its key:
@@ -91,7 +103,9 @@ class Trainer:
     def samples(self, params) -> list[str]:
         if not self.cfg.examples or not hasattr(self.task, "examples"):
             return []
-        return self.task.examples(self.model, params, self.dataset, self.cfg.examples, device=self.device)
+        return self.task.examples(
+            self.model, params, self.dataset, self.cfg.examples, device=self.device
+        )
 
     @staticmethod
     def nonfinite(opt_state) -> tuple[int, int]:

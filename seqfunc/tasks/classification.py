@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import attrs
 import torch
@@ -20,7 +21,7 @@ class ClassificationTask:
     classes: tuple[str, ...]
 
     @classmethod
-    def for_dataset(cls, dataset) -> "ClassificationTask":
+    def for_dataset(cls, dataset) -> ClassificationTask:
         return cls(classes=tuple(dataset.classes))
 
     def target_count(self, batch: dict) -> int:
@@ -47,7 +48,9 @@ class ClassificationTask:
         """:meth:`evaluate` of each member of stacked ``params``, one vmapped forward a batch."""
         return self._evaluate(members_apply(model), params, batches, device, member_count(params))
 
-    def _evaluate(self, apply, params, batches, device, members: int | None) -> list[dict[str, float]]:
+    def _evaluate(
+        self, apply, params, batches, device, members: int | None
+    ) -> list[dict[str, float]]:
         loss_sum, correct, examples = sums(members, device), sums(members, device), 0
         for batch in batches:
             tokens, labels = batch["tokens"].to(device), batch["label"].to(device)
@@ -56,8 +59,10 @@ class ClassificationTask:
             correct += (metrics.predictions(logits) == labels).sum(-1).double()
             examples += len(labels)
         n = max(examples, 1)
-        return [{"loss": float(lo) / n, "accuracy": float(c) / n, "examples": examples}
-                for lo, c in zip(loss_sum.reshape(-1), correct.reshape(-1))]
+        return [
+            {"loss": float(lo) / n, "accuracy": float(c) / n, "examples": examples}
+            for lo, c in zip(loss_sum.reshape(-1), correct.reshape(-1))
+        ]
 
     @torch.no_grad()
     def examples(self, model, params, dataset, n: int, *, device=None) -> list[str]:
@@ -65,7 +70,9 @@ class ClassificationTask:
         batch = next(iter(dataset.batches("val", n)))
         logits = model.apply(params, batch["tokens"].to(device))
         lines = []
-        for tokens, guess, truth in zip(batch["tokens"], metrics.predictions(logits), batch["label"]):
+        for tokens, guess, truth in zip(
+            batch["tokens"], metrics.predictions(logits), batch["label"]
+        ):
             pad = getattr(dataset, "pad_id", None)
             words = decode_text(dataset, [t for t in tokens.tolist() if t != pad]).split()
             text = " ".join(words[:12]) + (" ..." if len(words) > 12 else "")

@@ -13,7 +13,8 @@ Validation metrics (seed 004 q12, seed 002):
 from __future__ import annotations
 
 import math
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import attrs
 import torch
@@ -52,19 +53,32 @@ def splits_output_layer(model) -> bool:
 def nll_by_rows(model, params, inputs, targets, vocab: int, members: int | None) -> torch.Tensor:
     """Each target's negative log-likelihood ``(..., b, t)``, ``apply`` run on chunks of rows."""
     apply = over_members(model.apply, members)
-    return torch.cat([metrics.token_nll(apply(params, inputs[rows]), targets[rows])
-                      for rows in row_chunks(inputs.shape, vocab, members or 1)], -2)
+    return torch.cat(
+        [
+            metrics.token_nll(apply(params, inputs[rows]), targets[rows])
+            for rows in row_chunks(inputs.shape, vocab, members or 1)
+        ],
+        -2,
+    )
 
 
-def nll_by_positions(model, params, inputs, targets, vocab: int, members: int | None) -> torch.Tensor:
+def nll_by_positions(
+    model, params, inputs, targets, vocab: int, members: int | None
+) -> torch.Tensor:
     """Each target's negative log-likelihood ``(..., b, t)``: ``features`` of the whole batch
     at once, then ``head`` and the loss on chunks of positions. The body runs on large
     matrices; only the ``(positions, vocab)`` logits are cut to fit the cache."""
-    features = over_members(model.features, members)(params, inputs).flatten(-3, -2)  # (..., b*t, d)
+    features = over_members(model.features, members)(params, inputs).flatten(
+        -3, -2
+    )  # (..., b*t, d)
     head, flat_targets = over_members(model.head, members, shared=False), targets.reshape(-1)
     step = max(1, EVAL_LOGITS_PER_CHUNK // (vocab * (members or 1)))
-    nll = [metrics.token_nll(head(params, features[..., start:start + step, :]), flat_targets[start:start + step])
-           for start in range(0, flat_targets.numel(), step)]
+    nll = [
+        metrics.token_nll(
+            head(params, features[..., start : start + step, :]), flat_targets[start : start + step]
+        )
+        for start in range(0, flat_targets.numel(), step)
+    ]
     return torch.cat(nll, -1).unflatten(-1, targets.shape)
 
 
@@ -76,7 +90,7 @@ class LanguageModelTask:
     temperature: float = 0.8
 
     @classmethod
-    def for_dataset(cls, dataset) -> "LanguageModelTask":
+    def for_dataset(cls, dataset) -> LanguageModelTask:
         unit = optional(dataset, "unit", "char")
         return cls(unit=unit, sample_tokens=30 if unit == "word" else 200)
 
@@ -114,8 +128,10 @@ class LanguageModelTask:
             last += nll[..., -1].sum(-1).double()
             tokens += targets.numel()
             sequences += targets.shape[0]
-        return [self._record(float(t) / max(tokens, 1), float(la) / max(sequences, 1), tokens)
-                for t, la in zip(total.reshape(-1), last.reshape(-1))]
+        return [
+            self._record(float(t) / max(tokens, 1), float(la) / max(sequences, 1), tokens)
+            for t, la in zip(total.reshape(-1), last.reshape(-1))
+        ]
 
     def _record(self, loss: float, last: float, tokens: int) -> dict[str, float]:
         """The metrics from the mean loss per token and at the last position."""
@@ -144,9 +160,11 @@ class LanguageModelTask:
             else:
                 first = int(rng.random_bits(key, (1,))[0] % len(dataset.vocab))
                 prompt = torch.tensor([[first]], device=device)
-            out = generate(model, params, prompt, self.sample_tokens, key=key, temperature=self.temperature)
+            out = generate(
+                model, params, prompt, self.sample_tokens, key=key, temperature=self.temperature
+            )
             sep = " " if self.unit == "word" else ""
-            text = decode_text(dataset, out[0, prompt.shape[1]:].tolist(), sep=sep)
+            text = decode_text(dataset, out[0, prompt.shape[1] :].tolist(), sep=sep)
             head = decode_text(dataset, prompt[0].tolist(), sep=sep)
             lines.append(repr(head) + " -> " + repr(text))
         return lines

@@ -7,7 +7,7 @@ A task that offers ``evaluate_members(model, params, batches, device=None) -> [r
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch.func import vmap
@@ -15,8 +15,9 @@ from torch.func import vmap
 from seqfunc.tree import tree_leaves, tree_unstack
 
 
-def evaluate_each(task, model, params, batches: Callable[[], Iterable[dict]], *, device=None
-                  ) -> list[dict]:
+def evaluate_each(
+    task, model, params, batches: Callable[[], Iterable[dict]], *, device=None
+) -> list[dict]:
     """Each member's record of stacked ``params``: in one vmapped pass when the task offers
     ``evaluate_members``, else member by member (``batches()`` makes the batches anew)."""
     if hasattr(task, "evaluate_members"):

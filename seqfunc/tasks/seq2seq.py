@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import attrs
 import torch
@@ -29,10 +30,14 @@ class Seq2SeqTask:
     trim_multiple: int = 1
 
     @classmethod
-    def for_dataset(cls, dataset) -> "Seq2SeqTask":
+    def for_dataset(cls, dataset) -> Seq2SeqTask:
         multiple = getattr(getattr(dataset, "config", None), "pad_multiple", 1)
-        return cls(pad_id=dataset.pad_id, bos_id=dataset.bos_id, eos_id=dataset.eos_id,
-                   trim_multiple=multiple)
+        return cls(
+            pad_id=dataset.pad_id,
+            bos_id=dataset.bos_id,
+            eos_id=dataset.eos_id,
+            trim_multiple=multiple,
+        )
 
     def trim_padding(self, batch: dict) -> dict:
         """The batch without the trailing positions that are padding in every row: the
@@ -59,7 +64,9 @@ class Seq2SeqTask:
         def loss(params, batch, key):
             logits = model.apply(params, batch["src"], batch["tgt_in"], key=key, train=train)
             value = metrics.cross_entropy(
-                logits, batch["tgt_out"], ignore_index=self.pad_id,
+                logits,
+                batch["tgt_out"],
+                ignore_index=self.pad_id,
                 label_smoothing=self.label_smoothing if train else 0.0,
             )
             aux = {
@@ -81,15 +88,22 @@ class Seq2SeqTask:
             logits = model.apply(params, batch["src"], batch["tgt_in"])
             n_tok = int((batch["tgt_out"] != self.pad_id).sum())
             n = batch["src"].shape[0]
-            totals["loss"] += float(
-                metrics.cross_entropy(logits, batch["tgt_out"], ignore_index=self.pad_id)
-            ) * n_tok
-            totals["token_accuracy"] += float(
-                metrics.token_accuracy(logits, batch["tgt_out"], ignore_index=self.pad_id)
-            ) * n_tok
+            totals["loss"] += (
+                float(metrics.cross_entropy(logits, batch["tgt_out"], ignore_index=self.pad_id))
+                * n_tok
+            )
+            totals["token_accuracy"] += (
+                float(metrics.token_accuracy(logits, batch["tgt_out"], ignore_index=self.pad_id))
+                * n_tok
+            )
             predicted = greedy_decode(
-                model, params, batch["src"], bos_id=self.bos_id, eos_id=self.eos_id,
-                pad_id=self.pad_id, max_len=batch["tgt_out"].shape[1],
+                model,
+                params,
+                batch["src"],
+                bos_id=self.bos_id,
+                eos_id=self.eos_id,
+                pad_id=self.pad_id,
+                max_len=batch["tgt_out"].shape[1],
             )
             totals["exact_match"] += float(metrics.exact_match(predicted, batch["tgt_out"])) * n
             tokens += n_tok
@@ -107,12 +121,22 @@ class Seq2SeqTask:
         batch = next(iter(dataset.batches("val", n)))
         batch = {k: v.to(device) for k, v in batch.items()}
         predicted = greedy_decode(
-            model, params, batch["src"], bos_id=self.bos_id, eos_id=self.eos_id,
-            pad_id=self.pad_id, max_len=batch["tgt_out"].shape[1],
+            model,
+            params,
+            batch["src"],
+            bos_id=self.bos_id,
+            eos_id=self.eos_id,
+            pad_id=self.pad_id,
+            max_len=batch["tgt_out"].shape[1],
         )
         lines = []
         for src, pred, tgt in zip(batch["src"], predicted, batch["tgt_out"]):
             source = decode_source(dataset, src.tolist())
-            guess, truth = decode_target(dataset, pred.tolist()), decode_target(dataset, tgt.tolist())
-            lines.append(f"{source} -> {guess}  ({'ok' if guess == truth else 'WRONG, want ' + truth})")
+            guess, truth = (
+                decode_target(dataset, pred.tolist()),
+                decode_target(dataset, tgt.tolist()),
+            )
+            lines.append(
+                f"{source} -> {guess}  ({'ok' if guess == truth else 'WRONG, want ' + truth})"
+            )
         return lines

@@ -11,7 +11,12 @@ checks of :mod:`seqfunc.testing.datasets`, with the same :class:`Report`.
 """
 
 from seqfunc.testing import strategies
-from seqfunc.testing.datasets import DATASET_CHECK_NAMES, DATASET_CHECKS, check_dataset, missing_attributes
+from seqfunc.testing.datasets import (
+    DATASET_CHECK_NAMES,
+    DATASET_CHECKS,
+    check_dataset,
+    missing_attributes,
+)
 from seqfunc.testing.distributions import fake_distribution
 from seqfunc.testing.invariants import (
     INVARIANT_NAMES,
@@ -29,9 +34,29 @@ from seqfunc.testing.probe import FIELDS, Field, ProbeDataset, check_config, pro
 from seqfunc.testing.runner import Report, Result, falsify, run_checks
 
 __all__ = [
-    "strategies", "INVARIANTS", "INVARIANT_NAMES", "assert_close", "check_batch",
-    "check_causal", "check_compiled", "check_determinism", "check_padding", "check_permutation",
-    "check_vmap", "FIELDS", "Field", "ProbeDataset", "check_config", "probe_dataset", "Report",
-    "Result", "falsify", "run_checks", "fake_distribution", "check_dataset", "DATASET_CHECKS",
-    "DATASET_CHECK_NAMES", "missing_attributes",
+    "strategies",
+    "INVARIANTS",
+    "INVARIANT_NAMES",
+    "assert_close",
+    "check_batch",
+    "check_causal",
+    "check_compiled",
+    "check_determinism",
+    "check_padding",
+    "check_permutation",
+    "check_vmap",
+    "FIELDS",
+    "Field",
+    "ProbeDataset",
+    "check_config",
+    "probe_dataset",
+    "Report",
+    "Result",
+    "falsify",
+    "run_checks",
+    "fake_distribution",
+    "check_dataset",
+    "DATASET_CHECKS",
+    "DATASET_CHECK_NAMES",
+    "missing_attributes",
 ]

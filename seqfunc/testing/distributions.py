@@ -1,9 +1,9 @@
 """Fake installed distributions, to test entry-point registration without ``pip install``.
 
-    def test_my_plugin_registers(tmp_path, monkeypatch):
-        fake_distribution(tmp_path, "my-plugin", "0.1", {"seqfunc.models": {"mine": "my_plugin:Mine"}})
-        monkeypatch.syspath_prepend(str(tmp_path))
-        assert seqfunc.registry.find("models", "mine").dist == "my-plugin"
+def test_my_plugin_registers(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "my-plugin", "0.1", {"seqfunc.models": {"mine": "my_plugin:Mine"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert seqfunc.registry.find("models", "mine").dist == "my-plugin"
 """
 
 from __future__ import annotations

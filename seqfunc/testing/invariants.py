@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import attrs
 import torch
@@ -74,8 +75,14 @@ def causal_cases(probe: ProbeDataset) -> st.SearchStrategy:
         length = inputs[field.name].shape[1]
         cut = draw(st.integers(1, length - 1))
         b = inputs[field.name].shape[0]
-        later = [draw(st.lists(st.sampled_from(probe.token_ids), min_size=length - cut,
-                               max_size=length - cut)) for _ in range(b)]
+        later = [
+            draw(
+                st.lists(
+                    st.sampled_from(probe.token_ids), min_size=length - cut, max_size=length - cut
+                )
+            )
+            for _ in range(b)
+        ]
         return {"inputs": inputs, "field": field.name, "cut": cut, "later_tokens": later}
 
     return cases()
@@ -89,16 +96,20 @@ def check_causal(model, params, probe: ProbeDataset, case: dict) -> None:
     changed[name][:, cut:] = torch.tensor(case["later_tokens"], dtype=torch.long)
     before = _apply(model, params, probe, inputs)[:, :cut]
     after = _apply(model, params, probe, changed)[:, :cut]
-    assert_close(after, before, f"outputs at positions < {cut} changed when {name}[:, {cut}:] changed")
+    assert_close(
+        after, before, f"outputs at positions < {cut} changed when {name}[:, {cut}:] changed"
+    )
 
 
 # -- padding invariance -------------------------------------------------------------------------
 def padding_cases(probe: ProbeDataset) -> st.SearchStrategy:
-    return st.fixed_dictionaries({
-        "inputs": model_inputs(probe),
-        "field": st.sampled_from([f.name for f in _fields(probe, "padded")]),
-        "extra_pads": st.integers(1, 3),
-    })
+    return st.fixed_dictionaries(
+        {
+            "inputs": model_inputs(probe),
+            "field": st.sampled_from([f.name for f in _fields(probe, "padded")]),
+            "extra_pads": st.integers(1, 3),
+        }
+    )
 
 
 def check_padding(model, params, probe: ProbeDataset, case: dict) -> None:
@@ -112,7 +123,9 @@ def check_padding(model, params, probe: ProbeDataset, case: dict) -> None:
     field = next(f for f in probe.fields if f.name == name)
     if field.causal:  # the output grew with this input: compare the original positions
         after = after[:, : inputs[name].shape[1]]
-    assert_close(after, before, f"output changed when {extra} <pad> column(s) were appended to {name}")
+    assert_close(
+        after, before, f"output changed when {extra} <pad> column(s) were appended to {name}"
+    )
 
 
 # -- permutation invariance without positions ---------------------------------------------------
@@ -121,8 +134,10 @@ def permutation_cases(probe: ProbeDataset) -> st.SearchStrategy:
     def cases(draw):
         inputs = draw(model_inputs(probe))
         field = next(f for f in probe.fields if f.unordered)  # first unordered input
-        orders = [draw(st.permutations(range(real_length(row, probe, field))))
-                  for row in inputs[field.name]]
+        orders = [
+            draw(st.permutations(range(real_length(row, probe, field))))
+            for row in inputs[field.name]
+        ]
         return {"inputs": inputs, "field": field.name, "orders": orders}
 
     return cases()
@@ -152,15 +167,20 @@ def check_batch(model, params, probe: ProbeDataset, case: dict) -> None:
     b = next(iter(inputs.values())).shape[0]
     for i in range(b):
         alone = _apply(model, params, probe, {k: v[i : i + 1] for k, v in inputs.items()})
-        assert_close(batched[i : i + 1], alone, f"example {i} alone differs from its row in the batch")
+        assert_close(
+            batched[i : i + 1], alone, f"example {i} alone differs from its row in the batch"
+        )
 
 
 # -- vmap over stacked params ---------------------------------------------------------------------
 def vmap_cases(probe: ProbeDataset) -> st.SearchStrategy:
-    return st.fixed_dictionaries({
-        "inputs": model_inputs(probe, max_batch=2), "members": st.integers(2, 3),
-        "seed": st.integers(0, 2**16),
-    })
+    return st.fixed_dictionaries(
+        {
+            "inputs": model_inputs(probe, max_batch=2),
+            "members": st.integers(2, 3),
+            "seed": st.integers(0, 2**16),
+        }
+    )
 
 
 def check_vmap(model, params, probe: ProbeDataset, case: dict) -> None:
@@ -176,7 +196,9 @@ def check_vmap(model, params, probe: ProbeDataset, case: dict) -> None:
 
     with torch.no_grad():
         for train in (False, True):
-            looped = torch.stack([run(p, k if train else None, train) for p, k in zip(members, keys)])
+            looped = torch.stack(
+                [run(p, k if train else None, train) for p, k in zip(members, keys)]
+            )
             if train:
                 vmapped = torch.func.vmap(partial(run, train=True))(stacked, keys)
             else:
@@ -242,8 +264,9 @@ def no_graph_breaks(what: str) -> Iterator[None]:
     breaks = collections.Counter(counters["graph_break"]) - before
     if breaks:
         reasons = "; ".join(reason.splitlines()[0][:160] for reason in breaks)
-        raise AssertionError(f"{what} is not traced whole: {sum(breaks.values())} graph "
-                             f"break(s): {reasons}")
+        raise AssertionError(
+            f"{what} is not traced whole: {sum(breaks.values())} graph break(s): {reasons}"
+        )
 
 
 # -- the output layer split off ------------------------------------------------------------------
@@ -261,8 +284,11 @@ def check_head_of_features(model, params, probe: ProbeDataset, case: dict) -> No
         whole = model.head(params, features)
     expected = _apply(model, params, probe, case["inputs"])
     assert_close(whole, expected, "head(features(inputs)) != apply(inputs)")
-    assert_close(flat.reshape(expected.shape), expected,
-                 "head on the flattened positions of features(inputs) != apply(inputs)")
+    assert_close(
+        flat.reshape(expected.shape),
+        expected,
+        "head on the flattened positions of features(inputs) != apply(inputs)",
+    )
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -284,12 +310,19 @@ class Invariant:
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant("causal", causal_cases, check_causal, needs_field="causal"),
     Invariant("padding_invariance", padding_cases, check_padding, needs_field="padded"),
-    Invariant("permutation_invariance", permutation_cases, check_permutation,
-              needs_field="unordered", needs_declared="position_free"),
+    Invariant(
+        "permutation_invariance",
+        permutation_cases,
+        check_permutation,
+        needs_field="unordered",
+        needs_declared="position_free",
+    ),
     Invariant("batch_invariance", batch_cases, check_batch),
     Invariant("vmap_equals_loop", vmap_cases, check_vmap, max_examples=5),
     Invariant("determinism", determinism_cases, check_determinism),
     Invariant("eager_equals_compiled", compiled_cases, check_compiled, slow=True, max_examples=3),
-    Invariant("head_of_features", head_cases, check_head_of_features, needs_methods=("features", "head")),
+    Invariant(
+        "head_of_features", head_cases, check_head_of_features, needs_methods=("features", "head")
+    ),
 )
 INVARIANT_NAMES = tuple(i.name for i in INVARIANTS)

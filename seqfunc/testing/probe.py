@@ -103,8 +103,16 @@ def probe_dataset(task: str) -> ProbeDataset:
 
 #: Small sizes tried on any config field of these names (a model's ``check_options`` wins).
 SMALL_FIELDS: dict[str, Any] = {
-    "d_model": 16, "heads": 2, "d_ff": 32, "hidden_size": 16, "num_hiddens": 16,
-    "embed_dim": 16, "layers": 1, "num_layers": 1, "encoder_layers": 1, "decoder_layers": 1,
+    "d_model": 16,
+    "heads": 2,
+    "d_ff": 32,
+    "hidden_size": 16,
+    "num_hiddens": 16,
+    "embed_dim": 16,
+    "layers": 1,
+    "num_layers": 1,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
     "dropout": 0.1,
 }
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 import torch
@@ -40,8 +41,7 @@ class Result:
             return f"PASS  {self.name}  ({self.examples} examples, {self.seconds:.1f}s)"
         if self.status == "skip":
             return f"SKIP  {self.name}: {self.reason}"
-        return (f"FAIL  {self.name}: {self.error}\n"
-                f"      counterexample: {self.counterexample}")
+        return f"FAIL  {self.name}: {self.error}\n      counterexample: {self.counterexample}"
 
 
 @attrs.frozen
@@ -69,8 +69,12 @@ class Report:
         return "\n".join(r.line() for r in self.results)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "passed": self.passed, "failed": self.failed,
-                "skipped": self.skipped}
+        return {
+            "model": self.model,
+            "passed": self.passed,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        }
 
     def __getitem__(self, name: str) -> Result:
         return next(r for r in self.results if r.name == name)
@@ -91,9 +95,16 @@ def falsify(strategy, check, max_examples: int) -> tuple[int, dict | None, BaseE
     """Run ``check(case)`` on Hypothesis-drawn cases: (examples run, shrunk case, its error)."""
     seen = {"n": 0}
 
-    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-              print_blob=False, report_multiple_bugs=False)
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
     @given(strategy)
     def prop(case):
         seen["n"] += 1
@@ -110,8 +121,9 @@ def falsify(strategy, check, max_examples: int) -> tuple[int, dict | None, BaseE
     return seen["n"], None, None
 
 
-def _skip_reason(model_cls: type, inv: Invariant, probe: ProbeDataset, *, compile: bool,
-                 skip: Iterable[str]) -> str | None:
+def _skip_reason(
+    model_cls: type, inv: Invariant, probe: ProbeDataset, *, compile: bool, skip: Iterable[str]
+) -> str | None:
     exempt = dict(getattr(model_cls, "exempt", None) or {})
     if inv.name in skip:
         return "skipped on request"
@@ -148,8 +160,19 @@ def run_checks(
     results = []
     with one_thread():
         for task in tasks:
-            results.extend(_run_task(model_cls, task, tasks, only, skip, compile, max_examples,
-                                     seed, dict(overrides or {})))
+            results.extend(
+                _run_task(
+                    model_cls,
+                    task,
+                    tasks,
+                    only,
+                    skip,
+                    compile,
+                    max_examples,
+                    seed,
+                    dict(overrides or {}),
+                )
+            )
     return Report(name or getattr(model_cls, "name", model_cls.__name__), tuple(results))
 
 
@@ -182,8 +205,15 @@ def _run_task(model_cls, task, tasks, only, skip, compile, max_examples, seed, o
     return results
 
 
-def _run_one(model_cls, inv: Invariant, probe: ProbeDataset, label: str, max_examples: int,
-             seed: int, overrides: dict) -> Result:
+def _run_one(
+    model_cls,
+    inv: Invariant,
+    probe: ProbeDataset,
+    label: str,
+    max_examples: int,
+    seed: int,
+    overrides: dict,
+) -> Result:
     start = time.perf_counter()
     try:
         if inv.needs_declared:
@@ -191,9 +221,13 @@ def _run_one(model_cls, inv: Invariant, probe: ProbeDataset, label: str, max_exa
         model = model_cls(check_config(model_cls, probe.task, **overrides))
         params = model.init(rng.key(seed))
     except Exception as exc:  # noqa: BLE001 - a model that cannot be built fails every check
-        return Result(label, "fail", seconds=time.perf_counter() - start,
-                      counterexample="(none: the model could not be built)",
-                      error=f"building the check model failed: {type(exc).__name__}: {exc}")
+        return Result(
+            label,
+            "fail",
+            seconds=time.perf_counter() - start,
+            counterexample="(none: the model could not be built)",
+            error=f"building the check model failed: {type(exc).__name__}: {exc}",
+        )
     n = min(max_examples, inv.max_examples or max_examples)
     examples, case, error = falsify(
         inv.cases(probe), lambda c: inv.check(model, params, probe, c), n
@@ -201,7 +235,14 @@ def _run_one(model_cls, inv: Invariant, probe: ProbeDataset, label: str, max_exa
     seconds = time.perf_counter() - start
     if error is None:
         return Result(label, "pass", examples=examples, seconds=seconds)
-    message = str(error) if isinstance(error, AssertionError) else f"{type(error).__name__}: {error}"
-    return Result(label, "fail", examples=examples, seconds=seconds,
-                  counterexample=format_case(case) if case is not None else "(not recorded)",
-                  error=message)
+    message = (
+        str(error) if isinstance(error, AssertionError) else f"{type(error).__name__}: {error}"
+    )
+    return Result(
+        label,
+        "fail",
+        examples=examples,
+        seconds=seconds,
+        counterexample=format_case(case) if case is not None else "(not recorded)",
+        error=message,
+    )

@@ -37,7 +37,13 @@ def _row(draw, probe: ProbeDataset, field: Field, min_len: int, max_len: int) ->
 
 @st.composite
 def field_tensor(
-    draw, probe: ProbeDataset, field: Field, batch: int, *, min_len: int = 1, max_len: int = 6,
+    draw,
+    probe: ProbeDataset,
+    field: Field,
+    batch: int,
+    *,
+    min_len: int = 1,
+    max_len: int = 6,
     width: int | None = None,
 ) -> torch.Tensor:
     """``(batch, length)`` ids for one input. A padded field has rows of their own lengths,
@@ -56,8 +62,14 @@ def field_tensor(
 
 @st.composite
 def model_inputs(
-    draw, probe: ProbeDataset, *, min_batch: int = 1, max_batch: int = 3, min_len: int = 1,
-    max_len: int = 6, width: int | None = None,
+    draw,
+    probe: ProbeDataset,
+    *,
+    min_batch: int = 1,
+    max_batch: int = 3,
+    min_len: int = 1,
+    max_len: int = 6,
+    width: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Inputs for a model of ``probe.task``; ``width`` fixes every field's length (a compiled
     function then sees one shape)."""

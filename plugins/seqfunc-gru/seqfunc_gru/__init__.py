@@ -23,8 +23,10 @@ __version__ = "0.1.0"
 def init_gru_layer(key: rng.KeyArray, d_in: int, hidden: int) -> dict:
     """Input and recurrent projections to the three gates ``(r, z, n)``."""
     k_x, k_h = rng.split(key)
-    return {"input": nn.init_linear(k_x, d_in, 3 * hidden),
-            "recurrent": nn.init_linear(k_h, hidden, 3 * hidden)}
+    return {
+        "input": nn.init_linear(k_x, d_in, 3 * hidden),
+        "recurrent": nn.init_linear(k_h, hidden, 3 * hidden),
+    }
 
 
 def gru_layer(params: dict, x: torch.Tensor, h: torch.Tensor, keep: torch.Tensor | None = None):
@@ -84,10 +86,20 @@ class GRUSeq2Seq:
         enc_keys, dec_keys = rng.split(k_enc, c.layers), rng.split(k_dec, c.layers)
         params = {
             "embed": nn.init_embedding(k_emb, c.vocab_size, c.embed_size),
-            "encoder": [init_gru_layer(enc_keys[i], c.embed_size if i == 0 else c.hidden_size,
-                                       c.hidden_size) for i in range(c.layers)],
-            "decoder": [init_gru_layer(dec_keys[i], c.embed_size + c.hidden_size if i == 0
-                                       else c.hidden_size, c.hidden_size) for i in range(c.layers)],
+            "encoder": [
+                init_gru_layer(
+                    enc_keys[i], c.embed_size if i == 0 else c.hidden_size, c.hidden_size
+                )
+                for i in range(c.layers)
+            ],
+            "decoder": [
+                init_gru_layer(
+                    dec_keys[i],
+                    c.embed_size + c.hidden_size if i == 0 else c.hidden_size,
+                    c.hidden_size,
+                )
+                for i in range(c.layers)
+            ],
             "predict": nn.init_linear(k_out, c.hidden_size, c.tgt_vocab_size or c.vocab_size),
         }
         if c.tgt_vocab_size is not None:
@@ -114,8 +126,9 @@ class GRUSeq2Seq:
         _, state = self._stack(params["encoder"], x, zeros, src != c.pad_id, k_enc, train)
         return {"state": state}
 
-    def decode(self, params: dict, context: dict, tgt_in: torch.Tensor, *, key=None,
-               train: bool = False) -> torch.Tensor:
+    def decode(
+        self, params: dict, context: dict, tgt_in: torch.Tensor, *, key=None, train: bool = False
+    ) -> torch.Tensor:
         """``tgt_in (b, t)`` -> logits ``(b, t, tgt_vocab)``; position i sees ``tgt_in[:, :i+1]``."""
         c = self.config
         k_emb, k_dec, k_out = (None, None, None) if key is None else rng.split(key, 3)
@@ -127,8 +140,15 @@ class GRUSeq2Seq:
         y = nn.dropout(y, c.dropout, key=k_out, train=train)
         return nn.linear(params["predict"], y)
 
-    def apply(self, params: dict, src: torch.Tensor, tgt_in: torch.Tensor, *, key=None,
-              train: bool = False) -> torch.Tensor:
+    def apply(
+        self,
+        params: dict,
+        src: torch.Tensor,
+        tgt_in: torch.Tensor,
+        *,
+        key=None,
+        train: bool = False,
+    ) -> torch.Tensor:
         k_enc, k_dec = (None, None) if key is None else rng.split(key)
         context = self.encode(params, src, key=k_enc, train=train)
         return self.decode(params, context, tgt_in, key=k_dec, train=train)

@@ -28,12 +28,22 @@ class FutureLeakTransformer(Seq2SeqTransformer):
         t = tgt_in.shape[1]
         causal = nn.causal_mask(t, device=tgt_in.device)
         one_ahead = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).triu(1).tril(1)
-        self_mask = nn.combine_masks(causal | one_ahead,  # the bug: i also sees i + 1
-                                     nn.padding_mask(tgt_in, self.config.pad_id))
+        self_mask = nn.combine_masks(
+            causal | one_ahead,  # the bug: i also sees i + 1
+            nn.padding_mask(tgt_in, self.config.pad_id),
+        )
         table = params.get("tgt_embed", params["embed"])
         y = self._embed(table, tgt_in, k_emb, train)
-        y = nn.decoder(params["decoder"], y, context["memory"], opts=self.block_options,
-                       self_mask=self_mask, memory_mask=context["mask"], key=k_dec, train=train)
+        y = nn.decoder(
+            params["decoder"],
+            y,
+            context["memory"],
+            opts=self.block_options,
+            self_mask=self_mask,
+            memory_mask=context["mask"],
+            key=k_dec,
+            train=train,
+        )
         return nn.linear(params["predict"], y)
 
 
@@ -44,7 +54,8 @@ class PaddingLeakTransformer(Seq2SeqTransformer):
         k_emb, k_enc = (None, None) if key is None else rng.split(key)
         x = self._embed(params["embed"], src, k_emb, train)
         # the bug: no padding mask, so <pad> keys are attended like real tokens
-        memory = nn.encoder(params["encoder"], x, opts=self.block_options, mask=None, key=k_enc,
-                            train=train)
+        memory = nn.encoder(
+            params["encoder"], x, opts=self.block_options, mask=None, key=k_enc, train=train
+        )
         everything = torch.ones_like(nn.padding_mask(src, self.config.pad_id))
         return {"memory": memory, "mask": everything}

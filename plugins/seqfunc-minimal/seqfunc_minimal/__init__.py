@@ -32,11 +32,15 @@ class _Minimal:
     def num_examples(self, split: str) -> int:
         return self.sizes[split]
 
-    def batches(self, split: str, batch_size: int, *, epoch: int = 0, drop_last: bool | None = None):
+    def batches(
+        self, split: str, batch_size: int, *, epoch: int = 0, drop_last: bool | None = None
+    ):
         """Training batches all have ``batch_size`` rows (the last partial one is dropped);
         validation batches cover every example. The same ``epoch`` gives the same batches."""
         n = self.sizes[split]
-        examples = self.examples(_generator(self.config.seed, split, epoch if split == "train" else 0), n)
+        examples = self.examples(
+            _generator(self.config.seed, split, epoch if split == "train" else 0), n
+        )
         drop = split == "train" if drop_last is None else drop_last
         stop = n - n % batch_size if drop else n
         for start in range(0, stop, batch_size):
@@ -64,7 +68,11 @@ class MinimalReverse(_Minimal):
         target = src.flip(1)
         bos = torch.full((n, 1), self.bos_id)
         eos = torch.full((n, 1), self.eos_id)
-        return {"src": src, "tgt_in": torch.cat([bos, target], 1), "tgt_out": torch.cat([target, eos], 1)}
+        return {
+            "src": src,
+            "tgt_in": torch.cat([bos, target], 1),
+            "tgt_out": torch.cat([target, eos], 1),
+        }
 
     def encode_source(self, text: str) -> list[int]:
         if not text or not all(c in "0123456789" for c in text):

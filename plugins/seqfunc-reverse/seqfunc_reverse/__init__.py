@@ -7,8 +7,9 @@ with ``L = max_len`` (fixed shapes, so a compiled step never recompiles).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from random import Random
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import attrs
 import numpy as np
@@ -51,8 +52,13 @@ class _StringTask:
     splits: ClassVar[tuple[str, ...]] = ("train", "val")
     #: What `seqfunc train reverse` starts from (any flag overrides it).
     train_defaults: ClassVar[dict] = {
-        "model": "transformer", "steps": 400, "batch_size": 64, "lr": 3e-3,
-        "warmup_steps": 40, "eval_every": 200, "eval_batch_size": 250,
+        "model": "transformer",
+        "steps": 400,
+        "batch_size": 64,
+        "lr": 3e-3,
+        "warmup_steps": 40,
+        "eval_every": 200,
+        "eval_batch_size": 250,
     }
 
     @staticmethod
@@ -104,15 +110,20 @@ class _StringTask:
         targets = [self.source_vocab[list(self.transform(s))] + [self.eos_id] for s in sources]
         tgt_out = pad_batch(targets, self.max_target_len, self.pad_id)
         tgt_in = np.concatenate([np.full((len(sources), 1), self.bos_id), tgt_out[:, :-1]], axis=1)
-        return {"src": torch.from_numpy(src), "tgt_in": torch.from_numpy(tgt_in),
-                "tgt_out": torch.from_numpy(tgt_out)}
+        return {
+            "src": torch.from_numpy(src),
+            "tgt_in": torch.from_numpy(tgt_in),
+            "tgt_out": torch.from_numpy(tgt_out),
+        }
 
     # -- text in and out (`seqfunc predict`, printed examples) ---------------------------------
     def encode_source(self, text: str) -> list[int]:
         unknown = self.source_vocab.unknown(list(text))
         if not text or unknown:
             allowed = LETTERS[: self.config.alphabet]
-            raise ValueError(f"expected 1-{self.config.max_len} letters of {allowed!r}, got {text!r}")
+            raise ValueError(
+                f"expected 1-{self.config.max_len} letters of {allowed!r}, got {text!r}"
+            )
         if len(text) > self.config.max_len:
             raise ValueError(f"{text!r} has {len(text)} letters; at most {self.config.max_len}")
         return self.source_vocab[list(text)] + [self.eos_id]

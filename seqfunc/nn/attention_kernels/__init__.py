@@ -37,7 +37,8 @@ from seqfunc.nn.attention_kernels.window import SlidingWindow
 
 #: kernel name -> class
 KERNELS: dict[str, type[AttentionKernel]] = {
-    cls.name: cls for cls in (DotProduct, FullSoftmax, Additive, Simple, Linear, SlidingWindow, Chunked)
+    cls.name: cls
+    for cls in (DotProduct, FullSoftmax, Additive, Simple, Linear, SlidingWindow, Chunked)
 }
 
 #: One default-option instance per name: a name resolves without building an attrs object,
@@ -59,7 +60,9 @@ def attention_kernel(spec: Any = "dot") -> AttentionKernel:
         options = dict(spec)
         name = options.pop("kind", None)
         if name is None:
-            raise ConfigError(f"attention={spec!r}: a dict needs a 'kind' (one of {', '.join(KERNELS)})")
+            raise ConfigError(
+                f"attention={spec!r}: a dict needs a 'kind' (one of {', '.join(KERNELS)})"
+            )
     else:
         raise ConfigError(
             f"attention={spec!r}: expected a kernel name or a dict with 'kind', got "
@@ -90,7 +93,18 @@ def validate_attention(instance, attribute, value) -> None:
 
 
 __all__ = [
-    "AttentionKernel", "KERNELS", "attention_kernel", "validate_attention", "Additive",
-    "Chunked", "DotProduct", "FullSoftmax", "Linear", "Simple", "SlidingWindow",
-    "chunked_attention", "exp_similarity", "similarity_attention",
+    "AttentionKernel",
+    "KERNELS",
+    "attention_kernel",
+    "validate_attention",
+    "Additive",
+    "Chunked",
+    "DotProduct",
+    "FullSoftmax",
+    "Linear",
+    "Simple",
+    "SlidingWindow",
+    "chunked_attention",
+    "exp_similarity",
+    "similarity_attention",
 ]

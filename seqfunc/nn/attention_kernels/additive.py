@@ -10,7 +10,10 @@ import torch
 from seqfunc import rng
 from seqfunc.config import positive
 from seqfunc.nn.attention_kernels.base import (
-    AttentionKernel, check_mask, masked_softmax, with_causal,
+    AttentionKernel,
+    check_mask,
+    masked_softmax,
+    with_causal,
 )
 
 
@@ -33,7 +36,9 @@ class Additive(AttentionKernel):
         return {
             "w_q": rng.uniform(k1, (heads, d_head, hidden), low=-bound, high=bound),
             "w_k": rng.uniform(k2, (heads, d_head, hidden), low=-bound, high=bound),
-            "w_v": rng.uniform(k3, (heads, hidden), low=-math.sqrt(3 / hidden), high=math.sqrt(3 / hidden)),
+            "w_v": rng.uniform(
+                k3, (heads, hidden), low=-math.sqrt(3 / hidden), high=math.sqrt(3 / hidden)
+            ),
         }
 
     def weights(self, params, q, k, mask=None, *, causal=False):

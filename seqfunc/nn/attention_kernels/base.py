@@ -35,14 +35,25 @@ class AttentionKernel:
         return {}
 
     def apply(
-        self, params: dict, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-        mask: torch.Tensor | None = None, *, causal: bool = False,
+        self,
+        params: dict,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        causal: bool = False,
     ) -> torch.Tensor:
         raise NotImplementedError
 
     def weights(
-        self, params: dict, q: torch.Tensor, k: torch.Tensor,
-        mask: torch.Tensor | None = None, *, causal: bool = False,
+        self,
+        params: dict,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        causal: bool = False,
     ) -> torch.Tensor:
         """The ``(b, h, tq, tk)`` matrix whose rows mix the values (for inspection: it is
         built in full, whatever the kernel's memory use in :meth:`apply`)."""

@@ -19,7 +19,12 @@ import torch
 
 from seqfunc.config import positive
 from seqfunc.nn.attention_kernels.base import (
-    AttentionKernel, block_of, causal_block, check_mask, default_scale, masked_softmax,
+    AttentionKernel,
+    block_of,
+    causal_block,
+    check_mask,
+    default_scale,
+    masked_softmax,
     with_causal,
 )
 
@@ -124,8 +129,14 @@ class ChunkedAttentionFunction(torch.autograd.Function):
 
 
 def chunked_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-    *, causal: bool = False, chunk: int = 128, scale: float | None = None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    causal: bool = False,
+    chunk: int = 128,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """``(b, h, tq, d), (b, h, tk, d), (b, h, tk, dv) -> (b, h, tq, dv)``, exact softmax
     attention in ``chunk x chunk`` blocks. ``mask``: broadcastable to ``(b, h, tq, tk)``."""

@@ -8,9 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from seqfunc.nn.attention_kernels.base import (
-    AttentionKernel, check_mask, default_scale, masked_softmax, with_causal,
+    AttentionKernel,
+    check_mask,
+    default_scale,
+    masked_softmax,
+    with_causal,
 )
-
 
 #: Under torch.compile on the CPU, up to this many keys (or for a single query, a decoding
 #: step, whatever the keys) the scores are written out (two batched matmuls and a softmax),
@@ -50,8 +53,9 @@ def broadcast_limits() -> tuple[int, int]:
     Evaluated once while tracing and put in the graph as a constant: dynamo cannot trace the
     query of the CPU inside, and a call it cannot trace breaks the compiled step into
     pieces, which run slower than the eager step."""
-    return COMPILED_CPU_BROADCAST_LIMITS.get(inductor_vector_bits(),
-                                             COMPILED_CPU_BROADCAST_LIMITS[512])
+    return COMPILED_CPU_BROADCAST_LIMITS.get(
+        inductor_vector_bits(), COMPILED_CPU_BROADCAST_LIMITS[512]
+    )
 
 
 def broadcast_pays(q: torch.Tensor, k: torch.Tensor) -> bool:
@@ -113,7 +117,8 @@ class DotProduct(AttentionKernel):
         mask = check_mask(mask, q, k)
         tq, tk = q.shape[2], k.shape[2]
         if (
-            torch.compiler.is_compiling() and q.device.type == "cpu"
+            torch.compiler.is_compiling()
+            and q.device.type == "cpu"
             and (tk <= COMPILED_CPU_WRITTEN_OUT_MAX_KEYS or tq == 1)
         ):
             broadcast = broadcast_pays(q, k)

@@ -7,7 +7,11 @@ import attrs
 import torch
 
 from seqfunc.nn.attention_kernels.base import (
-    AttentionKernel, check_mask, default_scale, masked_softmax, with_causal,
+    AttentionKernel,
+    check_mask,
+    default_scale,
+    masked_softmax,
+    with_causal,
 )
 
 

@@ -89,9 +89,7 @@ class Linear(AttentionKernel):
     def weights(self, params, q, k, mask=None, *, causal=False):
         mask = check_mask(mask, q, k)
         padding, causal = split_causal_padding(mask, q.shape[2], k.shape[2], causal)
-        sim = lambda a, b: torch.einsum(
-            "bhqd,bhkd->bhqk", elu_feature_map(a), elu_feature_map(b)
-        )
+        sim = lambda a, b: torch.einsum("bhqd,bhkd->bhqk", elu_feature_map(a), elu_feature_map(b))
         return similarity_weights(q, k, sim, padding, causal=causal)
 
     def apply(self, params, q, k, v, mask=None, *, causal=False):
@@ -111,6 +109,6 @@ class Linear(AttentionKernel):
             if tq < tk:
                 fq = F.pad(fq, (0, 0, tk - tq, 0))
             num, den = causal_prefix_attention(fq, fk, v, self.chunk)
-            num, den = num[:, :, tk - tq:], den[:, :, tk - tq:]
+            num, den = num[:, :, tk - tq :], den[:, :, tk - tq :]
         # den is 0 only where no key is allowed; num is 0 there too.
         return num / torch.where(den > 0, den, torch.ones_like(den))[..., None]

@@ -10,7 +10,7 @@ which :mod:`~seqfunc.nn.attention_kernels.linear` computes without the ``(tq, tk
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -25,8 +25,12 @@ def exp_similarity(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def similarity_weights(
-    q: torch.Tensor, k: torch.Tensor, sim: Similarity, mask: torch.Tensor | None = None,
-    *, causal: bool = False,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    sim: Similarity,
+    mask: torch.Tensor | None = None,
+    *,
+    causal: bool = False,
 ) -> torch.Tensor:
     """``sim(Q_i, K_j) / sum_r sim(Q_i, K_r)`` over the allowed keys: ``(b, h, tq, tk)``
     (rows with no allowed key are zeros)."""
@@ -39,10 +43,13 @@ def similarity_weights(
 
 
 def similarity_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sim: Similarity,
-    mask: torch.Tensor | None = None, *, causal: bool = False,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sim: Similarity,
+    mask: torch.Tensor | None = None,
+    *,
+    causal: bool = False,
 ) -> torch.Tensor:
     """Eq. 3 computed literally: ``(b, h, tq, D), (b, h, tk, D), (b, h, tk, M) -> (b, h, tq, M)``."""
-    return torch.einsum(
-        "bhqk,bhkm->bhqm", similarity_weights(q, k, sim, mask, causal=causal), v
-    )
+    return torch.einsum("bhqk,bhkm->bhqm", similarity_weights(q, k, sim, mask, causal=causal), v)

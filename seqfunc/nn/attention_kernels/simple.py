@@ -10,7 +10,10 @@ import attrs
 import torch
 
 from seqfunc.nn.attention_kernels.base import (
-    AttentionKernel, check_mask, masked_softmax, with_causal,
+    AttentionKernel,
+    check_mask,
+    masked_softmax,
+    with_causal,
 )
 from seqfunc.nn.attention_kernels.dot import broadcast_mix, broadcast_pays, broadcast_scores
 

@@ -13,7 +13,12 @@ import torch
 
 from seqfunc.config import positive
 from seqfunc.nn.attention_kernels.base import (
-    AttentionKernel, block_of, causal_block, check_mask, default_scale, masked_softmax,
+    AttentionKernel,
+    block_of,
+    causal_block,
+    check_mask,
+    default_scale,
+    masked_softmax,
 )
 
 MIN_BLOCK = 64
