@@ -34,8 +34,8 @@ class Run:
         kind: classification ``{"input", "label", "probabilities"}``, seq2seq
         ``{"input", "output"}``, language model ``{"input", "continuation"}``. Options:
         ``beam`` (seq2seq), ``tokens``, ``temperature``, ``top_k``, ``seed`` (language model),
-        ``batch_size``; see :func:`seqfunc.predict.predict`."""
-        from seqfunc.predict import predict
+        ``batch_size``; see :func:`seqfunc.inference.predict.predict`."""
+        from seqfunc.inference.predict import predict
 
         return predict(self, texts, **options)
 

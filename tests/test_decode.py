@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqfunc import rng
-from seqfunc.decode import beam_search, greedy_decode
+from seqfunc.inference.decode import beam_search, greedy_decode
 from seqfunc.models import Seq2SeqTransformer, Seq2SeqTransformerConfig
 
 VOCAB, PAD, BOS, EOS = 12, 0, 1, 2

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
-from seqfunc.decode import beam_search, greedy_decode
 from seqfunc.fit import TrainConfig, fit
+from seqfunc.inference.decode import beam_search, greedy_decode
 from seqfunc.models.rnn_seq2seq import CELLS, RNNSeq2Seq, RNNSeq2SeqConfig
 from seqfunc.nn import recurrent as recurrent_module
 from seqfunc.tree import tree_leaves

@@ -16,7 +16,7 @@ from seqfunc.data.text_files import SHARED_DATA
 from seqfunc.data.text_tokenizers import BpeTokenizer, WordTokenizer
 from seqfunc.data.translation import FraEngDataset, TranslationConfig
 from seqfunc.fit import TrainConfig, fit
-from seqfunc.translate import corpus_bleu
+from seqfunc.inference.translate import corpus_bleu
 
 SUBJECTS = {"i": "je", "you": "tu", "we": "nous"}
 VERBS = {"see": "vois", "like": "aime", "want": "veux"}

@@ -44,7 +44,7 @@ def record_maps(loaded, text: str, device: str):
     """``(source tokens, target-input tokens, answer, records)`` for one input."""
     from seqfunc.cli import UsageError
     from seqfunc.contracts import decode_target, max_target_len, required, token_list
-    from seqfunc.decode import greedy_decode
+    from seqfunc.inference.decode import greedy_decode
     from seqfunc.nn import record_attention
 
     dataset, model, params = loaded.dataset, loaded.model, loaded.params

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from seqfunc import rng
     from seqfunc.cli import UsageError
     from seqfunc.contracts import decode_text, optional, required
-    from seqfunc.generate import check_sampling, generate
+    from seqfunc.inference.generate import check_sampling, generate
     from seqfunc.run import load_run
 
     try:

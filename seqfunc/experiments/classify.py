@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
                 model=model,
                 task=task_for(loaded),
                 eval_splits=splits,
-                log=lambda line: print(f"{label}:{line}", flush=True),
+                log=lambda line, label=label: print(f"{label}:{line}", flush=True),
             )
             wall = time.perf_counter() - t0
             record = {

@@ -149,7 +149,7 @@ class LanguageModelTask:
     def examples(self, model, params, dataset, n: int, *, device=None) -> list[str]:
         """``n`` samples: 16 characters of validation text and what the model writes after
         them (seed 004), or words from a random first token (seed 002)."""
-        from seqfunc.generate import generate
+        from seqfunc.inference.generate import generate
 
         lines = []
         for i in range(n):
