@@ -9,9 +9,9 @@ import attrs
 import torch
 
 from seqfunc import registry, rng
-from seqfunc.checkpoint import CheckpointError, load_params, read_json
 from seqfunc.config import from_dict
 from seqfunc.devices import resolve_device
+from seqfunc.serialization import CheckpointError, load_params, read_json
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""Properties of the attention kernels (seed 002 q1, seed 003 q2/4/5, seed 004)."""
+"""Properties of the attention kernels (assignment 002 q1, assignment 003 q2/4/5, assignment 004)."""
 
 import pytest
 import torch

@@ -26,7 +26,7 @@ def _model(seed):
 
 
 def _reference_greedy(model, params, src, max_len):
-    """One example at a time, re-running the whole model each step (seed 000 5.6b)."""
+    """One example at a time, re-running the whole model each step (assignment 000 5.6b)."""
     prefix = [BOS]
     out = []
     for _ in range(max_len):

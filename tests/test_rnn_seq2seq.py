@@ -1,4 +1,4 @@
-"""The recurrent encoder-decoder (seed 001, part 2): shapes, source padding, teacher forcing,
+"""The recurrent encoder-decoder (assignment 001, part 2): shapes, source padding, teacher forcing,
 keys, the seed's init, decoding with greedy/beam search, a short training run, config errors."""
 
 import json

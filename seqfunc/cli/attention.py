@@ -73,8 +73,8 @@ def record_maps(loaded, text: str, device: str):
 
 
 def draw(records, labels, src_tokens, tgt_tokens, title: str, path: Path) -> None:
-    from seqfunc.checkpoint import atomic_write
     from seqfunc.cli import UsageError
+    from seqfunc.serialization import atomic_write
 
     try:
         import matplotlib

@@ -1,4 +1,4 @@
-"""The recurrent encoder-decoder of seed 001 (part 2, after Sutskever et al. 2014).
+"""The recurrent encoder-decoder of assignment 001 (part 2, after Sutskever et al. 2014).
 
     src (b, s) -> source embedding -> dropout -> L-layer RNN/LSTM/GRU encoder
                                                       | its state at each row's last real token
