@@ -196,8 +196,13 @@ def check_epochs_differ(dataset, case) -> None:
 def check_counts(dataset, case) -> None:
     """``num_examples`` is the rows a held-out split yields, or, for a dataset that declares
     ``num_batches``, every split yields ``num_batches(split, batch_size)`` batches; training
-    yields ``num_examples // batch_size`` batches otherwise."""
-    split, size = case["split"], case["batch_size"]
+    yields ``num_examples // batch_size`` batches otherwise. Every split is counted at the
+    case's batch size, so a miscount in one split is found whichever split the case names."""
+    for split in dataset.splits:
+        _check_split_counts(dataset, split, case["batch_size"], case["epoch"])
+
+
+def _check_split_counts(dataset, split: str, size: int, epoch: int) -> None:
     n = dataset.num_examples(split)
     if split != "train" and hasattr(dataset, "num_batches"):
         count = sum(1 for _ in dataset.batches(split, size, drop_last=False))
@@ -207,7 +212,7 @@ def check_counts(dataset, case) -> None:
         )
         return
     if split == "train":
-        count = sum(1 for _ in dataset.batches(split, size, epoch=case["epoch"]))
+        count = sum(1 for _ in dataset.batches(split, size, epoch=epoch))
         expected = (
             dataset.num_batches(split, size) if hasattr(dataset, "num_batches") else n // size
         )
