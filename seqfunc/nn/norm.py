@@ -22,8 +22,8 @@ def init_rms_norm(dim: int) -> dict:
 def rms_norm(params: dict, x: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
     """``x (..., dim)`` divided by its root mean square, then scaled: ``(..., dim)``.
 
-    Computed in fp32 and cast back before the scale, as Llama's reference does, so bf16
-    inputs lose no precision in the reduction."""
-    x32 = x.float()
-    normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    Computed in fp32 (or wider) and cast back before the scale, as Llama's reference does, so
+    bf16 inputs lose no precision in the reduction."""
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    normed = wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + eps)
     return params["weight"] * normed.to(x.dtype)
