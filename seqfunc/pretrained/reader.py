@@ -10,6 +10,8 @@ pickle that holds anything but tensors and plain containers is refused, never ru
 from __future__ import annotations
 
 import json
+import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -94,14 +96,27 @@ def _open_safetensors(path: Path):
 
 
 def _load_pickle(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:  # memory-mapped where the format allows (torch.save's zip files)
+        mmap = zipfile.is_zipfile(path)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: refused: not a weights-only pickle of tensors ({first}); "
+            f"{path}: refused: not a weights-only pickle of tensors ({_pickle_problem(exc)}); "
             "nothing in it was run"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not a dict of tensors")
     return state
+
+
+def _pickle_problem(exc: Exception) -> str:
+    """What ``torch.load(weights_only=True)`` refused, in a few words."""
+    text = str(exc)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", text)
+    if found:
+        return f"it calls {found[1]}"
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    if found:
+        return found[1].strip()[:120]
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:120]
