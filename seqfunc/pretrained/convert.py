@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import torch
 
-from seqfunc import rng
 from seqfunc.errors import CheckpointError
 from seqfunc.pretrained.key_table import KeyTable
 from seqfunc.pretrained.reader import WeightFolder
+from seqfunc.run import parameter_template
 from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
-
-
-def meta_template(model) -> dict:
-    """``model.init``'s tree built on the meta device: shapes, no memory, no random draws."""
-    with torch.device("meta"):
-        return model.init(rng.key(0))
 
 
 def params_from_hf(
@@ -29,7 +23,7 @@ def params_from_hf(
     """The seqfunc parameter tree of ``model`` from ``weights``. Tensors keep their stored
     dtype unless ``dtype`` is given. A tensor of the wrong shape, one missing, or one that no
     rule of ``table`` maps is one error naming it."""
-    template = meta_template(model)
+    template = parameter_template(model)
     expected = {name: tuple(leaf.shape) for name, leaf in flatten_dict(template).items()}
     found: dict[str, tuple[str, bool]] = {}  # our path -> (HF name, transpose)
     unmapped = []

@@ -41,7 +41,7 @@ CODE_FIELDS = ("auto_map", "custom_pipelines")
 
 
 def read_hf_model(folder: Path, *, log: Callable[[str], None] = print):
-    """``(architecture, model)`` of a Hugging Face folder's ``config.json``."""
+    """``(architecture, model, config dict)`` of a Hugging Face folder's ``config.json``."""
     where = str(folder / "config.json")
     hf = read_json(folder / "config.json")
     if not isinstance(hf, dict):
@@ -52,7 +52,7 @@ def read_hf_model(folder: Path, *, log: Callable[[str], None] = print):
     arch = architecture_for_hf(hf, where)
     model_cls = registry.get_model(arch.model)
     model = model_cls(from_dict(model_cls.Config, arch.from_hf(hf, where, log), where=where))
-    return arch, model
+    return arch, model, hf
 
 
 def import_folder(
@@ -73,7 +73,7 @@ def import_folder(
         raise CheckpointError(f"{out} already exists; choose another --out")
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype}: must be one of {', '.join(DTYPES)}")
-    arch, model = read_hf_model(folder, log=log)
+    arch, model, hf = read_hf_model(folder, log=log)
     dataset = _dataset(folder, model, byte_tokenizer)
     weights = WeightFolder(folder)
     params = params_from_hf(weights, arch.table, model, dtype=DTYPES.get(dtype))
@@ -81,7 +81,7 @@ def import_folder(
     record = {
         "dataset": {"name": dataset.name, "config": to_dict(dataset.config)},
         "model": {"name": arch.model, "config": to_dict(model.config)},
-        "source": {"format": "hf", "architectures": [_architecture_name(folder)]},
+        "source": {"format": "hf", "architectures": hf["architectures"]},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
@@ -115,7 +115,3 @@ def _dataset(folder: Path, model, byte_tokenizer: bool) -> PretrainedTokenizerDa
             f"--byte-tokenizer: the model has {model.config.vocab_size} tokens, bytes need 256"
         )
     return PretrainedTokenizerDataset(PretrainedTokenizerConfig(tokenizer="bytes", context=context))
-
-
-def _architecture_name(folder: Path) -> str:
-    return read_json(folder / "config.json")["architectures"][0]
