@@ -1,6 +1,6 @@
-"""Training throughput: seed 000's torch.nn Transformer vs seqfunc's functional model.
+"""Training throughput: assignment 000's torch.nn Transformer vs seqfunc's functional model.
 
-Both networks have seed 000's reference shape (d_model 64, 4 heads, 2 + 2 layers,
+Both networks have assignment 000's reference shape (d_model 64, 4 heads, 2 + 2 layers,
 feed-forward 64, dropout 0.01, sinusoidal positions), train with Adam (lr 1e-3) on the same
 formula batches of 125, in one process, interleaved (:mod:`timing`). Prints examples/s for the
 reference, seqfunc eager and seqfunc compiled (median rounds), and the ratios, also of the
@@ -34,7 +34,7 @@ D_MODEL, HEADS, LAYERS, D_FF, DROPOUT, BATCH = 64, 4, 2, 64, 0.01, 125
 
 
 class PositionalEncoding(nn.Module):
-    """Seed 000 5.5 (d2l's), verbatim in behaviour."""
+    """Assignment 000 5.5 (d2l's), verbatim in behaviour."""
 
     def __init__(self, num_hiddens, max_len=1000):
         super().__init__()
@@ -50,7 +50,7 @@ class PositionalEncoding(nn.Module):
 
 
 class ReferenceTransformer(nn.Module):
-    """Seed 000's ``TransformerNetwork`` (5.3d), with positional encoding."""
+    """Assignment 000's ``TransformerNetwork`` (5.3d), with positional encoding."""
 
     def __init__(self, dim_vocab, padding_token):
         super().__init__()
@@ -81,7 +81,7 @@ class ReferenceTransformer(nn.Module):
 
 
 def reference_step(dataset):
-    """Seed 000's training step: ``step(batch) -> loss``."""
+    """Assignment 000's training step: ``step(batch) -> loss``."""
     torch.manual_seed(0)
     net = ReferenceTransformer(len(dataset.target_vocab), dataset.pad_id)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -184,7 +184,7 @@ def main():
     best_ratio = {name: seconds["ref"].best / s.best for name, s in seconds.items()}
 
     rows = [
-        ("torch.nn.Transformer (seed 000)", "ref"),
+        ("torch.nn.Transformer (assignment 000)", "ref"),
         ("seqfunc eager", "eager"),
         ("seqfunc compiled", "compiled"),
         ("seqfunc compiled, padding untrimmed", "untrimmed"),

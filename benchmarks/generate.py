@@ -24,7 +24,7 @@ import time
 import torch
 
 from seqfunc import rng
-from seqfunc.generate import generate
+from seqfunc.inference.generate import generate
 from seqfunc.models.gpt import GPT, GPTConfig
 
 
@@ -67,7 +67,7 @@ def main() -> None:
     outputs = {}
     for _ in range(args.rounds):
         for mode in modes:
-            outputs[mode], t = timed(lambda: run(mode))
+            outputs[mode], t = timed(lambda mode=mode: run(mode))
             seconds[mode].append(t)
     for mode in modes[1:]:
         if not torch.equal(outputs[mode], outputs["uncached"]):

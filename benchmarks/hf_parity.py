@@ -8,7 +8,7 @@ same weights. Two comparisons, each interleaved in one process, median of rounds
   ``transformers``' eager module and ``torch.optim.AdamW`` against seqfunc's compiled step
   (``make_step(..., compile=True)``, flat AdamW); seqfunc's eager step is shown too;
 * cached greedy generation: ``model.generate(do_sample=False)`` against
-  ``seqfunc.generate.generate(temperature=0, compile=True)``; the tokens must be identical.
+  ``seqfunc.inference.generate.generate(temperature=0, compile=True)``; the tokens must be identical.
   Compilation happens in a warm-up run and is reported apart.
 
     python benchmarks/hf_parity.py [--layers 6] [--d-model 512] [--rounds 3] [--tokens 64]
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from seqfunc import optim, rng
-from seqfunc.generate import generate
+from seqfunc.inference.generate import generate
 from seqfunc.pretrained import import_folder
 from seqfunc.run import load_run
 from seqfunc.tasks.language_model import LanguageModelTask

@@ -26,7 +26,7 @@ import time
 from itertools import islice
 
 from seqfunc import rng
-from seqfunc.data.text_files import SHARED_DATA
+from seqfunc.data.text_files import data_root
 from seqfunc.runs.build import build
 from seqfunc.runs.config import TrainConfig
 from seqfunc.tasks.language_model import LanguageModelTask
@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    if not (SHARED_DATA / "wikitext-2").exists():
-        raise SystemExit(f"needs WikiText-2 in {SHARED_DATA / 'wikitext-2'}")
+    if not (data_root() / "wikitext-2").exists():
+        raise SystemExit(f"needs WikiText-2 in {data_root() / 'wikitext-2'}")
 
     from seqfunc.data.wikitext import WikiText2Dataset
 

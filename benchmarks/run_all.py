@@ -229,7 +229,7 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "formula-throughput",
-        "formula training step vs seed 000's `torch.nn.Transformer`",
+        "formula training step vs assignment 000's `torch.nn.Transformer`",
         (PY, "benchmarks/formula_throughput.py"),
         150,
         lambda r: (
@@ -339,7 +339,7 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "wikitext-reference",
-        "WikiText-2: seed 002's recipe, PyTorch's module model vs seqfunc's, "
+        "WikiText-2: assignment 002's recipe, PyTorch's module model vs seqfunc's, "
         "then seqfunc's default recipe in the module's 3-epoch time",
         (PY, "benchmarks/wikitext_reference.py"),
         2700,

@@ -110,7 +110,9 @@ def contenders(
         vopt = members_optimizer(members, schedule_steps)
         clip = members_clip_norm(members)
         vstep = make_ensemble_step(loss_fn, vopt, clip_norm=clip, compile=compiled)
-        fresh = lambda: init_members_state(tree_stack([model.init(k) for k in init_keys]), vopt)
+        fresh = lambda vopt=vopt: init_members_state(
+            tree_stack([model.init(k) for k in init_keys]), vopt
+        )
         for batch in shapes:
             vstep(fresh(), batch, step_keys(train_keys, 0))
         vstate = [fresh()]

@@ -21,8 +21,8 @@ from pathlib import Path
 from seqfunc import registry
 from seqfunc.config import from_dict
 from seqfunc.fit import TrainConfig, fit
+from seqfunc.inference.translate import evaluate_bleu
 from seqfunc.run import load_run
-from seqfunc.translate import evaluate_bleu
 
 
 def recipe(dataset: str, model: str) -> TrainConfig:
@@ -45,7 +45,12 @@ def main() -> None:
         cfg = recipe(args.dataset, model)
         run_dir = args.out / model
         start = time.perf_counter()
-        fit(cfg, run_dir, progress=False, log=lambda line: print(f"  [{model}] {line}", flush=True))
+        fit(
+            cfg,
+            run_dir,
+            progress=False,
+            log=lambda line, model=model: print(f"  [{model}] {line}", flush=True),
+        )
         train_s = time.perf_counter() - start
         loaded = load_run(run_dir)
         greedy = evaluate_bleu(loaded.model, loaded.params, loaded.dataset, "test", beam=1)

@@ -1,4 +1,4 @@
-"""Seed 002's language model as the PyTorch tutorial writes it, on ``torch.nn`` modules: the
+"""Assignment 002's language model as the PyTorch tutorial writes it, on ``torch.nn`` modules: the
 reference that seqfunc's ``transformer_lm`` is compared with (``tests/test_lm_parity.py``,
 ``benchmarks/wikitext_reference.py``). Time-major, as the tutorial: ``src (t, b)``."""
 

@@ -1,4 +1,4 @@
-"""Seed 002 on WikiText-2: the PyTorch tutorial's ``nn.TransformerEncoder`` model against
+"""Assignment 002 on WikiText-2: the PyTorch tutorial's ``nn.TransformerEncoder`` model against
 seqfunc's ``transformer_lm``, same files, same recipe, one process; then seqfunc's default
 ``wikitext2`` recipe within the tutorial model's 3-epoch wall time.
 

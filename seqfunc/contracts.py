@@ -117,7 +117,7 @@ class Model(Protocol):
       (``train=True``) needs ``key``; randomness comes only from it (:mod:`seqfunc.rng`).
 
     Seq2seq models also provide ``encode(params, src) -> context`` and
-    ``decode(params, context, tgt_in) -> logits`` for the decoders in :mod:`seqfunc.decode`.
+    ``decode(params, context, tgt_in) -> logits`` for the decoders in :mod:`seqfunc.inference.decode`.
     A language model may split ``apply`` into ``features(params, inputs) -> (b, t, d)`` and its
     output layer ``head(params, x (..., d)) -> (..., V)``: evaluation then runs the body once a
     batch and the output layer on cache-sized chunks of positions.

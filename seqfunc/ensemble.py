@@ -273,7 +273,7 @@ def fit_ensemble(
             task,
             model,
             state.params,
-            lambda: dataset.batches(split, cfg.eval_batch_size),
+            lambda split=split: dataset.batches(split, cfg.eval_batch_size),
             device=device,
         )
         for split in eval_splits

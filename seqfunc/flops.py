@@ -1,4 +1,4 @@
-"""Counting the multiplications of self-attention (seed 002, question 1.4).
+"""Counting the multiplications of self-attention (assignment 002, question 1.4).
 
 For ``X: (T, d)``, ``Q = X W_Q: (T, D)``, ``K = X W_K: (T, D)``, ``V = X W_V: (T, M)``, eq. 2
 ``softmax(Q K^T / sqrt(D)) V`` multiplies::

@@ -60,7 +60,7 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
 def token_accuracy(
     logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: int | None = None
 ) -> torch.Tensor:
-    """Fraction of non-ignored positions predicted right (seed 000 5.4a).
+    """Fraction of non-ignored positions predicted right (assignment 000 5.4a).
 
     ``logits (..., C)`` (or ``(..., 1)`` for binary), ``targets (...)`` -> 0-d tensor.
     """

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import torch
 
 from seqfunc.tree import ravel_tree, tree_flatten, tree_unflatten
 
 Schedule = Callable[[torch.Tensor], torch.Tensor]
-ScalarOrSchedule = Union[float, Schedule]
+ScalarOrSchedule = float | Schedule
 PyTree = Any
 
 __all__ = [

@@ -9,9 +9,9 @@ import attrs
 import torch
 
 from seqfunc import registry, rng
-from seqfunc.checkpoint import CheckpointError, load_params, read_json
 from seqfunc.config import from_dict
 from seqfunc.devices import resolve_device
+from seqfunc.serialization import CheckpointError, load_params, read_json
 
 
 @attrs.frozen
@@ -34,8 +34,8 @@ class Run:
         kind: classification ``{"input", "label", "probabilities"}``, seq2seq
         ``{"input", "output"}``, language model ``{"input", "continuation"}``. Options:
         ``beam`` (seq2seq), ``tokens``, ``temperature``, ``top_k``, ``seed`` (language model),
-        ``batch_size``; see :func:`seqfunc.predict.predict`."""
-        from seqfunc.predict import predict
+        ``batch_size``; see :func:`seqfunc.inference.predict.predict`."""
+        from seqfunc.inference.predict import predict
 
         return predict(self, texts, **options)
 

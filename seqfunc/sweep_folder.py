@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from seqfunc import registry
-from seqfunc.checkpoint import atomic_write, read_json, write_json
 from seqfunc.config import from_dict, to_dict
 from seqfunc.ensemble import mean_std
 from seqfunc.errors import CheckpointError, RunInterrupted
@@ -29,6 +28,7 @@ from seqfunc.runs.folder import MetricsLog, RunFolder
 from seqfunc.runs.lock import FolderLock
 from seqfunc.runs.plots import ACCURACY_METRICS, plot_metrics
 from seqfunc.runs.state import Progress
+from seqfunc.serialization import atomic_write, read_json, write_json
 from seqfunc.sweep import check_vmappable, grid_members, group_members
 from seqfunc.sweep_job import train_members
 

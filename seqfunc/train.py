@@ -10,7 +10,7 @@ wraps the *whole* step (forward, backward, clipping, optimizer update) in one
 optimizer (``optim.flatten``) the step, compiled or eager, holds the parameters as one vector.
 The eager step gets the same gradients from plain reverse-mode autograd
 (:func:`autograd_value_and_grad`): functorch's transform adds a dispatch layer to every op,
-which cost 16 % of the eager step of seed 000's small Transformer
+which cost 16 % of the eager step of assignment 000's small Transformer
 (benchmarks/formula_throughput.py's model).
 """
 

@@ -7,18 +7,18 @@ import pytest
 import torch
 from hypothesis import settings
 
+from seqfunc.data.text_files import data_root
+
 # `HYPOTHESIS_PROFILE=ci` (set by .ci/run) draws the same examples on every run, so CI passes or
 # fails on the code, not on luck; by default each run explores new examples.
 settings.register_profile("ci", derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-#: ../shared/data next to the repository (present on the project's machines and CI).
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def shared_file(relative: str) -> Path:
-    """A file of the shared datasets, or skip the test saying what is missing."""
-    path = SHARED_DATA / relative
+    """A file of the public datasets ($SEQFUNC_DATA, or ../shared/data beside the checkout), or
+    skip the test saying what is missing."""
+    path = data_root() / relative
     if not path.exists():
         pytest.skip(f"shared dataset file not found: {path}")
     return path

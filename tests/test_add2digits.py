@@ -1,4 +1,4 @@
-"""Add2Digits (seed 001 q1): labels, marker placement, reproducibility, config errors, and the
+"""Add2Digits (assignment 001 q1): labels, marker placement, reproducibility, config errors, and the
 ``seqfunc experiment add2digits`` study run tiny."""
 
 import json

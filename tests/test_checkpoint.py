@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from seqfunc import rng
-from seqfunc.checkpoint import CheckpointError, load_params, read_json, save_params, write_json
 from seqfunc.models import Seq2SeqTransformer, Seq2SeqTransformerConfig
+from seqfunc.serialization import CheckpointError, load_params, read_json, save_params, write_json
 from seqfunc.tree import tree_leaves
 
 
@@ -47,7 +47,7 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     import os
     import stat
 
-    from seqfunc.checkpoint import write_json
+    from seqfunc.serialization import write_json
 
     write_json(tmp_path / "c.json", {"a": 1})
     mask = os.umask(0)

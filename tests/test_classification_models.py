@@ -79,7 +79,7 @@ def test_padding_never_changes_a_prediction(mixer, pool_kind, positions, seqs, e
 
 
 def simple_self_attention(x, mask=None):
-    """Seed 004's parameter-free attention, as the classifier calls it (the "simple" kernel)."""
+    """Assignment 004's parameter-free attention, as the classifier calls it (the "simple" kernel)."""
     return nn.multi_head_attention(
         {}, x, heads=1, kernel="simple", mask=None if mask is None else mask[:, None, None, :]
     )

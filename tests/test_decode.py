@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqfunc import rng
-from seqfunc.decode import beam_search, greedy_decode
+from seqfunc.inference.decode import beam_search, greedy_decode
 from seqfunc.models import Seq2SeqTransformer, Seq2SeqTransformerConfig
 
 VOCAB, PAD, BOS, EOS = 12, 0, 1, 2
@@ -26,7 +26,7 @@ def _model(seed):
 
 
 def _reference_greedy(model, params, src, max_len):
-    """One example at a time, re-running the whole model each step (seed 000 5.6b)."""
+    """One example at a time, re-running the whole model each step (assignment 000 5.6b)."""
     prefix = [BOS]
     out = []
     for _ in range(max_len):

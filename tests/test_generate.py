@@ -9,7 +9,7 @@ import torch
 
 from seqfunc import rng
 from seqfunc.cli import main
-from seqfunc.generate import generate, sample_logits
+from seqfunc.inference.generate import generate, sample_logits
 from seqfunc.models.gpt import GPT, GPTConfig
 from seqfunc.models.lstm_lm import LSTMLM, LSTMLMConfig
 from seqfunc.testing.invariants import no_graph_breaks

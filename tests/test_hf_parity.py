@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqfunc import rng
-from seqfunc.generate import generate
+from seqfunc.inference.generate import generate
 from seqfunc.pretrained import export_run, import_folder
 from seqfunc.run import load_run
 

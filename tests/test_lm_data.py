@@ -1,4 +1,4 @@
-"""Language-model datasets: random slices, the toy grammar, seed 002's WikiText helpers."""
+"""Language-model datasets: random slices, the toy grammar, assignment 002's WikiText helpers."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""seqfunc's ``transformer_lm`` against the tutorial's ``nn.TransformerEncoder`` model (seed 002):
+"""seqfunc's ``transformer_lm`` against the tutorial's ``nn.TransformerEncoder`` model (assignment 002):
 the same logits from the same weights, and the same initial distribution for every tensor."""
 
 import math

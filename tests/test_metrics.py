@@ -10,7 +10,7 @@ LOGITS = torch.tensor([[1, 0, 0], [0.4, 0.5, 0.1], [0, 1, 0], [0.4, 0.1, 0.5]])
 
 
 def test_seed_000_accuracy_asserts():
-    """Seed 000, cell 32: the four asserted cases of accuracy with ignore_index."""
+    """Assignment 000, cell 32: the four asserted cases of accuracy with ignore_index."""
     assert float(
         metrics.token_accuracy(LOGITS, torch.tensor([0, 1, 2, 2]), ignore_index=1)
     ) == pytest.approx(2 / 3)

@@ -1,4 +1,4 @@
-"""Parameter counts of seed 001 q3.1 from registered seqfunc models, ``param_table``, and the
+"""Parameter counts of assignment 001 q3.1 from registered seqfunc models, ``param_table``, and the
 invariants of the two classifiers it compares."""
 
 import attrs

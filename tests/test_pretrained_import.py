@@ -239,8 +239,8 @@ def test_export_refuses_a_model_without_a_hugging_face_layout(tmp_path, capsys):
             }
         )
     )
-    from seqfunc.checkpoint import save_params
     from seqfunc.models.lstm_lm import LSTMLM, LSTMLMConfig
+    from seqfunc.serialization import save_params
 
     save_params(run / "params.safetensors", LSTMLM(LSTMLMConfig(vocab_size=256)).init(rng.key(0)))
     one_line_error(

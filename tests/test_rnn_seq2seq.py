@@ -1,4 +1,4 @@
-"""The recurrent encoder-decoder (seed 001, part 2): shapes, source padding, teacher forcing,
+"""The recurrent encoder-decoder (assignment 001, part 2): shapes, source padding, teacher forcing,
 keys, the seed's init, decoding with greedy/beam search, a short training run, config errors."""
 
 import json
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
-from seqfunc.decode import beam_search, greedy_decode
 from seqfunc.fit import TrainConfig, fit
+from seqfunc.inference.decode import beam_search, greedy_decode
 from seqfunc.models.rnn_seq2seq import CELLS, RNNSeq2Seq, RNNSeq2SeqConfig
 from seqfunc.nn import recurrent as recurrent_module
 from seqfunc.tree import tree_leaves

@@ -1,4 +1,4 @@
-"""Seed 000's checks of the Transformer (cells 28 and 30), as Hypothesis property tests over
+"""Assignment 000's checks of the Transformer (cells 28 and 30), as Hypothesis property tests over
 random batch sizes, lengths, padding amounts and model sizes."""
 
 import pytest
@@ -103,7 +103,7 @@ def test_source_order_does_not_matter_without_positions(case):
 @given(model_and_batch())
 def test_target_order_matters(case):
     model, params, src, tgt, _ = case
-    # seed 000 asserts this on whole batches; a target of identical tokens is its own
+    # assignment 000 asserts this on whole batches; a target of identical tokens is its own
     # reverse, so use fully real, distinct-ish targets
     tgt = (torch.arange(tgt.shape[1])[None, :] + torch.arange(src.shape[0])[:, None]) % PAD
     flipped = model.apply(params, src, torch.flip(tgt, [1]))

@@ -151,7 +151,7 @@ def test_flat_step_takes_params_it_did_not_return(tmp_path):
     last; params from elsewhere (here a checkpoint of other weights, swapped in mid-run) are
     raveled again, as the tree step (the reference here) uses them. Its params (views of one
     vector) save and load as usual."""
-    from seqfunc.checkpoint import load_params, save_params
+    from seqfunc.serialization import load_params, save_params
 
     dataset, model, optimizer, batches = _setup()
     flat, task = optim.flatten(optimizer), task_for(dataset)

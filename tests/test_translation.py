@@ -12,11 +12,11 @@ import torch
 from seqfunc.cli import main
 from seqfunc.config import ConfigError
 from seqfunc.data.sentence_pairs import parse_pairs, preprocess, read_pairs, split_by_source
-from seqfunc.data.text_files import SHARED_DATA
+from seqfunc.data.text_files import data_root
 from seqfunc.data.text_tokenizers import BpeTokenizer, WordTokenizer
 from seqfunc.data.translation import FraEngDataset, TranslationConfig
 from seqfunc.fit import TrainConfig, fit
-from seqfunc.translate import corpus_bleu
+from seqfunc.inference.translate import corpus_bleu
 
 SUBJECTS = {"i": "je", "you": "tu", "we": "nous"}
 VERBS = {"see": "vois", "like": "aime", "want": "veux"}
@@ -180,8 +180,8 @@ def test_corpus_bleu_is_sacrebleu_and_never_credits_unk():
 
 
 def test_shared_fra_eng_file():
-    if not (SHARED_DATA / "fra-eng" / "fra.txt").exists():
-        pytest.skip(f"no shared fra-eng data at {SHARED_DATA / 'fra-eng'}")
+    if not (data_root() / "fra-eng" / "fra.txt").exists():
+        pytest.skip(f"no shared fra-eng data at {data_root() / 'fra-eng'}")
     dataset = FraEngDataset()
     assert [dataset.num_examples(s) for s in ("train", "val", "test")] == [121_531, 2_000, 2_000]
     assert dataset.stats["bad_lines"] == 0

@@ -44,7 +44,7 @@ def record_maps(loaded, text: str, device: str):
     """``(source tokens, target-input tokens, answer, records)`` for one input."""
     from seqfunc.cli import UsageError
     from seqfunc.contracts import decode_target, max_target_len, required, token_list
-    from seqfunc.decode import greedy_decode
+    from seqfunc.inference.decode import greedy_decode
     from seqfunc.nn import record_attention
 
     dataset, model, params = loaded.dataset, loaded.model, loaded.params
@@ -73,8 +73,8 @@ def record_maps(loaded, text: str, device: str):
 
 
 def draw(records, labels, src_tokens, tgt_tokens, title: str, path: Path) -> None:
-    from seqfunc.checkpoint import atomic_write
     from seqfunc.cli import UsageError
+    from seqfunc.serialization import atomic_write
 
     try:
         import matplotlib

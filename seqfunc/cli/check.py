@@ -144,7 +144,7 @@ def model_of_run(name: str) -> str:
     """``name`` itself, or the model name of the run folder ``name`` names."""
     from pathlib import Path
 
-    from seqfunc.checkpoint import read_json
+    from seqfunc.serialization import read_json
 
     folder = Path(name)
     if not (folder / "config.json").is_file():

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--prompt",
         default=None,
-        help="text to continue (default: a random first token, as seed 002)",
+        help="text to continue (default: a random first token, as assignment 002)",
     )
     p.add_argument("--tokens", type=int, default=200, help="new tokens to sample (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = argmax (default 1.0)")
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from seqfunc import rng
     from seqfunc.cli import UsageError
     from seqfunc.contracts import decode_text, optional, required
-    from seqfunc.generate import check_sampling, generate
+    from seqfunc.inference.generate import check_sampling, generate
     from seqfunc.run import load_run
 
     try:

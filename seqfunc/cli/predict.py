@@ -76,7 +76,7 @@ def read_inputs(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqfunc.predict import plain_text
+    from seqfunc.inference.predict import plain_text
     from seqfunc.run import load_run
 
     texts = read_inputs(args)

@@ -152,7 +152,7 @@ def add_parser(subparsers) -> None:
 def resolve_config(args: argparse.Namespace):
     """TrainConfig = defaults < the dataset's recommended recipe < --config file < flags."""
     from seqfunc import registry
-    from seqfunc.config_file import read_config_file
+    from seqfunc.cli.config_file import read_config_file
     from seqfunc.fit import TrainConfig
 
     fields: dict = {}

@@ -1,4 +1,4 @@
-"""Add2Digits (seed 001, question 1): add the digit after the marker to the last digit.
+"""Add2Digits (assignment 001, question 1): add the digit after the marker to the last digit.
 
 Each example is ``length`` digits 0-9 with exactly one of them replaced by the marker ``-1``,
 at a position drawn uniformly from ``[0, length - 3]`` (the seed's

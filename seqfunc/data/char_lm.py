@@ -6,7 +6,7 @@ class turns them into random-slice batches (:mod:`seqfunc.data.random_slices`):
 * ``train``: an epoch is ``len(train) // context`` windows (about one pass over the tokens),
   each batch cut with the key ``fold_in(fold_in(key(seed), epoch), i)``;
 * ``val`` / ``test``: ``eval_slices`` fixed windows (the same every call), so the validation
-  figure is comparable across steps and runs (seed 004 q12 averages over random slices).
+  figure is comparable across steps and runs (assignment 004 q12 averages over random slices).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class CharLMDataset:
         return "".join(self.vocab.to_tokens(list(ids)))
 
     def prompt(self, length: int, index: int = 0) -> str:
-        """``length`` characters of validation text (seed 004 seeds samples with 16)."""
+        """``length`` characters of validation text (assignment 004 seeds samples with 16)."""
         data = self.data["val"]
         start = (index * 9973) % max(data.numel() - length, 1)
         return self.decode(data[start : start + length].tolist())

@@ -31,13 +31,13 @@ from typing import ClassVar
 
 import attrs
 
-from seqfunc.checkpoint import read_json, write_json
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data.classification import ClassificationData, frequency_vocab
 from seqfunc.data.imdb import Problem, Record, check_records
 from seqfunc.data.text_files import allow_csv_field, read_utf8, require_regular
 from seqfunc.data.vocab import Vocab
 from seqfunc.errors import ConfigError, DataError
+from seqfunc.serialization import read_json, write_json
 
 FORMATS = ("csv", "tsv", "jsonl")
 ARTIFACT_FILE = "classes.json"
@@ -295,7 +295,7 @@ class CsvDataset(ClassificationData):
 
     @classmethod
     def from_artifacts(cls, config: CsvConfig, folder: str | Path) -> CsvDataset:
-        return cls(config, artifacts=read_json(Path(folder) / ARTIFACT_FILE))
+        return cls(config, artifacts=read_json(Path(folder) / ARTIFACT_FILE, error=DataError))
 
     def summary(self) -> str:
         sizes = ", ".join(f"{s} {len(self.splits_data[s][0]):,}" for s in self.splits)

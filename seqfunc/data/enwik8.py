@@ -1,5 +1,5 @@
 """enwik8 (Hutter prize Wikipedia dump) as raw bytes: 256 tokens, split 90/5/5 in order
-(seed 004's ``load_wp``). Any prefix of the file works; the shared copy is a 4 MB prefix."""
+(assignment 004's ``load_wp``). Any prefix of the file works; the shared copy is a 4 MB prefix."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ BYTE_VOCAB = Vocab([byte_token(b) for b in range(256)], unk=None)
 
 @attrs.frozen
 class Enwik8Config:
-    #: the byte file; default: the shared prefix ``shared/data/enwik8/enwik8_head``.
+    #: the byte file; default: ``$SEQFUNC_DATA/enwik8/enwik8_head``.
     path: str | None = None
     #: use only the first ``max_bytes`` bytes (None: the whole file)
     max_bytes: int | None = attrs.field(default=None, validator=positive)

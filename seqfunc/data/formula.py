@@ -1,4 +1,4 @@
-"""Integer arithmetic formulas as a seq2seq task (seed 000, section 5.1).
+"""Integer arithmetic formulas as a seq2seq task (assignment 000, section 5.1).
 
 ``random_formula(3, rng=Random(123456))`` reproduces the seed: ``('649+864', '1513')``.
 """
@@ -35,7 +35,7 @@ def random_formula(
 ) -> tuple[str, str]:
     """``("a+b", "a+b's value")`` or ``("a-b", ...)``; complexity = digits per number.
 
-    The same draws, in the same order, as seed 000's ``random_formula``.
+    The same draws, in the same order, as assignment 000's ``random_formula``.
     """
     rng = rng or Random()
     a = random_integer(complexity, signed, rng)

@@ -1,4 +1,4 @@
-"""IMDb movie-review sentiment (Maas et al., 2011) as a classification dataset (seed 004, part 1).
+"""IMDb movie-review sentiment (Maas et al., 2011) as a classification dataset (assignment 004, part 1).
 
 Sources (``path``):
 
@@ -38,15 +38,21 @@ import attrs
 
 from seqfunc.config import ConfigError, positive
 from seqfunc.data.classification import ClassificationData, frequency_vocab, tokenize
-from seqfunc.data.text_files import BOM, allow_csv_field, read_bytes, require_regular
+from seqfunc.data.text_files import (
+    BOM,
+    DATA_ENV,
+    allow_csv_field,
+    data_root,
+    read_bytes,
+    require_regular,
+)
 from seqfunc.errors import DataError  # re-exported from here too
 
 CLASSES = ("negative", "positive")
 LABEL_NAMES = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1}
 
-#: Where the shared copy lives: ``<repo>/../shared/data/imdb``.
-SHARED_IMDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "imdb"
-DEFAULT_ARCHIVE = SHARED_IMDB / "aclImdb_v1_labelled.tar.gz"
+#: The default archive, relative to :func:`seqfunc.data.text_files.data_root`.
+DEFAULT_ARCHIVE = "imdb/aclImdb_v1_labelled.tar.gz"
 
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
@@ -250,11 +256,12 @@ class ImdbConfig:
     def source(self) -> Path:
         if self.path is not None:
             return Path(self.path).expanduser()
-        if DEFAULT_ARCHIVE.exists():
-            return DEFAULT_ARCHIVE
+        default = data_root() / DEFAULT_ARCHIVE
+        if default.exists():
+            return default
         raise ConfigError(
-            f"ImdbConfig.path is not set and the shared copy {DEFAULT_ARCHIVE} does not exist: "
-            "pass the dataset option path=/path/to/aclImdb (folder, .tar.gz or .csv)"
+            f"ImdbConfig.path is not set and {default} does not exist: pass the dataset option "
+            f"path=/path/to/aclImdb (folder, .tar.gz or .csv) or set {DATA_ENV}"
         )
 
 

@@ -11,7 +11,7 @@ from seqfunc.data.bucketing import padded_width
 
 
 def pad_or_trim(tokens: Sequence[int], length: int, pad_id: int) -> list[int]:
-    """Cut ``tokens`` to ``length`` or append ``pad_id`` up to it (seed 000 5.1c). Pure."""
+    """Cut ``tokens`` to ``length`` or append ``pad_id`` up to it (assignment 000 5.1c). Pure."""
     tokens = list(tokens[:length])
     return tokens + [pad_id] * (length - len(tokens))
 

@@ -32,7 +32,6 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from seqfunc.checkpoint import write_json
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data import prepared
 from seqfunc.data.prepared import (
@@ -44,6 +43,7 @@ from seqfunc.data.prepared import (
     token_dtype,
 )
 from seqfunc.errors import ConfigError, DataError, SeqfuncError
+from seqfunc.serialization import write_json
 
 #: Bytes read at a time (a chunk ends at a line end, so a chunk holds whole lines).
 CHUNK_BYTES = 4 << 20

@@ -16,11 +16,11 @@ from typing import ClassVar
 
 import attrs
 
-from seqfunc.checkpoint import atomic_write
 from seqfunc.config import one_of, positive
 from seqfunc.data.enwik8 import BYTE_VOCAB
 from seqfunc.data.vocab import Vocab
 from seqfunc.errors import ConfigError, DataError
+from seqfunc.serialization import atomic_write
 
 TOKENIZER_FILE = "tokenizer.json"
 KINDS = ("tokenizer.json", "bytes")

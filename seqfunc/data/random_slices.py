@@ -1,4 +1,4 @@
-"""Random-slice batches for language models (seed 004, question 10).
+"""Random-slice batches for language models (assignment 004, question 10).
 
 No padding and no sentence boundaries: ``b`` windows of length ``L + 1`` are cut from random
 offsets of one long id tensor in a single indexing operation; the input is ``x[:, :-1]`` and

@@ -16,7 +16,7 @@ from seqfunc.errors import DataError
 
 @attrs.frozen
 class ShakespeareConfig:
-    #: the text file; default: the shared copy ``shared/data/tinyshakespeare/input.txt``.
+    #: the text file; default: ``$SEQFUNC_DATA/tinyshakespeare/input.txt``.
     path: str | None = None
     context: int = attrs.field(default=64, validator=positive)
     val_fraction: float = attrs.field(default=0.1, validator=positive)

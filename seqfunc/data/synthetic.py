@@ -1,4 +1,4 @@
-"""IMDb-synth and XOR: the seed's two synthetic classification sets (seed 004, part 1).
+"""IMDb-synth and XOR: the seed's two synthetic classification sets (assignment 004, part 1).
 
 IMDb-synth: ``this <adjective> <noun> <verb> (very|not) (great|terrible)``; fillers drawn
 independently of the label, so only the pair (very|not, great|terrible) carries information,

@@ -28,7 +28,6 @@ import attrs
 import numpy as np
 import torch
 
-from seqfunc.checkpoint import read_json, write_json
 from seqfunc.config import one_of, positive, probability
 from seqfunc.data import prepared
 from seqfunc.data.char_lm import CharLMDataset, char_vocab, encode_text
@@ -37,6 +36,7 @@ from seqfunc.data.text_files import read_utf8, resolve_path
 from seqfunc.data.text_tokenizers import EOS, TOKENIZERS, tokenizer_from_json
 from seqfunc.data.vocab import Vocab
 from seqfunc.errors import ConfigError, DataError
+from seqfunc.serialization import read_json, write_json
 
 UNITS = prepared.UNITS
 VOCAB_FILE = "text_vocab.json"
@@ -290,7 +290,7 @@ class TextDataset(CharLMDataset):
 
     @classmethod
     def from_artifacts(cls, config: TextConfig, folder: str | Path) -> TextDataset:
-        return cls(config, vocab=read_json(Path(folder) / VOCAB_FILE))
+        return cls(config, vocab=read_json(Path(folder) / VOCAB_FILE, error=DataError))
 
     # -- text in and out --------------------------------------------------------------------
     def encode_all(self, text: str) -> list[int]:

@@ -8,35 +8,49 @@ reading it would never end or block; a UTF-8 byte-order mark (Excel's "CSV UTF-8
 from __future__ import annotations
 
 import csv
+import os
 import stat
 from pathlib import Path
 
 from seqfunc.config import ConfigError
 
-#: Where the project's shared copies live when this checkout sits next to them
-#: (``<repo>/../shared/data``). Used only if it exists; never a silent relative default.
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+#: The environment variable naming the folder of the public datasets that a dataset reads when
+#: its ``path`` option is not given (``$SEQFUNC_DATA/tinyshakespeare/input.txt``, ...).
+DATA_ENV = "SEQFUNC_DATA"
+
+#: A development fallback for ``$SEQFUNC_DATA``: the ``shared/data`` folder beside a source
+#: checkout (``<checkout>/../shared/data``), used only if it exists.
+CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def data_root() -> Path:
+    """The folder the datasets' default files are read from: ``$SEQFUNC_DATA`` when set, else
+    the development fallback :data:`CHECKOUT_DATA` (which may not exist)."""
+    configured = os.environ.get(DATA_ENV)
+    return Path(configured).expanduser() if configured else CHECKOUT_DATA
+
 
 #: The UTF-8 byte-order mark, as decoded text.
 BOM = "\ufeff"
 
 
 def resolve_path(path: str | None, shared_relative: str, *, option: str, dataset: str) -> Path:
-    """The file or folder a dataset reads: ``path`` when given (it must exist), else the shared
-    copy ``SHARED_DATA / shared_relative`` when that exists, else a :class:`ConfigError` that
-    names the option to set."""
+    """The file or folder a dataset reads: ``path`` when given (it must exist), else the copy
+    ``data_root() / shared_relative`` when that exists, else a :class:`ConfigError` that names
+    the option (and the environment variable) to set."""
     if path:
         resolved = Path(path).expanduser()
         if not resolved.exists():
             raise ConfigError(f"{dataset}: {option}={path!r}: no such file or folder")
         require_regular(resolved, f"{dataset}: {option}={path!r}")
         return resolved
-    shared = SHARED_DATA / shared_relative
+    shared = data_root() / shared_relative
     if shared.exists():
         return shared
     raise ConfigError(
-        f"{dataset}: no data file given and no shared copy at {shared}; set the dataset option "
-        f"{option} (e.g. seqfunc train {dataset} -d {option}=/path/to/{Path(shared_relative).name})"
+        f"{dataset}: no data file given and none at {shared}; set the dataset option {option} "
+        f"(e.g. seqfunc train {dataset} -d {option}=/path/to/{Path(shared_relative).name}) or "
+        f"{DATA_ENV} to the folder that holds {shared_relative}"
     )
 
 

@@ -1,4 +1,4 @@
-"""Seed 004's toy grammar (``load_toy``): English-looking sentences, character level.
+"""Assignment 004's toy grammar (``load_toy``): English-looking sentences, character level.
 
 Sentences are drawn from a small context-free grammar by expanding the leftmost ``_symbol``
 until none is left, and joined with ``' . '`` until a split has ``n`` characters. Training

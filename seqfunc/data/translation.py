@@ -28,19 +28,20 @@ import attrs
 import numpy as np
 import torch
 
-from seqfunc.checkpoint import read_json, write_json
 from seqfunc.config import ConfigError, one_of, positive
 from seqfunc.data.bucketing import BucketedSplits, padded_width
 from seqfunc.data.sentence_pairs import preprocess, read_pairs, split_by_source, word_count
 from seqfunc.data.text_files import resolve_path
 from seqfunc.data.text_tokenizers import BOS, EOS, PAD, TOKENIZERS, tokenizer_from_json
+from seqfunc.errors import DataError
+from seqfunc.serialization import read_json, write_json
 
 TOKENIZER_FILE = "tokenizers.json"
 
 
 @attrs.frozen
 class TranslationConfig:
-    #: the pair file; default: the shared copy (``shared/data/fra-eng/fra.txt`` for fra-eng)
+    #: the pair file; default: ``$SEQFUNC_DATA/fra-eng/fra.txt`` for fra-eng
     path: str | None = None
     #: translate the second column into the first (e.g. French -> English)
     reverse: bool = False
@@ -70,7 +71,7 @@ class TranslationDataset(BucketedSplits):
     task: ClassVar[str] = "seq2seq"
     Config: ClassVar[type] = TranslationConfig
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
-    #: the shared copy read when ``path`` is not given (relative to ``shared/data``)
+    #: the file read when ``path`` is not given (relative to ``$SEQFUNC_DATA``)
     shared_file: ClassVar[str] = "fra-eng/fra.txt"
     #: ``seqfunc train fra-eng``: a small Transformer on 4,000-piece BPE vocabularies, sized so
     #: the run fits in 15 minutes on 2 CPU cores (the output layer dominates the cost of a
@@ -95,7 +96,7 @@ class TranslationDataset(BucketedSplits):
         "eval_every": 1000,
         "examples": 4,
     }
-    #: ``seqfunc train fra-eng --model rnn-seq2seq``: seed 001's LSTM encoder-decoder (teacher
+    #: ``seqfunc train fra-eng --model rnn-seq2seq``: assignment 001's LSTM encoder-decoder (teacher
     #: forcing 0.5, U(+-0.08) init, gradient clipping 1) on the same data and budget
     model_recipes: ClassVar[dict] = {
         "rnn-seq2seq": {
@@ -207,7 +208,7 @@ class TranslationDataset(BucketedSplits):
 
     @classmethod
     def from_artifacts(cls, config: TranslationConfig, folder: str | Path) -> TranslationDataset:
-        data = read_json(Path(folder) / TOKENIZER_FILE)
+        data = read_json(Path(folder) / TOKENIZER_FILE, error=DataError)
         return cls(
             config,
             tokenizers={side: tokenizer_from_json(data[side]) for side in ("source", "target")},

@@ -1,12 +1,12 @@
-"""WikiText-2, word level, the way seed 002 feeds it to its Transformer LM.
+"""WikiText-2, word level, the way assignment 002 feeds it to its Transformer LM.
 
 * ``basic_english``: torchtext's tokenizer (lower-case, split punctuation off), re-implemented
   here with its patterns so that torchtext is not needed;
 * every non-empty line becomes its tokens + ``<eos>``; ``<unk>`` stays a token;
 * the vocabulary is built from the training split, most frequent first (ties alphabetical),
-  ``<unk>`` first as seed 002's ``build_vocab_from_iterator(..., specials=['<unk>'])``;
+  ``<unk>`` first as assignment 002's ``build_vocab_from_iterator(..., specials=['<unk>'])``;
   unseen words map to ``<unk>``;
-* :func:`batchify` and :func:`get_batch` are seed 002's, time-major; :meth:`batches` turns
+* :func:`batchify` and :func:`get_batch` are assignment 002's, time-major; :meth:`batches` turns
   them batch-major (``{"inputs": (b, t), "targets": (b, t)}``, the language-model layout).
 
 Splits: with a full copy (``wiki.train.tokens`` present) the standard train/valid/test split.
@@ -89,14 +89,14 @@ def build_vocab(tokens: list[str]) -> Vocab:
 
 
 def batchify(data: torch.Tensor, bsz: int) -> torch.Tensor:
-    """Seed 002: ``data (N,)`` -> ``(N // bsz, bsz)``, one column per stream, extra dropped."""
+    """Assignment 002: ``data (N,)`` -> ``(N // bsz, bsz)``, one column per stream, extra dropped."""
     seq_len = data.size(0) // bsz
     data = data[: seq_len * bsz]
     return data.view(bsz, seq_len).t().contiguous()
 
 
 def get_batch(source: torch.Tensor, i: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seed 002: ``source (full_seq_len, bsz)`` -> ``data (seq_len, bsz)`` and the next words
+    """Assignment 002: ``source (full_seq_len, bsz)`` -> ``data (seq_len, bsz)`` and the next words
     ``target (seq_len * bsz,)`` (flattened), ``seq_len = min(bptt, len(source) - 1 - i)``."""
     seq_len = min(bptt, len(source) - 1 - i)
     data = source[i : i + seq_len]
@@ -106,7 +106,7 @@ def get_batch(source: torch.Tensor, i: int, bptt: int) -> tuple[torch.Tensor, to
 
 @attrs.frozen
 class WikiText2Config:
-    #: folder holding ``wiki.{train,valid,test}.tokens``; default: ``shared/data/wikitext-2``.
+    #: folder holding ``wiki.{train,valid,test}.tokens``; default: ``$SEQFUNC_DATA/wikitext-2``.
     path: str | None = None
     bptt: int = attrs.field(default=35, validator=positive)
     tokenizer: str = "basic_english"  # or "whitespace" (the files are already tokenized)
@@ -124,7 +124,7 @@ class WikiText2Dataset:
     unit: ClassVar[str] = "word"
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     Config: ClassVar[type] = WikiText2Config
-    #: Named recipes (``seqfunc train wikitext2 --recipe NAME``). "seed": seed 002's, batch 20,
+    #: Named recipes (``seqfunc train wikitext2 --recipe NAME``). "seed": assignment 002's, batch 20,
     #: bptt 35, the tutorial's model (2 layers, d 200, 2 heads, d_ff 200, dropout 0.2), SGD lr
     #: 5.0, StepLR(gamma 0.95) once per epoch (an epoch is 310 full batches of 20 x 35 on
     #: wiki.valid.tokens), clipping at 0.5, 3 epochs (the tutorial's best test perplexity).
@@ -208,7 +208,7 @@ class WikiText2Dataset:
         }
         self.data = {split: ids[path] for split, path in self.files.items()}
 
-    #: Seed 002's loop reads the stream in order every epoch.
+    #: Assignment 002's loop reads the stream in order every epoch.
     shuffle: ClassVar[bool] = False
 
     def num_examples(self, split: str) -> int:
@@ -225,7 +225,7 @@ class WikiText2Dataset:
     def batches(
         self, split: str, batch_size: int, *, epoch: int = 0, drop_last: bool | None = None
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Seed 002's loop: ``for i in range(0, len(source) - 1, bptt): get_batch(source, i,
+        """Assignment 002's loop: ``for i in range(0, len(source) - 1, bptt): get_batch(source, i,
         bptt)``. Training drops the last, shorter chunk (fixed shapes); evaluation keeps it."""
         if split not in self.data:
             raise ValueError(f"unknown split {split!r}; {self.name} has {self.splits}")
@@ -252,5 +252,5 @@ class WikiText2Dataset:
         return " ".join(self.vocab.to_tokens(list(ids)))
 
     def prompt(self, length: int, index: int = 0) -> str | None:
-        """None: word models start from a random token (seed 002's ``generate``)."""
+        """None: word models start from a random token (assignment 002's ``generate``)."""
         return None

@@ -1,4 +1,4 @@
-"""RNN vs LSTM on Add2Digits at three sequence lengths (seed 001, question 1.2).
+"""RNN vs LSTM on Add2Digits at three sequence lengths (assignment 001, question 1.2).
 
 For each length the two classifiers (``rnn-classifier`` with ``kind`` rnn and lstm: one-hot
 inputs, hidden 128, 2 layers, the same optimiser, schedule, steps, data and seed) train with
@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from seqfunc.checkpoint import atomic_write, write_json
+from seqfunc.serialization import atomic_write, write_json
 
 DATA_DEFAULTS = {"train_size": 20_000, "val_size": 2_000}
 
@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args) -> None:
-    from seqfunc.cli import UsageError
+    from seqfunc.errors import UsageError
 
     if any(length < 3 for length in args.lengths):
         raise UsageError(f"--lengths must all be >= 3, got {args.lengths}")
@@ -125,8 +125,8 @@ def run_config(args, length: int, kind: str):
 def train_one(args, length: int, kind: str) -> dict:
     """Fit one cell; its figures and curves."""
     from seqfunc import rng
-    from seqfunc.checkpoint import PARAMS_FILE, load_params
     from seqfunc.fit import build, fit
+    from seqfunc.serialization import PARAMS_FILE, load_params
     from seqfunc.tree import tree_count
 
     cfg = run_config(args, length, kind)

@@ -1,5 +1,5 @@
 """Attention kernels compared on the formula task: dot vs additive and the others
-(seed 003 question 2, seed 004 simple vs full self-attention).
+(assignment 003 question 2, assignment 004 simple vs full self-attention).
 
 Trains the seq2seq Transformer with each kernel for the same number of steps and reports
 training time, validation loss, token accuracy and exact match.
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqfunc.cli import UsageError
+    from seqfunc.errors import UsageError
 
     check_common(args)
     unknown = [k for k in args.kinds if k not in KINDS]

@@ -1,4 +1,4 @@
-"""Seed 004's comparison: pooling baselines vs self-attention on IMDb-synth, XOR and IMDb.
+"""Assignment 004's comparison: pooling baselines vs self-attention on IMDb-synth, XOR and IMDb.
 
 Every cell (dataset x model) trains ``--seeds`` members together with the vmap ensemble
 (:mod:`seqfunc.ensemble`) and reports validation accuracy mean ± std over the members. The
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import attrs
 
-from seqfunc.checkpoint import write_json
 from seqfunc.config import ConfigError
+from seqfunc.serialization import write_json
 
 #: model label -> (registered model, model options)
 MODELS: dict[str, tuple[str, dict]] = {
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
                 model=model,
                 task=task_for(loaded),
                 eval_splits=splits,
-                log=lambda line: print(f"{label}:{line}", flush=True),
+                log=lambda line, label=label: print(f"{label}:{line}", flush=True),
             )
             wall = time.perf_counter() - t0
             record = {

@@ -1,4 +1,4 @@
-"""Deeper Transformers on the formula task: 1, 2, 3 blocks (seed 003 question 1).
+"""Deeper Transformers on the formula task: 1, 2, 3 blocks (assignment 003 question 1).
 
 Trains the seq2seq Transformer with the same budget for each depth (encoder and decoder
 blocks each) and reports training time, validation loss and accuracy.
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqfunc.cli import UsageError
+    from seqfunc.errors import UsageError
 
     check_common(args)
     if any(d <= 0 for d in args.depths):

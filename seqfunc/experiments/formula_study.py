@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from seqfunc.checkpoint import atomic_write, write_json
+from seqfunc.serialization import atomic_write, write_json
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, out: str, steps: int) -> None:
@@ -35,7 +35,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, out: str, steps: in
 
 
 def check_common(args) -> None:
-    from seqfunc.cli import UsageError
+    from seqfunc.errors import UsageError
 
     for name in ("steps", "batch_size", "complexity", "val_size", "d_model", "heads", "threads"):
         if getattr(args, name) <= 0:

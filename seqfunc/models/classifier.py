@@ -1,4 +1,4 @@
-"""Sequence classifiers of seed 004 (parts 2-3): one model, four registered presets.
+"""Sequence classifiers of assignment 004 (parts 2-3): one model, four registered presets.
 
     tokens (b, t) -> embedding (+ learned positions) -> mixer -> masked global pool -> linear
 
@@ -129,7 +129,7 @@ class SequenceClassifier:
                 )
             x = x + params["pos"]["weight"][: tokens.shape[1]]
         x = nn.dropout(x, c.dropout, key=k_emb, train=train)
-        if c.mixer == "simple":  # seed 004 q4: no parameters, no scaling, one head
+        if c.mixer == "simple":  # assignment 004 q4: no parameters, no scaling, one head
             x = nn.multi_head_attention(
                 {}, x, heads=1, mask=mask[:, None, None, :], kernel="simple"
             )

@@ -11,7 +11,7 @@ from seqfunc import rng
 class EncoderDecoder:
     """Mixin for seq2seq models that define ``encode(params, src, key=, train=) -> context`` and
     ``decode(params, context, tgt_in, key=, train=) -> logits``: the decoders in
-    :mod:`seqfunc.decode` use those two, training uses :meth:`apply`."""
+    :mod:`seqfunc.inference.decode` use those two, training uses :meth:`apply`."""
 
     def apply(
         self,

@@ -1,4 +1,4 @@
-"""A decoder-only causal Transformer language model (GPT; seed 004 q11, seed 003 q3).
+"""A decoder-only causal Transformer language model (GPT; assignment 004 q11, assignment 003 q3).
 
     tokens (b, t) -> embedding + positions (learned table or sinusoidal)
                   -> N blocks [causal self-attention, feed-forward], pre- or post-norm

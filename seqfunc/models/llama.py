@@ -9,7 +9,7 @@
 The variants differ only in config: ``kv_heads`` (grouped-query attention), biases per
 projection (Qwen2: ``qkv_bias``), rotary ``rope_theta`` and scaling, a tied head.
 :meth:`Llama.extend` runs new tokens against a KV cache of ``kv_heads`` heads
-(:mod:`seqfunc.nn.kv_cache`), the protocol :mod:`seqfunc.generate` drives.
+(:mod:`seqfunc.nn.kv_cache`), the protocol :mod:`seqfunc.inference.generate` drives.
 """
 
 from __future__ import annotations

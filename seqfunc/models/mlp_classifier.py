@@ -1,4 +1,4 @@
-"""A fully-connected sequence classifier over a fixed number of positions (seed 001 q3.1).
+"""A fully-connected sequence classifier over a fixed number of positions (assignment 001 q3.1).
 
     tokens (b, t) -> right-pad to max_len -> embedding (b, max_len, d) -> flatten (b, max_len d)
                   -> [linear -> ReLU -> dropout] per hidden layer -> linear (b, classes)

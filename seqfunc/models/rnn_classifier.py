@@ -1,4 +1,4 @@
-"""A recurrent sequence classifier (seed 001, questions 1 and 3.1).
+"""A recurrent sequence classifier (assignment 001, questions 1 and 3.1).
 
     tokens (b, t) -> one-hot or embedding (b, t, d) -> RNN / LSTM / GRU stack (b, t, h)
                   -> hidden state at the last non-pad position (b, h) -> linear (b, classes)
@@ -7,7 +7,7 @@ Inputs: ``"one_hot"`` (the seed's ``MakeItHot``: one column per vocabulary entry
 ``<pad>``, so Add2Digits' 11 tokens give an 11-wide input; a pad position is all zeros) or
 ``"embedding"`` (a learned ``(vocab, d_embed)`` table). The stack is
 :mod:`seqfunc.nn.recurrent` (torch's fused kernels), ``kind`` ``"rnn"`` (tanh) | ``"lstm"`` |
-``"gru"``; ``single_bias`` gives each layer one bias (the count in seed 001 q3.1).
+``"gru"``; ``single_bias`` gives each layer one bias (the count in assignment 001 q3.1).
 
 Sequences are right-padded: the classifier reads the top layer's output at position
 ``(number of non-pad tokens) - 1`` of each row. The recurrence runs left to right, so the pad

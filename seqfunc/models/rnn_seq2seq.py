@@ -1,4 +1,4 @@
-"""The recurrent encoder-decoder of seed 001 (part 2, after Sutskever et al. 2014).
+"""The recurrent encoder-decoder of assignment 001 (part 2, after Sutskever et al. 2014).
 
     src (b, s) -> source embedding -> dropout -> L-layer RNN/LSTM/GRU encoder
                                                       | its state at each row's last real token
@@ -15,7 +15,7 @@ at a time: at step ``i > 0`` its input is the ground truth ``tgt_in[:, i]`` with
 ``teacher_forcing`` (one draw per step for the whole batch, as the seed's
 ``random.random() < teacher_forcing_ratio``, but from the explicit key) and otherwise the argmax
 of its own logits at step ``i - 1``. With ``teacher_forcing = 1`` or ``train=False``
-(evaluation, :mod:`seqfunc.decode`) the whole ``tgt_in`` is fed in one fused call. Dropout
+(evaluation, :mod:`seqfunc.inference.decode`) the whole ``tgt_in`` is fed in one fused call. Dropout
 masks over the target embeddings are drawn once for the whole ``(b, t, embedding)`` block, so
 the step-by-step decoder with every step teacher-forced computes exactly the fused call.
 

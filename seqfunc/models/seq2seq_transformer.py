@@ -1,4 +1,4 @@
-"""The encoder-decoder Transformer of seed 000 (5.3), as pure functions over a param tree.
+"""The encoder-decoder Transformer of assignment 000 (5.3), as pure functions over a param tree.
 
 embedding -> (+ sinusoidal positions) -> dropout -> N encoder layers | N decoder layers
 -> linear prediction. Masks as the seed applies them: source key padding in the encoder and

@@ -1,4 +1,4 @@
-"""Seed 002's ``TransformerModel`` (the PyTorch word-level language-model tutorial), as pure
+"""Assignment 002's ``TransformerModel`` (the PyTorch word-level language-model tutorial), as pure
 functions:
 
     src (b, t) -> embedding * sqrt(d) -> + sinusoidal encoding -> dropout
@@ -13,7 +13,7 @@ Initialisation (``init="torch"``, the default) is the module's, tensor by tensor
 weights and biases U(+-1/sqrt(fan_in)), layer norms 1 and 0. Dropout sits where the module
 has it: after the positional encoding, on the attention weights, after each sublayer and after
 the feed-forward activation. (``nn.TransformerEncoder`` deep-copies one layer, so its layers
-start equal; here each layer draws its own tensors from the same distributions.) (Seed 002's
+start equal; here each layer draws its own tensors from the same distributions.) (Assignment 002's
 ``generate`` called the model with no mask, so it was not causal at generation time; here the
 causal mask is always applied.)
 """
@@ -121,5 +121,6 @@ class TransformerLM:
         return x
 
     def head(self, params, features: torch.Tensor) -> torch.Tensor:
-        """The output layer (seed 002's ``decoder``): ``features (..., d_model)`` -> ``(..., vocab)``."""
+        """The output layer (assignment 002's ``decoder``): ``features (..., d_model)`` ->
+        ``(..., vocab)``."""
         return nn.linear(params["decoder"], features)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from seqfunc.checkpoint import write_json
 from seqfunc.errors import CheckpointError
 from seqfunc.pretrained.architectures import architecture_for_model
 from seqfunc.pretrained.convert import params_to_hf
+from seqfunc.serialization import write_json
 
 
 def export_run(

@@ -20,7 +20,6 @@ import torch
 from safetensors.torch import save_file
 
 from seqfunc import registry
-from seqfunc.checkpoint import PARAMS_FILE, read_json, write_json
 from seqfunc.config import from_dict, to_dict
 from seqfunc.data.pretrained_tokenizer import (
     TOKENIZER_FILE,
@@ -32,6 +31,7 @@ from seqfunc.errors import CheckpointError, ConfigError
 from seqfunc.pretrained.architectures import architecture_for_hf
 from seqfunc.pretrained.convert import params_from_hf
 from seqfunc.pretrained.reader import WeightFolder
+from seqfunc.serialization import PARAMS_FILE, read_json, write_json
 from seqfunc.tree import flatten_dict
 
 #: ``--dtype`` values: None keeps each tensor's stored dtype

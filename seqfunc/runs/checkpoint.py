@@ -24,8 +24,13 @@ from pathlib import Path
 
 from safetensors.torch import load, save
 
-from seqfunc.checkpoint import params_from_tensors, params_tensors, tree_from_tensors, tree_tensors
 from seqfunc.errors import CheckpointError
+from seqfunc.serialization import (
+    params_from_tensors,
+    params_tensors,
+    tree_from_tensors,
+    tree_tensors,
+)
 
 PARAMS, OPT_STATE, STATE, MANIFEST = (
     "params.safetensors",

@@ -17,12 +17,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from seqfunc.checkpoint import read_json, save_params, save_tree, write_json
 from seqfunc.config import from_dict, to_dict
 from seqfunc.errors import CheckpointError, CheckpointMismatch
 from seqfunc.runs import checkpoint
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.jsonl import strict_line
+from seqfunc.serialization import read_json, save_params, save_tree, write_json
 
 
 class RunFolder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from seqfunc.checkpoint import atomic_write
+from seqfunc.serialization import atomic_write
 
 #: Metrics drawn on the accuracy panel when a task reports them.
 ACCURACY_METRICS = ("token_accuracy", "exact_match", "accuracy")

@@ -1,12 +1,12 @@
 """The language-model task: next-token cross-entropy per token, bits per character, perplexity.
 
 Batches ``{"inputs": (b, t), "targets": (b, t)}`` (targets = inputs shifted by one).
-Validation metrics (seed 004 q12, seed 002):
+Validation metrics (assignment 004 q12, assignment 002):
 
 * ``loss``: mean negative log-likelihood per token (nats) over all positions of all sequences;
 * ``bits_per_token``: the same in bits (bits per character / byte for char / byte datasets);
 * ``last_bits_per_token``: bits at the **last position only**, where the model sees the
-  whole window (seed 004's estimate over N random slices);
+  whole window (assignment 004's estimate over N random slices);
 * ``perplexity``: ``exp(loss)`` (reported for word-level datasets).
 """
 
@@ -148,8 +148,8 @@ class LanguageModelTask:
     @torch.no_grad()
     def examples(self, model, params, dataset, n: int, *, device=None) -> list[str]:
         """``n`` samples: 16 characters of validation text and what the model writes after
-        them (seed 004), or words from a random first token (seed 002)."""
-        from seqfunc.generate import generate
+        them (assignment 004), or words from a random first token (assignment 002)."""
+        from seqfunc.inference.generate import generate
 
         lines = []
         for i in range(n):

@@ -11,7 +11,7 @@ import torch
 from seqfunc import metrics
 from seqfunc.contracts import decode_source, decode_target
 from seqfunc.data.padding import used_width
-from seqfunc.decode import greedy_decode
+from seqfunc.inference.decode import greedy_decode
 
 SEQ2SEQ = "seq2seq"
 

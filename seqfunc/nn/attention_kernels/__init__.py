@@ -11,7 +11,7 @@ name       what                                        options                me
 dot        torch's fused scaled_dot_product_attention  -                      (see dot.py)
 full       softmax attention, weights materialised     -                      tq * tk
 additive   Bahdanau / d2l additive scores              hidden                 tq * tk * n
-simple     parameter-free softmax(x x^T) x (seed 004)  -                      tq * tk
+simple     parameter-free softmax(x x^T) x (assignment 004)  -                      tq * tk
 linear     elu+1 feature-map (kernel) attention        -                      t * d * dv
 window     sliding-window (local) attention            window                 t * window
 chunked    exact attention, online softmax in blocks   chunk                  t * chunk

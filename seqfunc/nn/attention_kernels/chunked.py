@@ -3,7 +3,7 @@ softmax (Milakov & Gimelshein 2018; the FlashAttention recurrence), never holdin
 one ``(chunk, chunk)`` block of scores.
 
 Forward, per query block, over the key blocks: keep the running row maximum ``m``, the
-running normaliser ``l`` and the unnormalised output ``acc``; a new block rescales them by
+running normaliser ``row_sum`` and the unnormalised output ``acc``; a new block rescales them by
 ``exp(m_old - m_new)``. Only ``q, k, v``, the output and the row log-sum-exp are saved for
 the backward pass, which recomputes each block's weights from the log-sum-exp. So the
 memory of forward + backward grows linearly in the length (for a fixed chunk size) — as
@@ -61,7 +61,7 @@ def chunked_forward(q, k, v, mask, causal, chunk, scale):
         q_blk = q[:, :, qs:qe]
         n = qe - qs
         m = q.new_full((b, h, n), float("-inf"))
-        l = q.new_zeros((b, h, n))
+        row_sum = q.new_zeros((b, h, n))
         acc = q.new_zeros((b, h, n, dv))
         for ks, ke in key_blocks:
             allowed = _allowed(mask, causal, qs, qe, ks, ke, tk - tq, q.device)
@@ -70,14 +70,16 @@ def chunked_forward(q, k, v, mask, causal, chunk, scale):
             m_safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
             p = torch.exp(s - m_safe[..., None])  # masked scores: exp(-inf) = 0
             correction = torch.exp(m - m_safe)  # m = -inf (nothing seen yet): 0
-            l = l * correction + p.sum(dim=-1)
+            row_sum = row_sum * correction + p.sum(dim=-1)
             acc = acc * correction[..., None] + torch.einsum("bhqk,bhkd->bhqd", p, v[:, :, ks:ke])
             m = m_new
-        live = l > 0
-        l_safe = torch.where(live, l, torch.ones_like(l))
+        live = row_sum > 0
+        l_safe = torch.where(live, row_sum, torch.ones_like(row_sum))
         outs.append(acc / l_safe[..., None])
         m_fin = torch.where(torch.isinf(m), torch.zeros_like(m), m)
-        lses.append(torch.where(live, m_fin + torch.log(l_safe), torch.full_like(l, float("inf"))))
+        lses.append(
+            torch.where(live, m_fin + torch.log(l_safe), torch.full_like(row_sum, float("inf")))
+        )
     return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
 
 

@@ -102,7 +102,7 @@ def softmax_attention(q, k, v, mask=None, *, broadcast=False, empty_rows=True):
 
 @attrs.frozen
 class DotProduct(AttentionKernel):
-    """``softmax(q k^T / sqrt(d)) v`` (eq. 2 of seed 002). Accepts any mask broadcastable to
+    """``softmax(q k^T / sqrt(d)) v`` (eq. 2 of assignment 002). Accepts any mask broadcastable to
     ``(b, h, tq, tk)``. Compiled for the CPU with at most
     :data:`COMPILED_CPU_WRITTEN_OUT_MAX_KEYS` keys or one query it is
     :func:`softmax_attention` (in its broadcast form for tiny heads,

@@ -1,4 +1,4 @@
-"""Attention in its similarity-kernel form (seed 002, eq. 3)::
+"""Attention in its similarity-kernel form (assignment 002, eq. 3)::
 
     V'_i = sum_j sim(Q_i, K_j) V_j / sum_r sim(Q_i, K_r)
 

@@ -1,4 +1,4 @@
-"""Simple self-attention (seed 004, question 4): no parameters, no scaling.
+"""Simple self-attention (assignment 004, question 4): no parameters, no scaling.
 
 The layer does not project: queries, keys and values are the inputs themselves (split into
 heads), ``y = softmax(x x^T) x``, and there is no output projection.

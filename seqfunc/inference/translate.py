@@ -14,7 +14,7 @@ import torch
 
 from seqfunc.config import ConfigError
 from seqfunc.contracts import decode_target, max_target_len
-from seqfunc.decode import beam_search
+from seqfunc.inference.decode import beam_search
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:

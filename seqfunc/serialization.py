@@ -1,5 +1,6 @@
-"""Saving and loading runs. Tensors go to safetensors (loading runs no code), the rest to JSON;
-every file is written atomically (temp file + rename), so a crash never leaves half a file."""
+"""Files of parameters and records: tensors go to safetensors (loading runs no code), the rest
+to JSON; every file is written atomically (temp file + rename), so a crash never leaves half a
+file. The run folder's layout on top of these is :mod:`seqfunc.runs.folder`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from seqfunc.errors import CheckpointError, CheckpointMismatch  # re-exported from here too
+from seqfunc.errors import CheckpointError, CheckpointMismatch, SeqfuncError  # noqa: F401
 from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
 
 PARAMS_FILE = "params.safetensors"
@@ -49,14 +50,17 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write(path, write)
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, *, error: type[SeqfuncError] = CheckpointError) -> Any:
+    """The JSON value in ``path``; a missing or malformed file raises ``error`` in one line
+    naming the file (and the line): a dataset's files raise :class:`~seqfunc.errors.DataError`,
+    a run folder's :class:`~seqfunc.errors.CheckpointError`."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: not found") from None
+        raise error(f"{path}: not found") from None
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise error(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def _contiguous_cpu(tree: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

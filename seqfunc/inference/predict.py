@@ -30,7 +30,7 @@ from seqfunc.tree import tree_leaves
 
 def _encode(encode, texts: Sequence[str]) -> list[list[int]]:
     ids = []
-    for i, text in enumerate(texts):
+    for text in texts:
         try:
             encoded = encode(text)
         except ValueError as exc:
@@ -86,7 +86,7 @@ def transduce(
     run, texts: Sequence[str], *, beam: int = 1, batch_size: int = 64, device=None
 ) -> list[dict[str, Any]]:
     from seqfunc.contracts import decode_target, max_target_len, required
-    from seqfunc.decode import beam_search
+    from seqfunc.inference.decode import beam_search
 
     if beam < 1:
         raise UsageError(f"--beam must be >= 1, got {beam}")
@@ -125,7 +125,7 @@ def continue_text(
 ) -> list[dict[str, Any]]:
     from seqfunc import rng
     from seqfunc.contracts import decode_text, optional, required
-    from seqfunc.generate import check_sampling, generate
+    from seqfunc.inference.generate import check_sampling, generate
 
     if tokens < 1:
         raise UsageError(f"--tokens must be >= 1, got {tokens}")
