@@ -68,8 +68,19 @@ def load_run(
     else:
         dataset = dataset_cls(dataset_config)
     model = model_cls(from_dict(model_cls.Config, model_config, where=f"{path}/config.json model"))
-    params = load_run_params(path, model.init(rng.key(0)), device=device)
+    params = load_run_params(path, parameter_template(model), device=device)
     return Run(path, config, dataset, model, params)
+
+
+def parameter_template(model) -> dict:
+    """``model.init``'s tree for its structure and shapes, built on the meta device: no memory
+    and no random draws, which matters for a pretrained model of billions of parameters. A
+    model whose ``init`` needs real values (reads a tensor back) builds it for real."""
+    try:
+        with torch.device("meta"):
+            return model.init(rng.key(0))
+    except (RuntimeError, NotImplementedError, ValueError):  # e.g. .item() of a meta tensor
+        return model.init(rng.key(0))
 
 
 def load_run_params(path: Path, template: dict, *, device=None) -> dict:

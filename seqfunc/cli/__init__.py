@@ -23,6 +23,8 @@ COMMANDS = [
     "attention",
     "generate",
     "sweep",
+    "import_",
+    "export",
 ]
 
 

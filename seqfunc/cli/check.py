@@ -15,6 +15,7 @@ import warnings
 
 from seqfunc.cli.options import parse_assignment
 from seqfunc.config import typed_fields
+from seqfunc.errors import UsageError
 
 
 def add_parser(subparsers) -> None:
@@ -29,7 +30,12 @@ def add_parser(subparsers) -> None:
         "counterexample for each failure, and a JSON summary as the last line; exits 1 if any "
         "invariant fails.",
     )
-    p.add_argument("model", nargs="?", default=None, help="model name (or dist:name)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="model name (or dist:name), or a run folder: its model is checked",
+    )
     p.add_argument(
         "--dataset",
         default=None,
@@ -97,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.dataset is not None:
         return run_dataset(args)
+    args.model = model_of_run(args.model)
     model_cls = registry.get_model(args.model)
     unknown = sorted(set(args.task or ()) - set(model_cls.task_kinds))
     if unknown:
@@ -131,6 +138,21 @@ def run(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report.to_dict()))
     return 1 if report.failed else 0
+
+
+def model_of_run(name: str) -> str:
+    """``name`` itself, or the model name of the run folder ``name`` names."""
+    from pathlib import Path
+
+    from seqfunc.serialization import read_json
+
+    folder = Path(name)
+    if not (folder / "config.json").is_file():
+        return name
+    model = read_json(folder / "config.json").get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise UsageError(f"{folder / 'config.json'}: no model name (model.name)")
+    return model["name"]
 
 
 def run_dataset(args: argparse.Namespace) -> int:

@@ -75,6 +75,8 @@ class GPT:
     name: ClassVar[str] = "gpt"
     task_kinds: ClassVar[tuple[str, ...]] = ("language_model",)
     Config: ClassVar[type] = GPTConfig
+    #: the layer norms' epsilon (a config field of subclasses that import weights: GPT-2)
+    norm_eps: float = 1e-5
 
     def __init__(self, config: GPTConfig):
         self.config = config
@@ -143,7 +145,8 @@ class GPT:
         key: rng.KeyArray | None = None,
         train: bool = False,
     ) -> torch.Tensor:
-        """``tokens (b, t)`` -> the last block's outputs ``(b, t, d_model)``, before :meth:`head`."""
+        """``tokens (b, t)`` -> the last block's outputs ``(b, t, d_model)``, before
+        :meth:`head`."""
         t = tokens.shape[1]
         if self.config.positions == "learned" and t > self.config.context:
             raise ValueError(
@@ -161,7 +164,8 @@ class GPT:
         """An empty KV cache for ``batch`` sequences of up to ``max_len`` tokens."""
         if self.config.positions == "learned" and max_len > self.config.context:
             raise ValueError(
-                f"GPT: a cache of {max_len} exceeds the learned position table ({self.config.context})"
+                f"GPT: a cache of {max_len} exceeds the learned position table "
+                f"({self.config.context})"
             )
         weight = params["embed"]["weight"]
         return kv_cache.init_kv_cache(
@@ -241,12 +245,14 @@ class GPT:
             x = self._residual(x, layer["attn_norm"], attend, drop, k_attn, train)
             x = self._residual(x, layer["ff_norm"], ff, drop, k_ff, train)
         if c.norm_first:
-            x = nn.layer_norm(params["norm"], x)
+            x = nn.layer_norm(params["norm"], x, eps=self.norm_eps)
         if cached is None:
             return x, None
         return x, {"k": new_k, "v": new_v, "pos": cached[0]["pos"] + tokens.shape[1]}
 
     def _residual(self, x, norm, sublayer, rate, key, train):
+        eps = self.norm_eps
         if self.config.norm_first:
-            return x + nn.dropout(sublayer(nn.layer_norm(norm, x)), rate, key=key, train=train)
-        return nn.layer_norm(norm, x + nn.dropout(sublayer(x), rate, key=key, train=train))
+            normed = nn.layer_norm(norm, x, eps=eps)
+            return x + nn.dropout(sublayer(normed), rate, key=key, train=train)
+        return nn.layer_norm(norm, x + nn.dropout(sublayer(x), rate, key=key, train=train), eps=eps)

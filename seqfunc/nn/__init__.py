@@ -11,10 +11,15 @@ from seqfunc.nn.attention_kernels import KERNELS, attention_kernel, validate_att
 from seqfunc.nn.dropout import active as dropout_active
 from seqfunc.nn.dropout import dropout
 from seqfunc.nn.embedding import embedding, init_embedding
-from seqfunc.nn.feedforward import feed_forward, init_feed_forward
+from seqfunc.nn.feedforward import feed_forward, init_feed_forward, init_swiglu, swiglu
+from seqfunc.nn.grouped_attention import (
+    expand_kv,
+    grouped_query_attention,
+    init_grouped_query_attention,
+)
 from seqfunc.nn.linear import init_linear, linear
 from seqfunc.nn.masks import causal_mask, combine_masks, padding_mask
-from seqfunc.nn.norm import init_layer_norm, layer_norm
+from seqfunc.nn.norm import init_layer_norm, init_rms_norm, layer_norm, rms_norm
 from seqfunc.nn.positional import add_sinusoidal, sinusoidal_encoding
 from seqfunc.nn.recurrent import (
     gru,
@@ -25,6 +30,7 @@ from seqfunc.nn.recurrent import (
     lstm,
     rnn,
 )
+from seqfunc.nn.rotary import apply_rotary, rotary_angles, rotary_frequencies
 from seqfunc.nn.transformer import (
     BlockOptions,
     decoder,
@@ -52,6 +58,11 @@ __all__ = [
     "init_embedding",
     "feed_forward",
     "init_feed_forward",
+    "init_swiglu",
+    "swiglu",
+    "expand_kv",
+    "grouped_query_attention",
+    "init_grouped_query_attention",
     "init_linear",
     "linear",
     "causal_mask",
@@ -59,8 +70,13 @@ __all__ = [
     "padding_mask",
     "init_layer_norm",
     "layer_norm",
+    "init_rms_norm",
+    "rms_norm",
     "add_sinusoidal",
     "sinusoidal_encoding",
+    "apply_rotary",
+    "rotary_angles",
+    "rotary_frequencies",
     "gru",
     "init_gru",
     "init_lstm",

@@ -1,4 +1,5 @@
-"""Position-wise feed-forward block: linear -> activation -> dropout -> linear."""
+"""Position-wise feed-forward blocks: linear -> activation -> dropout -> linear, and the gated
+SwiGLU of Llama-family models: ``down(silu(gate(x)) * up(x))``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from seqfunc.nn.linear import init_linear, linear
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
     "gelu": F.gelu,
+    #: GPT-2's tanh approximation ("gelu_new" in Hugging Face configs)
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
 }
 
 
@@ -39,3 +42,28 @@ def feed_forward(
     hidden = ACTIVATIONS[activation](linear(params["up"], x))
     hidden = dropout(hidden, dropout_rate, key=key, train=train)
     return linear(params["down"], hidden)
+
+
+def init_swiglu(
+    key: rng.KeyArray, d_model: int, d_ff: int, *, bias: bool = False, std: float = 0.02
+) -> dict:
+    """``{"gate", "up": (d_ff, d_model), "down": (d_model, d_ff)}`` weights drawn from
+    N(0, std^2) (Llama's initialisation), with zero biases when ``bias``."""
+    k_gate, k_up, k_down = rng.split(key, 3)
+
+    def dense(k, d_in, d_out):
+        params = {"weight": rng.normal(k, (d_out, d_in), std=std)}
+        if bias:
+            params["bias"] = torch.zeros(d_out)
+        return params
+
+    return {
+        "gate": dense(k_gate, d_model, d_ff),
+        "up": dense(k_up, d_model, d_ff),
+        "down": dense(k_down, d_ff, d_model),
+    }
+
+
+def swiglu(params: dict, x: torch.Tensor) -> torch.Tensor:
+    """``x (..., d_model)`` -> ``(..., d_model)``: ``down(silu(gate(x)) * up(x))``."""
+    return linear(params["down"], F.silu(linear(params["gate"], x)) * linear(params["up"], x))

@@ -1,0 +1,30 @@
+"""``seqfunc export RUN --format hf --out FOLDER``: a run folder as a Hugging Face folder that
+``transformers``' ``from_pretrained`` loads."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMATS = ("hf",)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a run folder in another format (hf: a Hugging Face folder)",
+        description="Write a run's model as a Hugging Face folder (config.json, "
+        "model.safetensors, tokenizer.json when the run has one). Models that export: gpt2, "
+        "llama.",
+    )
+    p.add_argument("run", help="the run folder (trained or imported)")
+    p.add_argument("--format", choices=FORMATS, required=True, help="hf: Hugging Face")
+    p.add_argument("--out", required=True, metavar="FOLDER", help="the folder to write (new)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from seqfunc.pretrained.exporter import export_run
+
+    export_run(args.run, args.out, log=lambda line: print(line, file=sys.stderr))
+    return 0
