@@ -9,7 +9,6 @@ no batches to train on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -121,8 +120,3 @@ class PretrainedTokenizerDataset:
             "pretrained: an imported model's run folder holds its tokenizer, not text to train on"
         )
         yield  # pragma: no cover - a generator, so the error comes on the first batch
-
-
-def tokenizer_json_text(tokenizer) -> str:
-    """The tokenizer as the JSON text of a ``tokenizer.json``."""
-    return json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False, indent=2)

@@ -94,7 +94,15 @@ class Llama:
     Config: ClassVar[type] = LlamaConfig
     #: ``seqfunc check llama``: a tiny grouped-query model with biases and a scaled rotary
     check_options: ClassVar[dict] = dict(
-        d_model=16, heads=4, kv_heads=2, layers=2, d_ff=24, qkv_bias=True, context=64
+        d_model=16,
+        heads=4,
+        kv_heads=2,
+        layers=2,
+        d_ff=24,
+        qkv_bias=True,
+        context=64,
+        rope_scaling="linear",
+        rope_factor=2.0,
     )
 
     def __init__(self, config: LlamaConfig):
