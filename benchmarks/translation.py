@@ -5,7 +5,8 @@ Each model is trained exactly as ``seqfunc train fra-eng [--model rnn-seq2seq]``
 recipe, same seed), then decoded greedily and with beam 4. Wall time covers the whole
 ``fit`` (data, training, periodic evaluation, saving).
 
-    python benchmarks/translation.py [--models transformer rnn-seq2seq] [--out runs/bench-translation]
+    python benchmarks/translation.py [--models transformer rnn-seq2seq] \
+        [--out runs/bench-translation]
 
 Last line: one JSON object {model: {"train_s", "steps", "bleu_greedy", "bleu_beam4", ...}}.
 Needs ``pip install seqfunc[translate]`` and the fra-eng pairs (``-d path=`` or the shared copy).
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from seqfunc import registry
 from seqfunc.config import from_dict
-from seqfunc.fit import TrainConfig, fit
-from seqfunc.run import load_run
+from seqfunc.runs import TrainConfig, fit
+from seqfunc.runs.load import load_run
 from seqfunc.translate import evaluate_bleu
 
 
@@ -45,7 +46,12 @@ def main() -> None:
         cfg = recipe(args.dataset, model)
         run_dir = args.out / model
         start = time.perf_counter()
-        fit(cfg, run_dir, progress=False, log=lambda line: print(f"  [{model}] {line}", flush=True))
+        fit(
+            cfg,
+            run_dir,
+            progress=False,
+            log=lambda line, model=model: print(f"  [{model}] {line}", flush=True),
+        )
         train_s = time.perf_counter() - start
         loaded = load_run(run_dir)
         greedy = evaluate_bleu(loaded.model, loaded.params, loaded.dataset, "test", beam=1)
@@ -62,7 +68,8 @@ def main() -> None:
         }
 
     print(
-        f"\n{'model':<14} {'train min':>10} {'steps':>7} {'BLEU greedy':>12} {f'BLEU beam {args.beam}':>12}"
+        f"\n{'model':<14} {'train min':>10} {'steps':>7} {'BLEU greedy':>12} "
+        f"{f'BLEU beam {args.beam}':>12}"
     )
     for model, r in results.items():
         print(

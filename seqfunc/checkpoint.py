@@ -15,9 +15,6 @@ from safetensors.torch import load_file, save_file
 from seqfunc.errors import CheckpointError, CheckpointMismatch  # re-exported from here too
 from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
 
-PARAMS_FILE = "params.safetensors"
-OPT_STATE_FILE = "opt_state.safetensors"
-
 
 def _umask() -> int:
     mask = os.umask(0)

@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from seqfunc import cli, sweep_job
+from seqfunc import cli
 from seqfunc.runs import checkpoint, trainer
 
 torch.set_num_threads(1)  # the same reduction order in every process
@@ -26,16 +26,15 @@ torch.set_num_threads(1)  # the same reduction order in every process
 
 def after_step(n: int, action) -> None:
     """``action()`` after the step numbered ``n - 1`` of a run or of a sweep's job."""
-    for cls in (trainer.Trainer, sweep_job.MembersJob):
-        original = cls.step
+    original = trainer.Trainer.step
 
-        def step(self, state, batch, step, *args, original=original):
-            out = original(self, state, batch, step, *args)
-            if step + 1 == n:
-                action()
-            return out
+    def step(self, state, batch, step, *args):
+        out = original(self, state, batch, step, *args)
+        if step + 1 == n:
+            action()
+        return out
 
-        cls.step = step
+    trainer.Trainer.step = step
 
 
 def in_checkpoint(n: int, action) -> None:

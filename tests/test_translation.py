@@ -15,7 +15,7 @@ from seqfunc.data.sentence_pairs import parse_pairs, preprocess, read_pairs, spl
 from seqfunc.data.text_files import SHARED_DATA
 from seqfunc.data.text_tokenizers import BpeTokenizer, WordTokenizer
 from seqfunc.data.translation import FraEngDataset, TranslationConfig
-from seqfunc.fit import TrainConfig, fit
+from seqfunc.runs import TrainConfig, fit
 from seqfunc.translate import corpus_bleu
 
 SUBJECTS = {"i": "je", "you": "tu", "we": "nous"}

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
     from seqfunc.contracts import required
-    from seqfunc.run import load_run
+    from seqfunc.runs.load import load_run
     from seqfunc.translate import evaluate_bleu, translate_ids
 
     if args.beam < 1:

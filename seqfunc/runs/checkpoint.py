@@ -26,13 +26,8 @@ from safetensors.torch import load, save
 
 from seqfunc.checkpoint import params_from_tensors, params_tensors, tree_from_tensors, tree_tensors
 from seqfunc.errors import CheckpointError
+from seqfunc.runs.files import MANIFEST, OPT_STATE, PARAMS, STATE
 
-PARAMS, OPT_STATE, STATE, MANIFEST = (
-    "params.safetensors",
-    "opt_state.safetensors",
-    "state.json",
-    "manifest.json",
-)
 _NAME = re.compile(r"^step-(\d{8,})$")
 
 
