@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from seqfunc.errors import ConfigError
+from seqfunc.runs import files
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.loop import fit_members
 from seqfunc.runs.members import job_key
@@ -136,7 +137,7 @@ def train_members(
         members,
         folder,
         member_dirs=member_dirs,
-        resume=folder is not None,
+        resume=folder is not None and (Path(folder) / files.CHECKPOINTS).is_dir(),
         built=built,
         log=log or (lambda line: None),
         resume_hint=resume_hint,
