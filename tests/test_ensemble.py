@@ -91,3 +91,35 @@ def test_mean_std():
     assert mean_std([1.0]) == (1.0, 0.0)
     mean, std = mean_std([1.0, 2.0, 3.0])
     assert mean == 2.0 and abs(std - 1.0) < 1e-12
+
+
+def test_an_ensemble_with_a_folder_evaluates_checkpoints_and_leaves_a_run_per_member(tmp_path):
+    """The loop of seqfunc train: bounded evaluations every eval_every steps, checkpoints of
+    the stacked state, and one loadable run folder per member."""
+    import json
+
+    from seqfunc.errors import CheckpointError
+    from seqfunc.runs.load import load_run
+
+    cfg = TrainConfig(
+        dataset="xor",
+        model="attention",
+        dataset_options={"train_size": 128, "val_size": 64},
+        steps=4,
+        batch_size=32,
+        eval_every=2,
+        eval_batches=1,
+    )
+    result = fit_ensemble(cfg, [3, 4], out_dir=tmp_path / "ens")
+    assert result.steps == 4 and [m["val"]["step"] for m in result.members] == [4, 4]
+    assert (tmp_path / "ens" / "checkpoints" / "step-00000004").is_dir()
+    folders = sorted((tmp_path / "ens" / "members").iterdir())
+    assert [f.name for f in folders] == ["000-seed=3", "001-seed=4"]
+    for folder, seed in zip(folders, (3, 4)):
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records if r["split"] == "val"] == [2, 4]
+        assert load_run(folder).config["train"]["seed"] == seed
+    with pytest.raises(CheckpointError, match="resume"):  # the folder is taken: resume it
+        fit_ensemble(cfg, [3, 4], out_dir=tmp_path / "ens")
+    again = fit_ensemble(cfg, [3, 4], out_dir=tmp_path / "ens", resume=True)  # finished
+    assert again.members == result.members
