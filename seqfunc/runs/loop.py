@@ -119,10 +119,11 @@ def fit_members(
     ``out_dir`` holds the checkpoints of the stacked state; ``member_dirs`` each member's run
     folder (default ``out_dir/members/NNN-seed=S``), written as the run goes (config.json,
     metrics.jsonl; the final parameters at the end). ``out_dir=None``: nothing is written
-    (records in memory, no checkpoints, signals as usual). ``resume=True`` continues from
-    the newest complete checkpoint in ``out_dir`` (from step 0 if there is none) and ends as
-    the uninterrupted job. ``built``: ``(dataset, model, task)`` of the first config.
-    ``resume_hint``: the command a :class:`~seqfunc.errors.RunInterrupted` names."""
+    (records in memory, no checkpoints; Ctrl-C raises ``KeyboardInterrupt`` at once).
+    ``resume=True`` continues from the newest complete checkpoint in ``out_dir`` (from step 0
+    if there is none) and ends as the uninterrupted job. ``built``: ``(dataset, model,
+    task)`` of the first config. ``resume_hint``: the command a
+    :class:`~seqfunc.errors.RunInterrupted` names."""
     persist = out_dir is not None
     run = RunFolder(out_dir if persist else ".", writer=persist)
     if member_dirs is None:
