@@ -1,5 +1,7 @@
 """One config-to-optimizer mapping: the optimizer of members trained in one vmapped step
-updates each member's row as the optimizer of its run alone updates its vector."""
+updates each member's row as the optimizer of its run alone updates its vector, up to float
+rounding (a hyperparameter the members differ in is a float32 tensor in the state, a run's a
+Python float), to the tolerance of tests/test_ensemble.py."""
 
 import torch
 from hypothesis import given, settings
@@ -57,7 +59,7 @@ def test_rows_update_as_each_members_run_alone(optimizer, schedule, values, data
             update, states[i] = one.update(grads[i], states[i], singles[i])
             singles[i] = singles[i] + update
     for i, single in enumerate(singles):
-        torch.testing.assert_close(params[i], single, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(params[i], single, atol=2e-5, rtol=1e-4)
 
 
 def test_shared_hyperparameters_stay_floats_and_one_config_is_the_runs_optimizer():
