@@ -18,12 +18,11 @@ import json
 import statistics
 import time
 
-import attrs
 import torch
 
 from seqfunc import rng
-from seqfunc.ensemble import init_members_state, make_ensemble_step, member_keys, step_keys
-from seqfunc.fit import TrainConfig, build, make_optimizer
+from seqfunc.members_step import init_members_state, make_members_step, member_keys, step_keys
+from seqfunc.runs import TrainConfig, build, make_optimizer
 from seqfunc.train import init_state, make_step
 from seqfunc.tree import tree_stack
 
@@ -82,14 +81,12 @@ def main() -> None:
             losses.append(float(metrics["loss"]))
         return time.perf_counter() - start, losses
 
-    base = make_optimizer(
-        attrs.evolve(cfg, clip_norm=None), args.steps, rows=True
-    )  # fit_ensemble's
+    base = make_optimizer(cfg, args.steps, rows=True)  # fit_ensemble's
     init_keys, train_keys = member_keys(seeds)
 
     def vmapped_runner(compile: bool):
         """Every seed in one step (compiled or eager); the compile happens here, untimed."""
-        ens_step = make_ensemble_step(loss_fn, base, clip_norm=cfg.clip_norm, compile=compile)
+        ens_step = make_members_step(loss_fn, base, compile=compile)
         fresh = lambda: init_members_state(tree_stack([model.init(k) for k in init_keys]), base)
         for batch in {b["tokens"].shape: b for b in batches}.values():  # warm-up, every shape
             ens_step(fresh(), batch, step_keys(train_keys, 0))

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from seqfunc import optim, rng
 from seqfunc.inference.generate import generate
 from seqfunc.pretrained import import_folder
-from seqfunc.run import load_run
+from seqfunc.runs.load import load_run
 from seqfunc.tasks.language_model import LanguageModelTask
 from seqfunc.train import init_state, make_step
 

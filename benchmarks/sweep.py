@@ -3,17 +3,18 @@
 Two tasks, each with its dataset's default recipe (``seqfunc train DATASET``): the formula
 Transformer (``formula``, d_model 64, 2 + 2 pre-norm layers, Adam, batch 128) and the
 IMDb-synth attention classifier (``imdb-synth``, ``simple-attention``, batch 32). The
-vmapped side is the step ``seqfunc sweep`` takes (:func:`seqfunc.sweep.members_optimizer`,
-:func:`seqfunc.ensemble.make_ensemble_step`); the sequential side is ``seqfunc train``'s step
+vmapped side is the step ``seqfunc sweep`` takes (:func:`seqfunc.runs.optimizer.make_optimizer`
+with ``rows=True``, :func:`seqfunc.members_step.make_members_step`); the sequential side is
+``seqfunc train``'s step
 (:func:`seqfunc.train.make_step`) once per member, each member a block of steps from its own
 state. Both sides run compiled (``--modes compiled,eager`` adds both eager): compiling pays
 for a single run too (``benchmarks/formula_throughput.py``), so compiled against compiled is
 the like-for-like ratio (``benchmarks/ensemble.py`` set the compiled vmapped step against
 eager single runs). The sequential members share one step function whose hyperparameters are
-0-d tensors in the optimizer state (``members_optimizer(..., rows=False)``): one compiled
-graph serves every learning rate, as a float rate baked into each member's graph would
-compile 4 times; the arithmetic is that of ``seqfunc train``'s optimizer. Clipping is
-``clip_by_global_norm`` there and the row norm in the vmapped step.
+0-d tensors in the optimizer state (``make_optimizer(cfg, steps, in_state=PER_MEMBER)``): one
+compiled graph serves every learning rate, as a float rate baked into each member's graph
+would compile 4 times; the arithmetic is that of ``seqfunc train``'s optimizer. Clipping is
+``clip_by_global_norm`` on each side, by rows in the vmapped step.
 
 Both sides get the same batches, built beforehand: the formula recipe trims padding
 (``trim_padding``), so its batches are trimmed once, before timing, and neither step trims;
@@ -41,9 +42,10 @@ import time
 import torch
 
 from seqfunc import optim, registry, rng
-from seqfunc.ensemble import init_members_state, make_ensemble_step, member_keys, step_keys
-from seqfunc.fit import TrainConfig, build
-from seqfunc.sweep import grid_members, members_clip_norm, members_optimizer
+from seqfunc.members_step import init_members_state, make_members_step, member_keys, step_keys
+from seqfunc.runs import TrainConfig, build
+from seqfunc.runs.optimizer import PER_MEMBER, make_optimizer
+from seqfunc.runs.sweep import grid_members
 from seqfunc.train import init_state, make_step
 from seqfunc.tree import tree_stack
 
@@ -64,12 +66,9 @@ def recipe_config(dataset: str, model: str | None, steps: int) -> TrainConfig:
 
 
 def single_optimizer(cfg: TrainConfig, steps: int) -> optim.GradientTransformation:
-    """``seqfunc train``'s optimizer for ``cfg`` (clip, then the recipe's optimizer and
-    schedule), its hyperparameters 0-d tensors in the state."""
-    inner = members_optimizer([cfg], steps, rows=False).flat_inner
-    if cfg.clip_norm is not None:
-        inner = optim.chain(optim.clip_by_global_norm(cfg.clip_norm), inner)
-    return optim.flatten(inner)
+    """``seqfunc train``'s optimizer for ``cfg``, its hyperparameters 0-d tensors in the
+    state."""
+    return make_optimizer(cfg, steps, in_state=PER_MEMBER)
 
 
 def contenders(
@@ -107,9 +106,8 @@ def contenders(
             return metrics["loss"]
 
         # the sweep's step: every member in one vmapped step
-        vopt = members_optimizer(members, schedule_steps)
-        clip = members_clip_norm(members)
-        vstep = make_ensemble_step(loss_fn, vopt, clip_norm=clip, compile=compiled)
+        vopt = make_optimizer(members, schedule_steps, rows=True)
+        vstep = make_members_step(loss_fn, vopt, compile=compiled)
         fresh = lambda vopt=vopt: init_members_state(
             tree_stack([model.init(k) for k in init_keys]), vopt
         )

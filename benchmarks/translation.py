@@ -5,7 +5,8 @@ Each model is trained exactly as ``seqfunc train fra-eng [--model rnn-seq2seq]``
 recipe, same seed), then decoded greedily and with beam 4. Wall time covers the whole
 ``fit`` (data, training, periodic evaluation, saving).
 
-    python benchmarks/translation.py [--models transformer rnn-seq2seq] [--out runs/bench-translation]
+    python benchmarks/translation.py [--models transformer rnn-seq2seq] \
+        [--out runs/bench-translation]
 
 Last line: one JSON object {model: {"train_s", "steps", "bleu_greedy", "bleu_beam4", ...}}.
 Needs ``pip install seqfunc[translate]`` and the fra-eng pairs (``-d path=`` or the shared copy).
@@ -20,9 +21,9 @@ from pathlib import Path
 
 from seqfunc import registry
 from seqfunc.config import from_dict
-from seqfunc.fit import TrainConfig, fit
 from seqfunc.inference.translate import evaluate_bleu
-from seqfunc.run import load_run
+from seqfunc.runs import TrainConfig, fit
+from seqfunc.runs.load import load_run
 
 
 def recipe(dataset: str, model: str) -> TrainConfig:
@@ -67,7 +68,8 @@ def main() -> None:
         }
 
     print(
-        f"\n{'model':<14} {'train min':>10} {'steps':>7} {'BLEU greedy':>12} {f'BLEU beam {args.beam}':>12}"
+        f"\n{'model':<14} {'train min':>10} {'steps':>7} {'BLEU greedy':>12} "
+        f"{f'BLEU beam {args.beam}':>12}"
     )
     for model, r in results.items():
         print(

@@ -2,7 +2,7 @@
 seqfunc's ``transformer_lm``, same files, same recipe, one process; then seqfunc's default
 ``wikitext2`` recipe within the tutorial model's 3-epoch wall time.
 
-    python benchmarks/wikitext_reference.py            # 3 seeds x 3 epochs each, then the default recipe
+    python benchmarks/wikitext_reference.py   # 3 seeds x 3 epochs each, then the default recipe
     python benchmarks/wikitext_reference.py --seeds 1 --epochs 2 --no-default
 
 Both train on ``wiki.valid.tokens`` and are tested on ``wiki.test.tokens`` (the shared copy has
@@ -35,8 +35,8 @@ from tutorial_lm import TransformerModel  # noqa: E402
 
 from seqfunc import rng  # noqa: E402
 from seqfunc.data.wikitext import WikiText2Dataset  # noqa: E402
-from seqfunc.fit import TrainConfig, fit, make_optimizer  # noqa: E402
 from seqfunc.models.transformer_lm import TransformerLM, TransformerLMConfig  # noqa: E402
+from seqfunc.runs import TrainConfig, fit, make_optimizer  # noqa: E402
 from seqfunc.tasks import task_for  # noqa: E402
 from seqfunc.train import init_state, make_step  # noqa: E402
 

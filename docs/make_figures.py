@@ -1,6 +1,7 @@
 """Regenerate the documentation's figures (small PNGs in ``docs/``) from real runs.
 
-    python docs/make_figures.py [--formula-run runs/run_all/formula] [--add2digits-run runs/add2digits]
+    python docs/make_figures.py [--formula-run runs/run_all/formula] \
+        [--add2digits-run runs/add2digits]
                                  [--sweep-run runs/sweep_imdb-synth]
 
 * ``formula_curves.png``: training loss and validation exact match of a formula run, read from
@@ -156,7 +157,7 @@ def sweep_figure(run: Path, path: Path) -> None:
     curve in members/*/metrics.jsonl)."""
     import itertools
 
-    from seqfunc.sweep_folder import plot_sweep
+    from seqfunc.runs.sweep_folder import plot_sweep
 
     spec = json.loads((run / "sweep.json").read_text())
     lines = [json.loads(line) for line in (run / "sweep.jsonl").read_text().splitlines()]

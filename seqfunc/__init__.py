@@ -1,7 +1,7 @@
 """seqfunc: sequence models as pure functions over parameter pytrees, trained with torch.func.
 
 The stable public face is the modules below; everything else is reachable by its module path
-(``seqfunc.models``, ``seqfunc.data``, ``seqfunc.tasks``, ``seqfunc.fit``, ...).
+(``seqfunc.models``, ``seqfunc.data``, ``seqfunc.tasks``, ``seqfunc.runs``, ...).
 
 The names load on first use (PEP 562): ``import seqfunc`` does not import torch, so the
 ``seqfunc`` command imports it inside its own error handling (Ctrl-C while torch loads exits

@@ -76,7 +76,7 @@ class Dataset(Protocol):
     * ``"classification"``: ``{"tokens": (b, t), "label": (b,)}`` plus ``vocab``, ``pad_id``
       and ``classes`` (list of class names).
 
-    Optional: ``train_defaults: ClassVar[dict]``, the :class:`seqfunc.fit.TrainConfig` fields
+    Optional: ``train_defaults: ClassVar[dict]``, the :class:`seqfunc.runs.TrainConfig` fields
     ``seqfunc train DATASET`` starts from (steps, batch_size, lr, model, ...), and
     ``model_recipes: ClassVar[dict[str, dict]]``, the fields that replace them for
     ``seqfunc train DATASET --model NAME``;

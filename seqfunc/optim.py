@@ -9,6 +9,12 @@ Nothing is mutated in place. Learning rates may be floats or schedules ``step ->
 ``step`` is a 0-d tensor, so a compiled step never recompiles as the rate changes. Leaf-wise
 arithmetic uses torch's multi-tensor ``_foreach_*`` kernels (one call for all leaves: much less
 Python overhead in eager mode; torch.compile fuses them either way).
+
+Every hyperparameter of ``sgd``, ``adam`` and ``adamw`` (and of the transforms they chain) is
+a float or a tensor: a tensor kept in the state by :func:`inject_hyperparams`, 0-d for one
+run, or ``(members, 1)`` for the ``(members, n)`` matrix of a vmapped job of members, each
+row then updated with its own value. Floats take the ``_foreach_*`` kernels, tensors the
+broadcasting ones; the arithmetic is the same.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import torch
 from seqfunc.tree import ravel_tree, tree_flatten, tree_unflatten
 
 Schedule = Callable[[torch.Tensor], torch.Tensor]
-ScalarOrSchedule = float | Schedule
+Hyperparameter = float | torch.Tensor
+ScalarOrSchedule = float | torch.Tensor | Schedule
 PyTree = Any
 
 __all__ = [
@@ -49,13 +56,6 @@ __all__ = [
     "adds_finitely",
     "inject_hyperparams",
     "InjectedState",
-    "tensor_scale_by_schedule",
-    "tensor_scale_by_adam",
-    "tensor_add_decayed_weights",
-    "tensor_scale_by_momentum",
-    "tensor_sgd",
-    "tensor_adam",
-    "tensor_adamw",
 ]
 
 
@@ -71,7 +71,11 @@ class GradientTransformation(NamedTuple):
 
 
 def _as_schedule(value: ScalarOrSchedule) -> Schedule:
-    return value if callable(value) else constant(value)
+    if callable(value):
+        return value
+    if isinstance(value, torch.Tensor):  # a hyperparameter in the state (inject_hyperparams)
+        return lambda step: value
+    return constant(value)
 
 
 def constant(value: float) -> Schedule:
@@ -202,7 +206,7 @@ def apply_if_finite(inner: GradientTransformation, *, rows: bool = False) -> Gra
     ``streak``).
 
     ``rows=True``: the parameters are the ``(members, n)`` matrix of an ensemble or a sweep
-    (:func:`seqfunc.ensemble.make_ensemble_step`), every leaf with a leading ``members`` axis,
+    (:func:`seqfunc.members_step.make_members_step`), every leaf with a leading ``members`` axis,
     and each member (row) is checked and skipped on its own, as a run alone would be: its own
     gradient norm, its own ``params + update``. So that a skipped member's step counters stay
     where they were while the others' advance, every 0-d leaf of ``inner``'s state (the step
@@ -328,11 +332,19 @@ def global_norm(tree: PyTree) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
-def clip_by_global_norm(max_norm: float) -> GradientTransformation:
-    """Scale all updates by ``min(1, max_norm / global_norm)``."""
+def clip_by_global_norm(max_norm: Hyperparameter, *, rows: bool = False) -> GradientTransformation:
+    """Scale all updates by ``min(1, max_norm / global_norm)``.
+
+    ``rows=True``: every leaf has a leading ``members`` axis (the ``(members, n)`` matrix of a
+    vmapped job) and each member is clipped by its own norm; ``max_norm`` a float or a
+    ``(members, 1)`` tensor, one norm per member."""
 
     def update(updates, state, params=None):
         leaves, spec = tree_flatten(updates)
+        if rows:
+            scale = torch.clamp(max_norm / (_row_norms(leaves)[:, None] + 1e-6), max=1.0)
+            per_leaf = lambda x: scale.view(-1, *([1] * (x.dim() - 1)))
+            return tree_unflatten([x * per_leaf(x) for x in leaves], spec), state
         norm = global_norm(leaves)
         scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
         return tree_unflatten(torch._foreach_mul(leaves, scale), spec), state
@@ -360,7 +372,8 @@ def _div(leaves: list, divisor: torch.Tensor) -> list:
 
 
 def scale_by_schedule(schedule: ScalarOrSchedule, *, sign: float = -1.0) -> GradientTransformation:
-    """Multiply updates by ``sign * schedule(count)`` (the learning-rate step)."""
+    """Multiply updates by ``sign * schedule(count)`` (the learning-rate step); the rate may
+    be any tensor that broadcasts against the updates (one rate per member: ``(members, 1)``)."""
     schedule = _as_schedule(schedule)
 
     def update(updates, count, params=None):
@@ -376,26 +389,39 @@ def _zeros_like(params):
     return tree_unflatten([torch.zeros_like(x) for x in leaves], spec)
 
 
-def scale_by_momentum(momentum: float, *, nesterov: bool = False) -> GradientTransformation:
+def scale_by_momentum(
+    momentum: Hyperparameter, *, nesterov: bool = False
+) -> GradientTransformation:
     """``v = momentum * v + g`` (``torch.optim.SGD``'s convention)."""
 
     def update(updates, velocity, params=None):
         g, spec = tree_flatten(updates)
-        v = torch._foreach_add(torch._foreach_mul(_leaves(velocity), momentum), g)
-        out = torch._foreach_add(g, torch._foreach_mul(v, momentum)) if nesterov else v
+        if isinstance(momentum, torch.Tensor):
+            v = [momentum * v + x for v, x in zip(_leaves(velocity), g)]
+            out = [x + momentum * w for x, w in zip(g, v)] if nesterov else v
+        else:
+            v = torch._foreach_add(torch._foreach_mul(_leaves(velocity), momentum), g)
+            out = torch._foreach_add(g, torch._foreach_mul(v, momentum)) if nesterov else v
         return tree_unflatten(out, spec), tree_unflatten(v, spec)
 
     return GradientTransformation(_zeros_like, update)
 
 
 def _adam_moments(g, mu, nu, b1, b2):
+    if isinstance(b1, torch.Tensor) or isinstance(b2, torch.Tensor):
+        mu = [torch.lerp(m, x, 1.0 - b1) for m, x in zip(mu, g)]
+        nu = [torch.lerp(v, x * x, 1.0 - b2) for v, x in zip(nu, g)]
+        return mu, nu
     mu = torch._foreach_lerp(mu, g, 1.0 - b1)
     nu = torch._foreach_lerp(nu, torch._foreach_mul(g, g), 1.0 - b2)
     return mu, nu
 
 
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
-    """Adam's direction ``m_hat / (sqrt(v_hat) + eps)`` (no learning rate yet)."""
+def scale_by_adam(
+    b1: Hyperparameter = 0.9, b2: Hyperparameter = 0.999, eps: float = 1e-8
+) -> GradientTransformation:
+    """Adam's direction ``m_hat / (sqrt(v_hat) + eps)`` (no learning rate yet); ``b1`` and
+    ``b2`` floats or tensors (one per member: ``(members, 1)``)."""
 
     def init(params):
         return {"mu": _zeros_like(params), "nu": _zeros_like(params), "count": _count_state(params)}
@@ -449,11 +475,15 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Gra
     return GradientTransformation(init, update)
 
 
-def add_decayed_weights(weight_decay: float) -> GradientTransformation:
+def add_decayed_weights(weight_decay: Hyperparameter) -> GradientTransformation:
     """``update + weight_decay * param`` (decoupled decay, applied before the lr scale)."""
 
     def update(updates, state, params):
         g, spec = tree_flatten(updates)
+        if isinstance(weight_decay, torch.Tensor):
+            return tree_unflatten(
+                [u + weight_decay * p for u, p in zip(g, _leaves(params))], spec
+            ), state
         return tree_unflatten(
             torch._foreach_add(g, _leaves(params), alpha=weight_decay), spec
         ), state
@@ -462,25 +492,27 @@ def add_decayed_weights(weight_decay: float) -> GradientTransformation:
 
 
 def sgd(
-    lr: ScalarOrSchedule, momentum: float = 0.0, *, nesterov: bool = False
+    lr: ScalarOrSchedule, momentum: Hyperparameter = 0.0, *, nesterov: bool = False
 ) -> GradientTransformation:
-    if momentum:
+    """Plain SGD; with momentum when it is not 0 (a tensor momentum, one per member, always:
+    a zero momentum is then a member's value like any other)."""
+    if isinstance(momentum, torch.Tensor) or momentum:
         return chain(scale_by_momentum(momentum, nesterov=nesterov), scale_by_schedule(lr))
     return scale_by_schedule(lr)
 
 
 def adam(
-    lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+    lr: ScalarOrSchedule, b1: Hyperparameter = 0.9, b2: Hyperparameter = 0.999, eps: float = 1e-8
 ) -> GradientTransformation:
     return chain(scale_by_adam(b1, b2, eps), scale_by_schedule(lr))
 
 
 def adamw(
     lr: ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
+    b1: Hyperparameter = 0.9,
+    b2: Hyperparameter = 0.999,
     eps: float = 1e-8,
-    weight_decay: float = 0.01,
+    weight_decay: Hyperparameter = 0.01,
 ) -> GradientTransformation:
     """AdamW: the decay is scaled by the learning rate too, as ``torch.optim.AdamW``."""
     return chain(
@@ -517,10 +549,11 @@ def inject_hyperparams(
     """Keep ``hyperparams`` as tensors in the state; every update runs
     ``factory(**state.hyperparams)`` (optax's ``inject_hyperparams``).
 
-    ``factory`` must accept tensors (the ``tensor_*`` optimizers below do). A hyperparameter
-    given as a ``(members, 1)`` tensor broadcasts against the ``(members, n)`` matrix of an
-    ensemble (:func:`seqfunc.ensemble.make_ensemble_step`): each member gets its own value in
-    one elementwise kernel. Values are float32, so they never promote float32 parameters.
+    ``factory`` must accept tensors (``sgd``, ``adam``, ``adamw`` and the transforms they
+    chain do). A hyperparameter given as a ``(members, 1)`` tensor broadcasts against the
+    ``(members, n)`` matrix of a vmapped job (:func:`seqfunc.members_step.make_members_step`):
+    each member gets its own value in one elementwise kernel. Values are float32, so they
+    never promote float32 parameters.
     """
 
     def init(params):
@@ -536,77 +569,3 @@ def inject_hyperparams(
         return updates, InjectedState(state.hyperparams, inner)
 
     return GradientTransformation(init, update)
-
-
-def _tree_map2(fn, *trees):
-    leaves = [_leaves(t) for t in trees]
-    return tree_unflatten([fn(*xs) for xs in zip(*leaves)], tree_flatten(trees[0])[1])
-
-
-def tensor_scale_by_schedule(schedule: Schedule, *, sign: float = -1.0) -> GradientTransformation:
-    """:func:`scale_by_schedule` in broadcasting ops: ``schedule(count)`` may be any tensor
-    that broadcasts against the updates (one rate per member: ``(members, 1)``)."""
-
-    def update(updates, count, params=None):
-        scale = sign * schedule(count)
-        return _tree_map2(lambda u: u * scale, updates), count + 1
-
-    return GradientTransformation(_count_state, update)
-
-
-def tensor_scale_by_adam(b1, b2, eps=1e-8) -> GradientTransformation:
-    """:func:`scale_by_adam` in broadcasting ops: ``b1``, ``b2``, ``eps`` may be tensors."""
-
-    def init(params):
-        return {"mu": _zeros_like(params), "nu": _zeros_like(params), "count": _count_state(params)}
-
-    def update(updates, state, params=None):
-        mu = _tree_map2(lambda m, g: torch.lerp(m, g, 1.0 - b1), state["mu"], updates)
-        nu = _tree_map2(lambda v, g: torch.lerp(v, g * g, 1.0 - b2), state["nu"], updates)
-        count = state["count"] + 1
-        c = count.to(torch.float32)
-        bias1 = 1.0 - torch.pow(b1, c)
-        bias2 = 1.0 - torch.pow(b2, c)
-        direction = _tree_map2(lambda m, v: (m / bias1) / (torch.sqrt(v / bias2) + eps), mu, nu)
-        return direction, {"mu": mu, "nu": nu, "count": count}
-
-    return GradientTransformation(init, update)
-
-
-def tensor_add_decayed_weights(weight_decay) -> GradientTransformation:
-    """:func:`add_decayed_weights` with ``weight_decay`` possibly a tensor."""
-
-    def update(updates, state, params):
-        return _tree_map2(lambda u, p: u + weight_decay * p, updates, params), state
-
-    return GradientTransformation(lambda params: (), update)
-
-
-def tensor_scale_by_momentum(momentum) -> GradientTransformation:
-    """:func:`scale_by_momentum` (no Nesterov) with ``momentum`` possibly a tensor."""
-
-    def update(updates, velocity, params=None):
-        v = _tree_map2(lambda v, g: momentum * v + g, velocity, updates)
-        return v, v
-
-    return GradientTransformation(_zeros_like, update)
-
-
-def tensor_sgd(lr: Schedule, momentum=0.0) -> GradientTransformation:
-    """:func:`sgd` whose hyperparameters may be tensors (``lr``: a schedule ``step -> rate``);
-    with momentum always (a zero momentum is then a per-member value like any other)."""
-    return chain(tensor_scale_by_momentum(momentum), tensor_scale_by_schedule(lr))
-
-
-def tensor_adam(lr: Schedule, b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
-    return chain(tensor_scale_by_adam(b1, b2, eps), tensor_scale_by_schedule(lr))
-
-
-def tensor_adamw(
-    lr: Schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01
-) -> GradientTransformation:
-    return chain(
-        tensor_scale_by_adam(b1, b2, eps),
-        tensor_add_decayed_weights(weight_decay),
-        tensor_scale_by_schedule(lr),
-    )

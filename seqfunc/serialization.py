@@ -16,9 +16,6 @@ from safetensors.torch import load_file, save_file
 from seqfunc.errors import CheckpointError, CheckpointMismatch, SeqfuncError  # noqa: F401
 from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
 
-PARAMS_FILE = "params.safetensors"
-OPT_STATE_FILE = "opt_state.safetensors"
-
 
 def _umask() -> int:
     mask = os.umask(0)

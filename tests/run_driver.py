@@ -2,7 +2,11 @@
 tests start it as a subprocess. Faults are real: the process kills itself with SIGKILL (no
 cleanup of any kind runs) or sends itself a signal.
 
-    python run_driver.py FAULT STEP -- train ...     (or sweep ...: STEP counts the vmapped steps)
+    python run_driver.py FAULT STEP -- train ...     (or sweep ...: STEP counts a job's steps)
+    python run_driver.py FAULT STEP -- ensemble OUT SEED,SEED,... TRAIN-FLAGS...
+
+``ensemble``: ``fit_ensemble`` of the config ``seqfunc train TRAIN-FLAGS`` builds, into OUT;
+it resumes OUT when OUT has checkpoints.
 
 FAULT: none | kill (SIGKILL after step STEP) | kill-in-checkpoint (SIGKILL half-way through
 writing the optimizer state of the checkpoint of step STEP) | SIGINT | SIGTERM | SIGINT2 (two
@@ -18,7 +22,7 @@ import sys
 
 import torch
 
-from seqfunc import cli, sweep_job
+from seqfunc import cli
 from seqfunc.runs import checkpoint, trainer
 
 torch.set_num_threads(1)  # the same reduction order in every process
@@ -26,16 +30,15 @@ torch.set_num_threads(1)  # the same reduction order in every process
 
 def after_step(n: int, action) -> None:
     """``action()`` after the step numbered ``n - 1`` of a run or of a sweep's job."""
-    for cls in (trainer.Trainer, sweep_job.MembersJob):
-        original = cls.step
+    original = trainer.Trainer.step
 
-        def step(self, state, batch, step, *args, original=original):
-            out = original(self, state, batch, step, *args)
-            if step + 1 == n:
-                action()
-            return out
+    def step(self, state, batch, step, *args):
+        out = original(self, state, batch, step, *args)
+        if step + 1 == n:
+            action()
+        return out
 
-        cls.step = step
+    trainer.Trainer.step = step
 
 
 def in_checkpoint(n: int, action) -> None:
@@ -80,7 +83,22 @@ def main() -> int:
         in_checkpoint(n, lambda: os.kill(me, signal.SIGINT))
     elif fault != "none":
         raise SystemExit(f"unknown fault {fault}")
+    if argv[0] == "ensemble":
+        return ensemble(*argv[1:])
     return cli.main(argv)
+
+
+def ensemble(out: str, seeds: str, *flags: str) -> int:
+    from pathlib import Path
+
+    from seqfunc.cli.train import resolve_config
+    from seqfunc.runs import files
+    from seqfunc.runs.ensemble import fit_ensemble
+
+    cfg = resolve_config(cli.build_parser().parse_args(["train", *flags]))
+    resume = (Path(out) / files.CHECKPOINTS).is_dir()
+    fit_ensemble(cfg, [int(s) for s in seeds.split(",")], out_dir=out, resume=resume, log=print)
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from seqfunc.cli import main
-from seqfunc.fit import TrainConfig, fit
-from seqfunc.run import load_run
+from seqfunc.runs import TrainConfig, fit
+from seqfunc.runs.load import load_run
 
 pytest.importorskip("matplotlib")
 

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from seqfunc import nn, rng
 from seqfunc.config import ConfigError
-from seqfunc.fit import TrainConfig, build
 from seqfunc.models.classifier import (
     AttentionClassifier,
     BaselineClassifier,
@@ -17,6 +16,7 @@ from seqfunc.models.classifier import (
     TransformerClassifier,
 )
 from seqfunc.nn.pooling import masked_max, masked_mean
+from seqfunc.runs import TrainConfig, build
 from seqfunc.tasks import task_for
 
 PAD = 0
@@ -135,7 +135,7 @@ def test_dropout_needs_a_key_and_is_deterministic_given_one():
 
 
 def test_task_loss_and_evaluate_on_xor_learns():
-    from seqfunc.ensemble import fit_ensemble
+    from seqfunc.runs.ensemble import fit_ensemble
 
     cfg = TrainConfig(
         dataset="xor",

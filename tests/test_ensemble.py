@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from seqfunc import rng
-from seqfunc.ensemble import clip_rows, fit_ensemble, mean_std, ravel_members
-from seqfunc.fit import TrainConfig, build, make_optimizer
+from seqfunc.members_step import ravel_members
 from seqfunc.optim import clip_by_global_norm
+from seqfunc.runs import TrainConfig, build, make_optimizer
+from seqfunc.runs.ensemble import fit_ensemble
+from seqfunc.runs.members import mean_std
 from seqfunc.train import init_state, make_step
 from seqfunc.tree import tree_stack, tree_unstack
 
@@ -14,7 +16,7 @@ SEEDS = [0, 5, 11]
 
 
 def sequential(cfg, dataset, model, task, seed, total_steps):
-    """What seqfunc.fit.fit does for one seed: same keys, same data order, make_step."""
+    """What seqfunc.runs.fit does for one seed: same keys, same data order, make_step."""
     optimizer = make_optimizer(cfg, total_steps)
     k_init, k_train = rng.split(rng.key(seed))
     state = init_state(model.init(k_init), optimizer)
@@ -67,20 +69,57 @@ def test_ensemble_members_equal_sequential_runs(model_name, options, optimizer):
     assert again.members == result.members  # same seeds -> same result
 
 
-def test_per_member_clipping_matches_clip_by_global_norm():
+def test_row_clipping_matches_clip_by_global_norm_member_by_member():
     trees = [{"a": torch.randn(3, 2) * s, "b": torch.randn(4) * s} for s in (0.1, 5.0, 20.0)]
     flat, unravel = ravel_members(tree_stack(trees))
     assert flat.shape == (3, 10)
-    clipped, norms = clip_rows(flat, 1.0)
+    clipped, _ = clip_by_global_norm(1.0, rows=True).update(flat, ())
     transform = clip_by_global_norm(1.0)
-    for tree, member, norm in zip(trees, tree_unstack(unravel(clipped)), norms):
+    for tree, member in zip(trees, tree_unstack(unravel(clipped))):
         want, _ = transform.update(tree, ())
         torch.testing.assert_close(member, want)
-        torch.testing.assert_close(norm, torch.sqrt(sum((x**2).sum() for x in tree.values())))
     assert torch.linalg.vector_norm(clipped, dim=1).max() <= 1.0 + 1e-5
+    # one norm per member: a (members, 1) column
+    limits = torch.tensor([[0.05], [1.0], [100.0]])
+    clipped, _ = clip_by_global_norm(limits, rows=True).update(flat, ())
+    for tree, member, limit in zip(trees, tree_unstack(unravel(clipped)), limits[:, 0].tolist()):
+        want, _ = clip_by_global_norm(limit).update(tree, ())
+        torch.testing.assert_close(member, want)
 
 
 def test_mean_std():
     assert mean_std([1.0]) == (1.0, 0.0)
     mean, std = mean_std([1.0, 2.0, 3.0])
     assert mean == 2.0 and abs(std - 1.0) < 1e-12
+
+
+def test_an_ensemble_with_a_folder_evaluates_checkpoints_and_leaves_a_run_per_member(tmp_path):
+    """The loop of seqfunc train: bounded evaluations every eval_every steps, checkpoints of
+    the stacked state, and one loadable run folder per member."""
+    import json
+
+    from seqfunc.errors import CheckpointError
+    from seqfunc.runs.load import load_run
+
+    cfg = TrainConfig(
+        dataset="xor",
+        model="attention",
+        dataset_options={"train_size": 128, "val_size": 64},
+        steps=4,
+        batch_size=32,
+        eval_every=2,
+        eval_batches=1,
+    )
+    result = fit_ensemble(cfg, [3, 4], out_dir=tmp_path / "ens")
+    assert result.steps == 4 and [m["val"]["step"] for m in result.members] == [4, 4]
+    assert (tmp_path / "ens" / "checkpoints" / "step-00000004").is_dir()
+    folders = sorted((tmp_path / "ens" / "members").iterdir())
+    assert [f.name for f in folders] == ["000-seed=3", "001-seed=4"]
+    for folder, seed in zip(folders, (3, 4)):
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records if r["split"] == "val"] == [2, 4]
+        assert load_run(folder).config["train"]["seed"] == seed
+    with pytest.raises(CheckpointError, match="resume"):  # the folder is taken: resume it
+        fit_ensemble(cfg, [3, 4], out_dir=tmp_path / "ens")
+    again = fit_ensemble(cfg, [3, 4], out_dir=tmp_path / "ens", resume=True)  # finished
+    assert again.members == result.members

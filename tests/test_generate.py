@@ -70,7 +70,7 @@ def test_learned_positions_generate_past_the_window():
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    from seqfunc.fit import TrainConfig, fit
+    from seqfunc.runs import TrainConfig, fit
 
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from seqfunc import rng
 from seqfunc.inference.generate import generate
 from seqfunc.pretrained import export_run, import_folder
-from seqfunc.run import load_run
+from seqfunc.runs.load import load_run
 
 transformers = pytest.importorskip("transformers", reason="parity needs transformers (seqfunc[hf])")
 tokenizers = pytest.importorskip("tokenizers", reason="needs tokenizers (seqfunc[hf])")

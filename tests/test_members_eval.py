@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from seqfunc import rng
-from seqfunc.fit import TrainConfig, build
+from seqfunc.runs import TrainConfig, build
 from seqfunc.tree import tree_stack
 
 

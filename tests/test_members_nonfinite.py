@@ -5,13 +5,11 @@ other members train on, each exactly as its run alone (``seqfunc train``'s guard
 
 import math
 
-import attrs
 import torch
 
 from seqfunc import optim
-from seqfunc.ensemble import init_members_state, make_ensemble_step
-from seqfunc.fit import TrainConfig, make_optimizer
-from seqfunc.sweep import members_clip_norm, members_optimizer
+from seqfunc.members_step import init_members_state, make_members_step
+from seqfunc.runs import TrainConfig, make_optimizer
 from seqfunc.train import init_state, make_step
 from seqfunc.tree import tree_leaves, tree_stack, tree_unstack
 
@@ -65,12 +63,12 @@ def test_a_sweep_member_with_an_infinite_rate_skips_while_the_other_trains_as_it
         )
         for s in (0, 1)
     ]
-    opt = members_optimizer(members, 4)
+    opt = make_optimizer(members, 4, rows=True, in_state=["lr"])  # lr: a (2, 1) tensor
     first = tree_stack([start(), start(0.5)])
     state = init_members_state(first, opt)
     hyper = injected(state.opt_state).hyperparams
     hyper["lr"] = torch.tensor([[0.05], [math.inf]])  # member 1's rate: Inf
-    step = make_ensemble_step(quadratic, opt, clip_norm=members_clip_norm(members))
+    step = make_members_step(quadratic, opt)
     for _ in range(3):
         state, metrics = step(state, BATCH, KEYS)
         assert bool(torch.isfinite(metrics["grad_norm"]).all())  # the gradients stay finite
@@ -87,8 +85,8 @@ def test_a_sweep_member_with_an_infinite_rate_skips_while_the_other_trains_as_it
 
 
 def test_an_ensemble_member_whose_gradient_overflows_skips_while_the_other_trains_as_its_run():
-    """The optimizer fit_ensemble builds (clipping in the step, per member): member 1 holds
-    3e38, its gradient 6e38 is Inf."""
+    """The optimizer fit_ensemble builds (each member clipped by its own norm): member 1
+    holds 3e38, its gradient 6e38 is Inf."""
     cfg = TrainConfig(
         dataset="imdb-synth",
         model="baseline",
@@ -97,10 +95,10 @@ def test_an_ensemble_member_whose_gradient_overflows_skips_while_the_other_train
         warmup_steps=2,
         clip_norm=1.0,
     )
-    opt = make_optimizer(attrs.evolve(cfg, clip_norm=None), 5, rows=True)
+    opt = make_optimizer(cfg, 5, rows=True)
     huge = {"w": torch.tensor([3e38, 0.0, 1.0, 2.0]), "b": torch.zeros(2)}
     state = init_members_state(tree_stack([start(), huge]), opt)
-    step = make_ensemble_step(quadratic, opt, clip_norm=cfg.clip_norm)
+    step = make_members_step(quadratic, opt)
     for _ in range(4):
         state, _ = step(state, BATCH, KEYS)
     zero, one = tree_unstack(state.params)
@@ -136,7 +134,7 @@ def test_rows_keep_their_own_step_counters():
 
 
 def test_a_sweep_members_train_records_count_its_skipped_updates():
-    from seqfunc.sweep_job import train_members
+    from seqfunc.runs.sweep import train_members
 
     members = [
         TrainConfig(

@@ -15,7 +15,7 @@ from seqfunc.data.csv_data import CsvConfig, CsvDataset
 from seqfunc.data.pairs import PairsConfig, PairsDataset
 from seqfunc.data.text import TextConfig, TextDataset
 from seqfunc.errors import SeqfuncError
-from seqfunc.run import load_run
+from seqfunc.runs.load import load_run
 from seqfunc.testing import check_dataset
 
 WORDS = "the cat sat on a mat and dog ran far away while birds sing in trees".split()
@@ -198,7 +198,7 @@ def test_csv_predict_reads_a_file_and_stdin(tmp_path, capsys, monkeypatch):
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("sky\n\nfrog lime\n", encoding="utf-8")
     assert main(["predict", str(run), "--file", str(inputs), "--json"]) == 0
-    assert [json.loads(l)["input"] for l in capsys.readouterr().out.splitlines()] == [
+    assert [json.loads(line)["input"] for line in capsys.readouterr().out.splitlines()] == [
         "sky",
         "frog lime",
     ]
@@ -319,7 +319,8 @@ def test_pairs_bad_lines_name_file_and_line(tmp_path, capsys):
     assert ds.num_examples("train") + ds.num_examples("val") == 2 and len(ds.bad_lines) == 1
     jsonl = tmp_path / "p.jsonl"
     jsonl.write_text(
-        '{"source": "Hi There", "target": "salut"}\n{"source": "x"}\n{"source": "y", "target": "z"}\n'
+        '{"source": "Hi There", "target": "salut"}\n{"source": "x"}\n'
+        '{"source": "y", "target": "z"}\n'
     )
     with pytest.raises(SeqfuncError, match=r"p.jsonl:2: no 'target' field"):
         PairsDataset(PairsConfig(path=str(jsonl)))
@@ -327,7 +328,7 @@ def test_pairs_bad_lines_name_file_and_line(tmp_path, capsys):
     assert ("Hi There", "salut") in ds.texts("train") + ds.texts("val")
 
 
-# -- conveniences -----------------------------------------------------------------------------------
+# -- conveniences --------------------------------------------------------------------------------
 
 
 def test_version(capsys):

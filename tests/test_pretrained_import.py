@@ -15,7 +15,7 @@ from seqfunc.cli import main
 from seqfunc.models.llama import Llama, LlamaConfig
 from seqfunc.pretrained.architectures import architecture_for_model
 from seqfunc.pretrained.convert import params_to_hf
-from seqfunc.run import load_run
+from seqfunc.runs.load import load_run
 from seqfunc.tree import flatten_dict
 
 tokenizers = pytest.importorskip("tokenizers", reason="tokenizer.json needs tokenizers")

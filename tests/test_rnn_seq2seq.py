@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from seqfunc import rng
 from seqfunc.config import ConfigError
-from seqfunc.fit import TrainConfig, fit
 from seqfunc.inference.decode import beam_search, greedy_decode
 from seqfunc.models.rnn_seq2seq import CELLS, RNNSeq2Seq, RNNSeq2SeqConfig
 from seqfunc.nn import recurrent as recurrent_module
+from seqfunc.runs import TrainConfig, fit
 from seqfunc.tree import tree_leaves
 
 VOCAB, TGT_VOCAB, PAD, BOS, EOS = 12, 9, 0, 1, 2

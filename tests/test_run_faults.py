@@ -14,8 +14,7 @@ from safetensors.torch import load_file
 
 from seqfunc import cli
 from seqfunc.errors import CheckpointError, ConfigError, NonFiniteError
-from seqfunc.fit import TrainConfig, fit
-from seqfunc.runs import checkpoint, trainer
+from seqfunc.runs import TrainConfig, checkpoint, fit, trainer
 from seqfunc.tasks.classification import ClassificationTask
 
 CFG = TrainConfig(

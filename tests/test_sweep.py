@@ -6,9 +6,8 @@ from test_ensemble import sequential
 
 from seqfunc import optim
 from seqfunc.errors import ConfigError
-from seqfunc.fit import TrainConfig, build
-from seqfunc.sweep import grid_members, group_members
-from seqfunc.sweep_job import train_members
+from seqfunc.runs import TrainConfig, build
+from seqfunc.runs.sweep import grid_members, group_members, train_members
 from seqfunc.tree import tree_leaves
 
 
@@ -105,7 +104,7 @@ def test_members_that_change_shapes_go_to_separate_jobs():
     members = grid_members(base, {"model.d_model": [8, 16], "lr": [1e-3, 1e-2]}, seeds=[0, 1, 2])
     assert group_members(members) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
     assert group_members(members, max_members=4) == [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9], [10, 11]]
-    with pytest.raises(ConfigError, match="train_members"):
+    with pytest.raises(ConfigError, match="group_members"):
         train_members(members)
     with pytest.raises(ConfigError, match="--grid widht"):
         grid_members(base, {"widht": [1]}, seeds=[0])
@@ -114,9 +113,9 @@ def test_members_that_change_shapes_go_to_separate_jobs():
 def test_injected_adamw_equals_adamw_and_broadcasts_per_member():
     params = {"w": torch.randn(5, 3), "b": torch.randn(3)}
     grads = [{"w": torch.randn(5, 3), "b": torch.randn(3)} for _ in range(3)]
-    plain = optim.adamw(1e-2, weight_decay=0.1)
+    plain = optim.adamw(1e-2, b1=0.8, weight_decay=0.1)
     injected = optim.inject_hyperparams(
-        lambda lr, wd: optim.tensor_adamw(lambda count: lr, weight_decay=wd), lr=1e-2, wd=0.1
+        lambda lr, b1, wd: optim.adamw(lr, b1=b1, weight_decay=wd), lr=1e-2, b1=0.8, wd=0.1
     )
     s1, s2, p1, p2 = plain.init(params), injected.init(params), params, params
     for g in grads:
@@ -127,7 +126,7 @@ def test_injected_adamw_equals_adamw_and_broadcasts_per_member():
         torch.testing.assert_close(a, b)
     # two members as rows, each with its own rate: each row moves as the run with that rate
     rows = torch.randn(2, 4)
-    stacked = optim.inject_hyperparams(lambda lr: optim.tensor_sgd(lambda c: lr), lr=[[0.1], [1.0]])
+    stacked = optim.inject_hyperparams(lambda lr: optim.sgd(lr), lr=[[0.1], [1.0]])
     update, _ = stacked.update(torch.ones(2, 4), stacked.init(rows), rows)
     torch.testing.assert_close(update, torch.tensor([[-0.1] * 4, [-1.0] * 4]))
 
@@ -136,7 +135,7 @@ def test_sweep_command_writes_member_runs_table_and_best(tmp_path, capsys):
     import json
 
     from seqfunc.cli import main
-    from seqfunc.run import load_run
+    from seqfunc.runs.load import load_run
 
     out = tmp_path / "sweep"
     code = main(
@@ -187,7 +186,7 @@ def test_sweep_command_writes_member_runs_table_and_best(tmp_path, capsys):
 
 def test_sweep_members_trim_padding_as_seqfunc_train_does():
     from seqfunc import rng
-    from seqfunc.fit import make_optimizer
+    from seqfunc.runs import make_optimizer
     from seqfunc.train import init_state, make_step
 
     base = TrainConfig(
@@ -256,7 +255,7 @@ def test_a_model_vmap_cannot_run_is_refused_in_one_line_before_anything_is_writt
     capsys, tmp_path
 ):
     from seqfunc.cli import main
-    from seqfunc.ensemble import fit_ensemble
+    from seqfunc.runs.ensemble import fit_ensemble
 
     argv = ["sweep", "toy_grammar", "--model", "lstm_lm", "--grid", "lr=1e-3,1e-2", "--steps", "2"]
     assert main([*argv, "--out", str(tmp_path / "s")]) == 2

@@ -8,8 +8,8 @@ import torch
 from seqfunc import optim, rng
 from seqfunc.config import ConfigError
 from seqfunc.data.formula import FormulaConfig, FormulaDataset
-from seqfunc.fit import TrainConfig, fit
 from seqfunc.models import Seq2SeqTransformer
+from seqfunc.runs import TrainConfig, fit
 from seqfunc.tasks import task_for
 from seqfunc.testing.invariants import no_graph_breaks
 from seqfunc.train import init_state, make_step

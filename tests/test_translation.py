@@ -15,8 +15,8 @@ from seqfunc.data.sentence_pairs import parse_pairs, preprocess, read_pairs, spl
 from seqfunc.data.text_files import data_root
 from seqfunc.data.text_tokenizers import BpeTokenizer, WordTokenizer
 from seqfunc.data.translation import FraEngDataset, TranslationConfig
-from seqfunc.fit import TrainConfig, fit
 from seqfunc.inference.translate import corpus_bleu
+from seqfunc.runs import TrainConfig, fit
 
 SUBJECTS = {"i": "je", "you": "tu", "we": "nous"}
 VERBS = {"see": "vois", "like": "aime", "want": "veux"}

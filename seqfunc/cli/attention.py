@@ -114,7 +114,7 @@ def draw(records, labels, src_tokens, tgt_tokens, title: str, path: Path) -> Non
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
-    from seqfunc.run import load_run
+    from seqfunc.runs.load import load_run
 
     loaded = load_run(args.run, device=args.device, task="seq2seq")
     src_tokens, tgt_tokens, answer, records = record_maps(loaded, args.text, args.device)

@@ -144,12 +144,13 @@ def model_of_run(name: str) -> str:
     """``name`` itself, or the model name of the run folder ``name`` names."""
     from pathlib import Path
 
+    from seqfunc.runs import files
     from seqfunc.serialization import read_json
 
     folder = Path(name)
-    if not (folder / "config.json").is_file():
+    if not (folder / files.CONFIG).is_file():
         return name
-    model = read_json(folder / "config.json").get("model")
+    model = read_json(folder / files.CONFIG).get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise UsageError(f"{folder / 'config.json'}: no model name (model.name)")
     return model["name"]

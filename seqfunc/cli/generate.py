@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
     from seqfunc.contracts import decode_text, optional, required
     from seqfunc.inference.generate import check_sampling, generate
-    from seqfunc.run import load_run
+    from seqfunc.runs.load import load_run
 
     try:
         check_sampling(args.temperature, args.top_k)

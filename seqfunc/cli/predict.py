@@ -77,7 +77,7 @@ def read_inputs(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.inference.predict import plain_text
-    from seqfunc.run import load_run
+    from seqfunc.runs.load import load_run
 
     texts = read_inputs(args)
     loaded = load_run(args.run, device=args.device)

@@ -83,7 +83,7 @@ def _value(text: str):
 def run(args: argparse.Namespace) -> int:
     from seqfunc.cli.train import resolve_config
     from seqfunc.runs.distributed import launched_world
-    from seqfunc.sweep_folder import resume_sweep, run_sweep
+    from seqfunc.runs.sweep_folder import resume_sweep, run_sweep
 
     if getattr(args, "nproc", None) or launched_world() > 1:
         raise UsageError(

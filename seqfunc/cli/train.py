@@ -153,7 +153,7 @@ def resolve_config(args: argparse.Namespace):
     """TrainConfig = defaults < the dataset's recommended recipe < --config file < flags."""
     from seqfunc import registry
     from seqfunc.cli.config_file import read_config_file
-    from seqfunc.fit import TrainConfig
+    from seqfunc.runs import TrainConfig
 
     fields: dict = {}
     complete = False
@@ -293,8 +293,7 @@ def print_config(cfg) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.errors import SeqfuncError
-    from seqfunc.fit import fit
-    from seqfunc.runs import distributed
+    from seqfunc.runs import distributed, files, fit
 
     if args.print_config:
         print_config(run_config(args)[0])
@@ -310,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
         out = distributed.broadcast(out, ranks)  # rank 0's default name on every rank
         # a group restarted by torchrun's agent continues the run the first attempt started
         resume = args.resume is not None or (
-            distributed.restart_count() > 0 and (Path(out) / "config.json").exists()
+            distributed.restart_count() > 0 and (Path(out) / files.CONFIG).exists()
         )
         start = time.perf_counter()
         final = fit(cfg, out, resume=resume, progress=not args.no_progress, ranks=ranks)
@@ -350,9 +349,11 @@ def run_config(args: argparse.Namespace):
                     f"{flag} cannot be combined with --resume: the run folder "
                     "keeps its own config and place"
                 )
-        if not (args.resume / "config.json").is_file():
+        from seqfunc.runs import files
+
+        if not (args.resume / files.CONFIG).is_file():
             raise UsageError(f"--resume {args.resume}: not a run folder (no config.json)")
-        args.config, out = args.resume / "config.json", args.resume
+        args.config, out = args.resume / files.CONFIG, args.resume
         return resolve_config(args), out
     cfg = resolve_config(args)
     return cfg, args.out or default_run_folder(cfg)

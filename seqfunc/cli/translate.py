@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from seqfunc.cli import UsageError
     from seqfunc.contracts import required
     from seqfunc.inference.translate import evaluate_bleu, translate_ids
-    from seqfunc.run import load_run
+    from seqfunc.runs.load import load_run
 
     if args.beam < 1:
         raise UsageError(f"--beam must be >= 1, got {args.beam}")

@@ -2,7 +2,7 @@
 
 For each length the two classifiers (``rnn-classifier`` with ``kind`` rnn and lstm: one-hot
 inputs, hidden 128, 2 layers, the same optimiser, schedule, steps, data and seed) train with
-:func:`seqfunc.fit`; each run leaves its folder ``OUT/len{L}-{kind}``. Then:
+:func:`seqfunc.runs.fit`; each run leaves its folder ``OUT/len{L}-{kind}``. Then:
 
 * ``OUT/add2digits.png``: one column per length; top row training loss against steps, bottom
   row training (batch mean over each log window) and validation accuracy against steps;
@@ -92,7 +92,7 @@ def _check(args) -> None:
 
 
 def run_config(args, length: int, kind: str):
-    from seqfunc.fit import TrainConfig
+    from seqfunc.runs import TrainConfig
 
     return TrainConfig(
         dataset="add2digits",
@@ -125,8 +125,8 @@ def run_config(args, length: int, kind: str):
 def train_one(args, length: int, kind: str) -> dict:
     """Fit one cell; its figures and curves."""
     from seqfunc import rng
-    from seqfunc.fit import build, fit
-    from seqfunc.serialization import PARAMS_FILE, load_params
+    from seqfunc.runs import build, files, fit
+    from seqfunc.serialization import load_params
     from seqfunc.tree import tree_count
 
     cfg = run_config(args, length, kind)
@@ -134,11 +134,11 @@ def train_one(args, length: int, kind: str) -> dict:
     t0 = time.perf_counter()
     fit(cfg, run_dir, progress=False, log=lambda line: None)
     seconds = time.perf_counter() - t0
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run_dir / files.METRICS).read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
     val = [r for r in records if r["split"] == "val"]
     dataset, model, task = build(cfg)
-    params = load_params(run_dir / PARAMS_FILE, model.init(rng.key(0)))
+    params = load_params(run_dir / files.PARAMS, model.init(rng.key(0)))
     on_train = task.evaluate(model, params, dataset.batches("train", 1000))
     return {
         "length": length,

@@ -1,7 +1,7 @@
 """Assignment 004's comparison: pooling baselines vs self-attention on IMDb-synth, XOR and IMDb.
 
 Every cell (dataset x model) trains ``--seeds`` members together with the vmap ensemble
-(:mod:`seqfunc.ensemble`) and reports validation accuracy mean ± std over the members. The
+(:mod:`seqfunc.runs.ensemble`) and reports validation accuracy mean ± std over the members. The
 table is printed and written to ``OUT/classify.json`` (one record per cell, with every
 member's accuracy, the recipe and the wall time).
 
@@ -169,7 +169,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cell_config(dataset: str, model_label: str, args):
     from seqfunc.cli.options import parse_assignment
-    from seqfunc.fit import TrainConfig
+    from seqfunc.runs import TrainConfig
 
     recipe = RECIPES[dataset]
     model, model_options = MODELS[model_label]
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
     from seqfunc import registry
     from seqfunc.config import from_dict
-    from seqfunc.ensemble import fit_ensemble
+    from seqfunc.runs.ensemble import fit_ensemble
     from seqfunc.tasks import task_for
 
     if args.threads:

@@ -50,7 +50,7 @@ def train_variant(args, name: str, model_options: dict) -> dict:
     ``train_s`` (training steps only, evaluation excluded), the final validation loss,
     token accuracy and exact match, and the parameter count."""
     from seqfunc import rng
-    from seqfunc.fit import TrainConfig, build, fit
+    from seqfunc.runs import TrainConfig, build, files, fit
     from seqfunc.tree import tree_count
 
     cfg = TrainConfig(
@@ -70,7 +70,7 @@ def train_variant(args, name: str, model_options: dict) -> dict:
     _, model, _ = build(cfg)
     run_dir = args.out / name
     val = fit(cfg, run_dir, progress=False, log=lambda line: None)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run_dir / files.METRICS).read_text().splitlines()]
     last_train = [r for r in records if r["split"] == "train"][-1]
     return {
         "variant": name,

@@ -1,6 +1,6 @@
 """Predictions of a trained run for a list of texts, for every task kind.
 
-    >>> from seqfunc.run import load_run
+    >>> from seqfunc.runs.load import load_run
     >>> run = load_run("runs/csv-baseline-...")
     >>> run.predict(["a great film", "dull"])
     [{'input': 'a great film', 'label': 'positive', 'probabilities': {...}}, ...]

@@ -9,7 +9,7 @@ import torch
 from seqfunc.errors import CheckpointError
 from seqfunc.pretrained.key_table import KeyTable
 from seqfunc.pretrained.reader import WeightFolder
-from seqfunc.run import parameter_template
+from seqfunc.runs.load import parameter_template
 from seqfunc.tree import flatten_dict, tree_flatten, tree_unflatten
 
 

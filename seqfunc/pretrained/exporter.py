@@ -23,7 +23,7 @@ def export_run(
     run_path: str | os.PathLike, out: str | os.PathLike, *, log: Callable[[str], None] = print
 ) -> Path:
     """Write the Hugging Face folder ``out`` from the run folder ``run_path``."""
-    from seqfunc.run import load_run
+    from seqfunc.runs.load import load_run
 
     out = Path(out)
     if out.exists():

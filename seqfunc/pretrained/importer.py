@@ -31,7 +31,9 @@ from seqfunc.errors import CheckpointError, ConfigError
 from seqfunc.pretrained.architectures import architecture_for_hf
 from seqfunc.pretrained.convert import params_from_hf
 from seqfunc.pretrained.reader import WeightFolder
-from seqfunc.serialization import PARAMS_FILE, read_json, write_json
+from seqfunc.runs import files
+from seqfunc.runs.files import PARAMS
+from seqfunc.serialization import read_json, write_json
 from seqfunc.tree import flatten_dict
 
 #: ``--dtype`` values: None keeps each tensor's stored dtype
@@ -87,8 +89,8 @@ def import_folder(
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         dataset.save_artifacts(staging)
-        save_file(flat, str(staging / PARAMS_FILE))
-        write_json(staging / "config.json", record)
+        save_file(flat, str(staging / PARAMS))
+        write_json(staging / files.CONFIG, record)
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

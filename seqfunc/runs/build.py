@@ -1,11 +1,11 @@
-"""A config turned into things: dataset, model and task from the registry, the optimizer,
-and the run's length in steps."""
+"""A config turned into things: dataset, model and task from the registry, and the run's
+length in steps (its optimizer: :mod:`seqfunc.runs.optimizer`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from seqfunc import optim, registry
+from seqfunc import registry
 from seqfunc.config import from_dict, typed_fields
 from seqfunc.errors import ConfigError
 from seqfunc.runs.config import TrainConfig
@@ -70,35 +70,3 @@ def steps_per_epoch(dataset, batch_size: int) -> int:
 
 def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
     return cfg.steps or (cfg.epochs or 1) * per_epoch
-
-
-def make_optimizer(
-    cfg: TrainConfig,
-    total_steps: int,
-    *,
-    nonfinite_guard: bool = True,
-    rows: bool = False,
-) -> optim.GradientTransformation:
-    """The config's optimizer, schedule and clipping, flattened; with ``nonfinite_guard`` an
-    update that would make a parameter NaN or Inf is skipped
-    (:func:`seqfunc.optim.apply_if_finite`). ``rows=True``: for the ``(members, n)`` matrix
-    of an ensemble, each member's update is checked and skipped on its own."""
-    if cfg.schedule == "warmup_cosine":
-        lr = optim.warmup_cosine(
-            cfg.lr, min(cfg.warmup_steps, total_steps), total_steps, cfg.lr_end
-        )
-    elif cfg.schedule == "step":
-        lr = optim.step_decay(cfg.lr, cfg.step_size, cfg.gamma)
-    else:
-        lr = cfg.lr
-    base = {
-        "adam": lambda: optim.adam(lr, cfg.b1, cfg.b2),
-        "adamw": lambda: optim.adamw(lr, cfg.b1, cfg.b2, weight_decay=cfg.weight_decay),
-        "radam": lambda: optim.radam(lr, cfg.b1, cfg.b2),
-        "sgd": lambda: optim.sgd(lr, cfg.momentum),
-    }[cfg.optimizer]()
-    if cfg.clip_norm:
-        base = optim.chain(optim.clip_by_global_norm(cfg.clip_norm), base)
-    if nonfinite_guard:
-        base = optim.apply_if_finite(base, rows=rows)
-    return optim.flatten(base)

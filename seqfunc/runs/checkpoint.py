@@ -25,6 +25,7 @@ from pathlib import Path
 from safetensors.torch import load, save
 
 from seqfunc.errors import CheckpointError
+from seqfunc.runs.files import MANIFEST, OPT_STATE, PARAMS, STATE
 from seqfunc.serialization import (
     params_from_tensors,
     params_tensors,
@@ -32,12 +33,6 @@ from seqfunc.serialization import (
     tree_tensors,
 )
 
-PARAMS, OPT_STATE, STATE, MANIFEST = (
-    "params.safetensors",
-    "opt_state.safetensors",
-    "state.json",
-    "manifest.json",
-)
 _NAME = re.compile(r"^step-(\d{8,})$")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from seqfunc.config import from_dict, to_dict
 from seqfunc.errors import CheckpointError, CheckpointMismatch
-from seqfunc.runs import checkpoint
+from seqfunc.runs import checkpoint, files
 from seqfunc.runs.config import TrainConfig
 from seqfunc.runs.jsonl import strict_line
 from seqfunc.serialization import read_json, save_params, save_tree, write_json
@@ -30,7 +30,7 @@ class RunFolder:
 
     def __init__(self, path: str | os.PathLike, *, writer: bool = True):
         self.path = Path(path)
-        self.checkpoints = self.path / "checkpoints"
+        self.checkpoints = self.path / files.CHECKPOINTS
         self.writer = writer
 
     def __str__(self) -> str:
@@ -40,15 +40,15 @@ class RunFolder:
 
     def saved_config(self) -> TrainConfig:
         """The TrainConfig of ``config.json``; a clear error if this is not a run folder."""
-        if not (self.path / "config.json").is_file():
+        if not (self.path / files.CONFIG).is_file():
             raise CheckpointError(f"{self.path}: not a run folder (no config.json)")
-        data = read_json(self.path / "config.json")
+        data = read_json(self.path / files.CONFIG)
         if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
-            raise CheckpointError(f'{self.path / "config.json"}: no "train" section')
-        return from_dict(TrainConfig, data["train"], where=f"{self.path / 'config.json'} train")
+            raise CheckpointError(f'{self.path / files.CONFIG}: no "train" section')
+        return from_dict(TrainConfig, data["train"], where=f"{self.path / files.CONFIG} train")
 
     def refuse_overwrite(self) -> None:
-        if self.writer and (self.path / "config.json").exists():
+        if self.writer and (self.path / files.CONFIG).exists():
             raise CheckpointError(
                 f"{self.path} already holds a run; resume it with "
                 f"`seqfunc train --resume {self.path}` or choose another --out"
@@ -73,7 +73,7 @@ class RunFolder:
         if artifacts and hasattr(dataset, "save_artifacts"):
             dataset.save_artifacts(self.path)
         record = self.config_record(cfg, dataset, model)
-        path = self.path / "config.json"
+        path = self.path / files.CONFIG
         try:
             unchanged = path.is_file() and read_json(path) == json.loads(
                 json.dumps(record, default=str)
@@ -125,16 +125,16 @@ class RunFolder:
     def write_final(self, params, opt_state, state: dict) -> None:
         if not self.writer:
             return
-        save_params(self.path / "params.safetensors", params)
-        save_tree(self.path / "opt_state.safetensors", opt_state)
-        write_json(self.path / "state.json", state)
+        save_params(self.path / files.PARAMS, params)
+        save_tree(self.path / files.OPT_STATE, opt_state)
+        write_json(self.path / files.STATE, state)
 
 
 class MetricsLog:
     """``metrics.jsonl``: one JSON object per line (strict JSON: a non-finite number is
-    written as ``null``; :attr:`records` keeps it as written), each flushed as written. Opened at a line
-    count (a checkpoint's), it drops the lines written after it, so a resumed run's file reads
-    as if the run had never stopped."""
+    written as ``null``; :attr:`records` keeps it as written), each flushed as written. Opened at
+    a line count (a checkpoint's), it drops the lines written after it, so a resumed run's file
+    reads as if the run had never stopped."""
 
     def __init__(
         self,

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 from seqfunc.errors import RunLocked
+from seqfunc.runs.files import LOCK
 
-LOCK_FILE = ".lock"
+LOCK_FILE = LOCK
 
 
 class FolderLock:

@@ -27,7 +27,7 @@ def changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     out = []
     for key in sorted(old.keys() | new.keys()):
         name = f"{prefix}{key}"
-        if prefix == "train." and key in RESUMABLE_CHANGES:
+        if prefix.endswith("train.") and key in RESUMABLE_CHANGES:  # a member's too
             continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):

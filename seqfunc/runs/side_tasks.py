@@ -1,7 +1,7 @@
-"""What the loop does besides stepping: the progress bar, train and validation records,
-printed samples and the curves. Nothing here may lose a run: an exception while evaluating,
-printing samples or plotting is reported in one line and the run goes on (and still writes
-its checkpoints)."""
+"""What the loop does besides stepping: the progress bar, train and validation records (one
+metrics log per member), printed samples and the curves. Nothing here may lose a run: an
+exception while evaluating, printing samples or plotting is reported in one line and the run
+goes on (and still writes its checkpoints)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seqfunc.runs.folder import MetricsLog
+from seqfunc.runs.plots import plot_metrics
 from seqfunc.runs.state import Progress
 
 
@@ -21,7 +22,7 @@ class SideTasks:
     def __init__(
         self,
         trainer,
-        metrics: MetricsLog,
+        metrics: list[MetricsLog],
         *,
         progress: bool,
         start_step: int,
@@ -40,33 +41,43 @@ class SideTasks:
         )
         self.emit = self.bar.write if progress else log  # lines above the bar, or through log
         self.samples_on, self.evaluates = True, evaluates
-        self.last_val: dict = {}
+        self.last_val: list[dict] = []  # each member's
 
     def __enter__(self) -> SideTasks:
         return self
 
     def __exit__(self, *exc) -> None:
         self.bar.close()
-        self.metrics.close()
+        for log in self.metrics:
+            log.close()
 
     def advance(self) -> None:
         self.bar.update(1)
 
-    def log_train(self, at: Progress, epoch: int, nonfinite_skipped: int, elapsed_s: float) -> None:
-        """Average the window of step metrics into one train record."""
+    def log_train(
+        self, at: Progress, epoch: int, nonfinite_skipped: list[int], elapsed_s: float
+    ) -> None:
+        """Average the window of step metrics into one train record per member. A step's
+        metric is a 0-d tensor (one member), a ``(members,)`` tensor, or after a resume a
+        float or a list of floats (the window as a checkpoint keeps it)."""
         window, at.window = at.window, []
-        mean = {k: sum(float(m[k]) for m in window) / len(window) for k in window[0]}
-        self.metrics.write(
-            {
-                "step": at.step,
-                "split": "train",
-                "epoch": epoch,
-                **mean,
-                "nonfinite_skipped": nonfinite_skipped,
-                "elapsed_s": elapsed_s,
-            }
-        )
-        self.bar.set_postfix({k: f"{v:.4f}" for k, v in mean.items() if k != "grad_norm"})
+        # sorted: a window restored from a checkpoint's JSON has its keys sorted
+        names = sorted(window[0]) if len(self.metrics) > 1 else list(window[0])
+        host = [{k: _floats(m[k]) for k in names} for m in window]
+        for i, (log, skipped) in enumerate(zip(self.metrics, nonfinite_skipped)):
+            mean = {k: sum(m[k][i] for m in host) / len(host) for k in names}
+            log.write(
+                {
+                    "step": at.step,
+                    "split": "train",
+                    "epoch": epoch,
+                    **mean,
+                    "nonfinite_skipped": skipped,
+                    "elapsed_s": elapsed_s,
+                }
+            )
+            if i == 0:
+                self.bar.set_postfix({k: f"{v:.4f}" for k, v in mean.items() if k != "grad_norm"})
 
     def evaluate(self, params, step: int, elapsed_s: float, *, final: bool) -> None:
         if not self.evaluates:  # ranks other than 0: rank 0 evaluates
@@ -74,13 +85,20 @@ class SideTasks:
         cfg = self.trainer.cfg
         limit = cfg.final_eval_batches if final else cfg.eval_batches
         try:
-            record = self.trainer.evaluate(params, limit)
+            records = self.trainer.evaluate(params, limit)
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
             self.emit(f"evaluation at step {step} failed ({_one_line(exc)}); training goes on")
             return
-        self.last_val = {"step": step, "split": "val", **record, "elapsed_s": elapsed_s}
-        self.metrics.write(self.last_val)
-        self.emit(_format_eval(self.last_val))
+        self.last_val = [
+            {"step": step, "split": "val", **record, "elapsed_s": elapsed_s} for record in records
+        ]
+        for log, record in zip(self.metrics, self.last_val):
+            log.write(record)
+        if len(records) == 1:
+            self.emit(_format_eval(self.last_val[0]))
+        else:
+            losses = ", ".join(f"{r['loss']:.4f}" for r in records)
+            self.emit(f"step {step}/{self.trainer.total_steps}: val loss {losses}")
         if self.samples_on:
             self._print_samples(params, step)
 
@@ -94,11 +112,11 @@ class SideTasks:
         for line in lines:
             self.emit("  " + line)
 
-    def plot(self, path: Path, plot_metrics) -> None:
+    def plot(self, path: Path, records: list[dict]) -> None:
         if not self.evaluates:
             return
         try:
-            if plot_metrics(self.metrics.records, path) is None:
+            if plot_metrics(records, path) is None:
                 self.emit(
                     "matplotlib is not installed: no curves.png (pip install 'seqfunc[plot]')"
                 )
@@ -111,3 +129,10 @@ def _format_eval(record: dict) -> str:
     return "val " + " ".join(
         f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
     )
+
+
+def _floats(value) -> list[float]:
+    """A step metric as one float per member."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return value if isinstance(value, list) else [float(value)]

@@ -31,11 +31,9 @@ class Progress:
         self.epoch, self.batch_in_epoch = epoch, index + 1
 
     def to_json(self) -> dict:
-        # tensors -> floats (one per member for a sweep's (members,) metrics); exact for float32
-        window = [
-            {k: v.tolist() if hasattr(v, "tolist") else float(v) for k, v in m.items()}
-            for m in self.window
-        ]
+        # tensors -> floats (a list, one per member, for members' (members,) metrics); exact
+        # for float32. A window restored from a checkpoint holds them already.
+        window = [{k: _as_json(v) for k, v in m.items()} for m in self.window]
         return {**attrs.asdict(self, recurse=False), "window": window}
 
     @classmethod
@@ -45,3 +43,9 @@ class Progress:
             missing = sorted(names - set(data)) if isinstance(data, dict) else sorted(names)
             raise CheckpointError(f"{where}: not a run state (missing {', '.join(missing)})")
         return cls(**{k: data[k] for k in names})
+
+
+def _as_json(value) -> float | list[float]:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return [float(x) for x in value] if isinstance(value, list) else float(value)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from seqfunc.errors import ConfigError
+from seqfunc.runs.files import EVENTS
 
 #: The events folder inside a run folder.
-EVENTS_FOLDER = "tensorboard"
+EVENTS_FOLDER = EVENTS
 
 
 def require():

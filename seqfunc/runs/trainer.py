@@ -1,11 +1,18 @@
-"""A config made runnable: the pure step with its keys, the batches from any position, and
-evaluation. Everything here is a function of the config; the loop (runs/loop.py) adds the
-side effects."""
+"""Configs made runnable: the pure step with its keys, the batches from any position, and
+evaluation. Everything here is a function of the configs; the loop (runs/loop.py) adds the
+side effects.
+
+A trainer trains one or several members: a run is one member and takes the single step of
+:func:`seqfunc.train.make_step` (plain autograd eagerly, the flat optimizer); several members
+(an ensemble's seeds, a sweep's grid points) take the vmapped step of
+:func:`seqfunc.members_step.make_members_step`, their parameters stacked along a leading
+``members`` axis and their metrics ``(members,)`` tensors.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -13,31 +20,49 @@ import torch
 
 from seqfunc import optim, rng
 from seqfunc.devices import resolve_device
+from seqfunc.members_step import init_members_state, make_members_step, member_keys, step_keys
 from seqfunc.nn.dropout import global_rows
 from seqfunc.runs import distributed
-from seqfunc.runs.build import build, make_optimizer, padding_trimmer, steps_per_epoch, total_steps
+from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
 from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.folder import RunFolder
+from seqfunc.runs.members import (
+    check_members,
+    member_loss,
+    member_model,
+    member_model_values,
+)
+from seqfunc.runs.optimizer import make_optimizer
 from seqfunc.runs.state import Progress
+from seqfunc.tasks.members import evaluate_each
 from seqfunc.train import TrainState, init_state, make_step, resolve_compile
-from seqfunc.tree import tree_map
+from seqfunc.tree import tree_map, tree_stack
 
 
 class Trainer:
     """``ranks``: this process's place in a data-parallel group (None: one process). Each
     rank then steps on its shard of every global batch and the step sums gradients over
-    ranks (:mod:`seqfunc.runs.distributed`)."""
+    ranks (:mod:`seqfunc.runs.distributed`); one member only."""
 
     def __init__(
         self,
-        cfg: TrainConfig,
+        members: TrainConfig | Sequence[TrainConfig],
         ranks: distributed.Ranks | None = None,
         *,
         artifacts: Path | None = None,
+        built: tuple | None = None,
     ):
-        """``artifacts``: the run folder whose saved vocabulary the dataset reads (a resume)."""
-        self.cfg, self.ranks = cfg, ranks
+        """``members``: one config, or the configs of members that share one vmapped step.
+        ``artifacts``: the run folder whose saved vocabulary the dataset reads (a resume).
+        ``built``: ``(dataset, model, task)`` already built from the first config."""
+        self.members = (members,) if isinstance(members, TrainConfig) else tuple(members)
+        self.cfg = cfg = self.members[0]
+        self.vmapped = len(self.members) > 1
+        self.ranks = ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
-        self.dataset, self.model, self.task = build(cfg, artifacts)
+        self.dataset, self.model, self.task = built if built else build(cfg, artifacts)
+        if self.vmapped:
+            check_members(self.members, self.model, ranks)
         # A group trims the global batch before sharding it, so that every shard keeps the
         # global batch's width and with it the dropout masks of one process (nn.dropout).
         trim = padding_trimmer(cfg, self.task)
@@ -46,23 +71,42 @@ class Trainer:
         self.total_steps = total_steps(cfg, self.steps_per_epoch)
         self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
         self.checkpoint_every = cfg.checkpoint_every or self.eval_every
-        self.optimizer = make_optimizer(cfg, self.total_steps)
+        self.optimizer = make_optimizer(self.members, self.total_steps, rows=self.vmapped)
         self.compiled = resolve_compile(cfg.compile, self.device)
-        loss_fn = self.task.loss_fn(self.model)
-        if ranks is not None:
-            loss_fn = distributed.sharded_loss(loss_fn)
-        self.step_fn = make_step(
-            loss_fn,
-            self.optimizer,
-            compile=cfg.compile,
-            device=self.device,
-            trim=None if ranks is not None else trim,
-            all_reduce=distributed.all_reduce_sum if ranks else None,
-        )
-        self.k_init, k_train = rng.split(rng.key(cfg.seed))
+        if self.vmapped:
+            self.step_fn = self._members_step(trim)
+            self.k_init, k_train = member_keys([m.seed for m in self.members])
+        else:
+            loss_fn = self.task.loss_fn(self.model)
+            if ranks is not None:
+                loss_fn = distributed.sharded_loss(loss_fn)
+            self.step_fn = make_step(
+                loss_fn,
+                self.optimizer,
+                compile=cfg.compile,
+                device=self.device,
+                trim=None if ranks is not None else trim,
+                all_reduce=distributed.all_reduce_sum if ranks else None,
+            )
+            self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
 
+    def _members_step(self, trim):
+        values = member_model_values(self.members, self.model, self.dataset)
+        step = make_members_step(
+            member_loss(self.task, self.model) if values else self.task.loss_fn(self.model),
+            self.optimizer,
+            compile=self.compiled,
+            member_values={k: v.to(self.device) for k, v in values.items()},
+        )
+        if trim is None:
+            return step
+        return lambda state, batch, keys: step(state, trim(batch), keys)
+
     def initial_state(self) -> TrainState:
+        if self.vmapped:
+            params = tree_stack([self.model.init(k) for k in self.k_init])
+            return init_members_state(tree_map(lambda t: t.to(self.device), params), self.optimizer)
         params = tree_map(lambda t: t.to(self.device), self.model.init(self.k_init))
         return init_state(params, self.optimizer)
 
@@ -73,11 +117,11 @@ class Trainer:
 
     def step(self, state: TrainState, batch: dict, step: int, stop: bool = False):
         """``(state, metrics, stop)`` after the step numbered ``step`` (its key:
-        ``fold_in(k, step)``). On a rank of a group the step runs on the rank's rows of the
-        global batch, with the dropout masks one process draws for those rows. ``stop`` in:
-        this process asks to stop after the step; out: whether any rank did (every rank gets
-        the same answer)."""
-        key = rng.fold_in(self.k_train, step)
+        ``fold_in(k, step)``, one per member). On a rank of a group the step runs on the
+        rank's rows of the global batch, with the dropout masks one process draws for those
+        rows. ``stop`` in: this process asks to stop after the step; out: whether any rank
+        did (every rank gets the same answer)."""
+        key = step_keys(self.k_train, step) if self.vmapped else rng.fold_in(self.k_train, step)
         rows = contextlib.nullcontext()
         if self.ranks is not None:
             batch = self.trim_global(batch) if self.trim_global else batch
@@ -95,23 +139,52 @@ class Trainer:
     def batches(self, progress: Progress) -> Iterator[tuple[int, int, dict]]:
         return train_batches(self.dataset, self.cfg.batch_size, progress)
 
-    def evaluate(self, params, limit: int | None) -> dict:
-        """The task's validation metrics, on the first ``limit`` batches (None: all)."""
-        batches = self.dataset.batches("val", self.cfg.eval_batch_size)
-        return self.task.evaluate(self.model, params, islice(batches, limit), device=self.device)
+    def evaluate(self, params, limit: int | None) -> list[dict]:
+        """Each member's validation metrics, on the first ``limit`` batches (None: all)."""
+        batches = lambda: islice(self.dataset.batches("val", self.cfg.eval_batch_size), limit)
+        if self.vmapped:
+            return evaluate_each(self.task, self.model, params, batches, device=self.device)
+        return [self.task.evaluate(self.model, params, batches(), device=self.device)]
 
     def samples(self, params) -> list[str]:
-        if not self.cfg.examples or not hasattr(self.task, "examples"):
+        if self.vmapped or not self.cfg.examples or not hasattr(self.task, "examples"):
             return []
         return self.task.examples(
             self.model, params, self.dataset, self.cfg.examples, device=self.device
         )
 
-    @staticmethod
-    def nonfinite(opt_state) -> tuple[int, int]:
-        """``(in a row, in all)`` non-finite updates skipped so far (0, 0 without the guard)."""
+    def nonfinite(self, opt_state) -> tuple[int, list[int]]:
+        """``(in a row, in all)`` non-finite updates skipped so far: the fewest in a row of
+        any member (all of them stuck: the job cannot go on) and each member's total (0s
+        without the guard)."""
         guard = optim.finite_guard_state(opt_state)
-        return (0, 0) if guard is None else (int(guard.streak), int(guard.skipped))
+        if guard is None:
+            return 0, [0] * len(self.members)
+        return int(guard.streak.min()), guard.skipped.reshape(-1).tolist()
+
+    def member_models(self) -> list:
+        """Each member's model as its config builds it (its own dropout rates): what its run
+        folder's config.json records."""
+        if not self.vmapped:
+            return [self.model]
+        return [member_model(m, self.model, self.dataset) for m in self.members]
+
+    def config_records(self) -> list[dict]:
+        """Each member's ``config.json`` record (:meth:`RunFolder.config_record`)."""
+        return [
+            RunFolder.config_record(m, self.dataset, model)
+            for m, model in zip(self.members, self.member_models())
+        ]
+
+    def member_params(self, params, i: int):
+        """Member ``i``'s parameters (stacked ones cut at row ``i``)."""
+        return tree_map(lambda x: x[i], params) if self.vmapped else params
+
+    def member_opt_state(self, opt_state, i: int):
+        """Member ``i``'s rows of the optimizer state (shared 0-d leaves as they are)."""
+        if not self.vmapped:
+            return opt_state
+        return tree_map(lambda x: x[i] if isinstance(x, torch.Tensor) and x.dim() else x, opt_state)
 
 
 def train_batches(dataset, batch_size: int, progress: Progress) -> Iterator[tuple[int, int, dict]]:

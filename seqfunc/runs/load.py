@@ -11,6 +11,7 @@ import torch
 from seqfunc import registry, rng
 from seqfunc.config import from_dict
 from seqfunc.devices import resolve_device
+from seqfunc.runs import checkpoint, files
 from seqfunc.serialization import CheckpointError, load_params, read_json
 
 
@@ -43,31 +44,33 @@ class Run:
 def load_run(
     path: str | Path, *, device: str | torch.device = "cpu", task: str | None = None
 ) -> Run:
-    """Rebuild the dataset and model of a run folder written by :func:`seqfunc.fit.fit` and
+    """Rebuild the dataset and model of a run folder written by :func:`seqfunc.runs.fit` and
     load its parameters (safetensors: no code runs on load). With ``task``, a run of another
     task kind is refused with a message naming both kinds."""
     path = Path(path)
     device = resolve_device(device, where="--device")
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such run folder")
-    config = read_json(path / "config.json")
+    config = read_json(path / files.CONFIG)
     try:
         dataset_cls = registry.get_dataset(config["dataset"]["name"])
         model_cls = registry.get_model(config["model"]["name"])
         dataset_config = config["dataset"]["config"]
         model_config = config["model"]["config"]
     except KeyError as exc:
-        raise CheckpointError(f"{path / 'config.json'}: missing field {exc}") from None
+        raise CheckpointError(f"{path / files.CONFIG}: missing field {exc}") from None
     if task is not None and dataset_cls.task != task:
         raise CheckpointError(f"{path} is a {dataset_cls.task!r} run; this needs a {task!r} run")
     dataset_config = from_dict(
-        dataset_cls.Config, dataset_config, where=f"{path}/config.json dataset"
+        dataset_cls.Config, dataset_config, where=f"{path / files.CONFIG} dataset"
     )
     if hasattr(dataset_cls, "from_artifacts"):  # what fit saved with the run (e.g. tokenizers)
         dataset = dataset_cls.from_artifacts(dataset_config, path)
     else:
         dataset = dataset_cls(dataset_config)
-    model = model_cls(from_dict(model_cls.Config, model_config, where=f"{path}/config.json model"))
+    model = model_cls(
+        from_dict(model_cls.Config, model_config, where=f"{path / files.CONFIG} model")
+    )
     params = load_run_params(path, parameter_template(model), device=device)
     return Run(path, config, dataset, model, params)
 
@@ -86,13 +89,11 @@ def parameter_template(model) -> dict:
 def load_run_params(path: Path, template: dict, *, device=None) -> dict:
     """The parameters of a run folder: the final ones of a finished run, else those of its
     newest complete checkpoint (a run that was interrupted, or is still training)."""
-    from seqfunc.runs import checkpoint
-
-    if (path / "params.safetensors").exists():
-        return load_params(path / "params.safetensors", template, device=device)
-    found = checkpoint.newest_params(path / "checkpoints", template, device=device)
+    if (path / files.PARAMS).exists():
+        return load_params(path / files.PARAMS, template, device=device)
+    found = checkpoint.newest_params(path / files.CHECKPOINTS, template, device=device)
     if found is None:
         raise CheckpointError(
-            f"{path}: no parameters yet (no params.safetensors and no complete checkpoint)"
+            f"{path}: no parameters yet (no {files.PARAMS} and no complete checkpoint)"
         )
     return found[1]

@@ -3,8 +3,9 @@
 .lock               the lock of the process writing the sweep (runs/lock.py)
 sweep.json          the base config, the grid, the seeds and --max-members
 jobs/job-NNN/       checkpoints of a vmapped job while it trains (removed when it is done)
-members/NNN-.../    one run folder per member (config.json, metrics.jsonl, params...),
-                    loadable like any run (``seqfunc predict``, ``load_run``)
+members/NNN-.../    one run folder per member (config.json, metrics.jsonl as it trains;
+                    params... at the end), loadable like any run (``seqfunc predict``,
+                    ``load_run``)
 sweep.jsonl         one line per member (its values, seed, final validation metrics),
                     then one per grid point (mean and std over seeds)
 sweep.png           validation curves per grid point; final metric against each value
@@ -15,22 +16,19 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from seqfunc import registry
 from seqfunc.config import from_dict, to_dict
-from seqfunc.ensemble import mean_std
-from seqfunc.errors import CheckpointError, RunInterrupted
+from seqfunc.errors import CheckpointError
+from seqfunc.runs import files
 from seqfunc.runs.config import TrainConfig
-from seqfunc.runs.folder import MetricsLog, RunFolder
 from seqfunc.runs.lock import FolderLock
-from seqfunc.runs.plots import ACCURACY_METRICS, plot_metrics
-from seqfunc.runs.state import Progress
+from seqfunc.runs.members import check_vmappable, mean_std, member_name
+from seqfunc.runs.plots import ACCURACY_METRICS
+from seqfunc.runs.sweep import grid_members, group_members, train_members
 from seqfunc.serialization import atomic_write, read_json, write_json
-from seqfunc.sweep import check_vmappable, grid_members, group_members
-from seqfunc.sweep_job import train_members
 
 
 def primary_metric(record: dict) -> tuple[str, bool]:
@@ -39,11 +37,6 @@ def primary_metric(record: dict) -> tuple[str, bool]:
         if name in record:
             return name, True
     return "loss", False
-
-
-def member_name(i: int, values: dict, seed: int) -> str:
-    parts = [f"{k}={v}" for k, v in values.items()] + [f"seed={seed}"]
-    return f"{i:03d}-" + "-".join(parts).replace("/", "_")
 
 
 def run_sweep(
@@ -62,7 +55,7 @@ def run_sweep(
     default ``eval_every``); SIGINT/SIGTERM write a checkpoint and raise
     :class:`~seqfunc.errors.RunInterrupted`, and :func:`resume_sweep` continues the sweep."""
     out = Path(out_dir)
-    if (out / "sweep.json").exists():
+    if (out / files.SWEEP).exists():
         raise CheckpointError(
             f"{out} already holds a sweep; resume it with "
             f"`seqfunc sweep --resume {out}` or choose another --out"
@@ -71,13 +64,13 @@ def run_sweep(
     check_vmappable(registry.get_model(base.model), base.model)
     lock = FolderLock.acquire(out, what="sweep")  # one writer: runs/lock.py
     try:
-        if (out / "sweep.json").exists():  # started by another process meanwhile
+        if (out / files.SWEEP).exists():  # started by another process meanwhile
             raise CheckpointError(
                 f"{out} already holds a sweep; resume it with "
                 f"`seqfunc sweep --resume {out}` or choose another --out"
             )
         write_json(
-            out / "sweep.json",
+            out / files.SWEEP,
             {
                 "base": to_dict(base),
                 "grid": [[k, list(v)] for k, v in grid.items()],  # in order
@@ -95,16 +88,16 @@ def resume_sweep(out_dir, *, log: Callable[[str], None] = print) -> dict:
     finished jobs are read back, the interrupted one continues from its newest complete
     checkpoint; the folder ends as the uninterrupted sweep's."""
     out = Path(out_dir)
-    if not (out / "sweep.json").is_file():
+    if not (out / files.SWEEP).is_file():
         raise CheckpointError(f"{out}: not a sweep folder (no sweep.json)")
-    saved = read_json(out / "sweep.json")
+    saved = read_json(out / files.SWEEP)
     try:
-        base = from_dict(TrainConfig, saved["base"], where=f"{out / 'sweep.json'} base")
+        base = from_dict(TrainConfig, saved["base"], where=f"{out / files.SWEEP} base")
         grid, seeds = {name: values for name, values in saved["grid"]}, list(saved["seeds"])
         max_members = saved["max_members"]
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(
-            f"{out / 'sweep.json'}: not a sweep description (base, grid, seeds, max_members)"
+            f"{out / files.SWEEP}: not a sweep description (base, grid, seeds, max_members)"
         ) from None
     members = grid_members(base, grid, seeds)
     with FolderLock.acquire(out, what="sweep"):
@@ -116,7 +109,7 @@ def _train_sweep(
 ) -> dict:
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     folders = [
-        out / "members" / member_name(i, points[i // len(seeds)], m.seed)
+        out / files.MEMBERS / member_name(i, points[i // len(seeds)], m.seed)
         for i, m in enumerate(members)
     ]
     jobs = group_members(members, max_members)
@@ -132,17 +125,19 @@ def _train_sweep(
             "member": i,
             "values": points[i // len(seeds)],
             "seed": cfg.seed,
-            **{k: v for k, v in finals[i].items() if k != "split"},
+            **{k: v for k, v in finals[i].items() if k not in ("split", "elapsed_s")},
         }
         for i, cfg in enumerate(members)
     ]
     text = "".join(json.dumps(line) + "\n" for line in lines + summaries)
-    atomic_write(out / "sweep.jsonl", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(
+        out / files.SWEEP_SUMMARY, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
+    )
     metric, higher = primary_metric(finals[0])
     best = (max if higher else min)(summaries, key=lambda s: s["mean"])
     for line in table(summaries, metric, best):
         log(line)
-    if plot_sweep(points, seeds, curves, summaries, metric, out / "sweep.png") is None:
+    if plot_sweep(points, seeds, curves, summaries, metric, out / files.SWEEP_PLOT) is None:
         log("matplotlib is not installed: no sweep.png (pip install 'seqfunc[plot]')")
     return best
 
@@ -150,30 +145,23 @@ def _train_sweep(
 def _job_records(
     out: Path, number: int, count: int, job: list[int], members, folders, log
 ) -> list[list[dict]]:
-    """Train job ``number`` (or read it back if its member folders are complete) and write
-    its members' run folders; each member's records."""
-    job_dir = out / "jobs" / f"job-{number:03d}"
-    done = [folders[i] for i in job if (folders[i] / "state.json").is_file()]  # written last
+    """Train job ``number`` into its members' run folders (or read it back if they are
+    complete); each member's records."""
+    job_dir = out / files.JOBS / f"job-{number:03d}"
+    done = [folders[i] for i in job if (folders[i] / files.STATE).is_file()]  # written last
     if len(done) == len(job):
         log(f"job {number}/{count}: {len(job)} members, already trained")
-        records = [_read_records(folder / "metrics.jsonl") for folder in done]
+        records = [_read_records(folder / files.METRICS) for folder in done]
     else:
         log(f"job {number}/{count}: {len(job)} members in one vmapped step")
-        try:
-            result = train_members([members[i] for i in job], log=log, folder=job_dir)
-        except RunInterrupted as exc:
-            raise RunInterrupted(
-                f"{exc}. Resume with: seqfunc sweep --resume {out}", exc.signum
-            ) from None
-        except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint is whole
-            raise RunInterrupted(
-                f"stopped at once; the last checkpoint is whole. Resume with: "
-                f"seqfunc sweep --resume {out}",
-                signal.SIGINT,
-            ) from None
+        result = train_members(
+            [members[i] for i in job],
+            log=log,
+            folder=job_dir,
+            member_dirs=[folders[i] for i in job],
+            resume_hint=f"seqfunc sweep --resume {out}",
+        )
         log(f"  trained in {result.train_s:.1f}s")
-        for row, i in enumerate(job):
-            _write_member(folders[i], result, row)
         records = list(result.records)
     shutil.rmtree(job_dir, ignore_errors=True)  # the member folders hold the job now
     return records
@@ -181,19 +169,6 @@ def _job_records(
 
 def _read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def _write_member(folder: Path, result, row: int) -> None:
-    """One member as a run folder, written by the run-folder functions every run uses."""
-    cfg = result.members[row]
-    run = RunFolder(folder)
-    run.write_config(cfg, result.dataset, result.model)
-    metrics = MetricsLog(folder / "metrics.jsonl")
-    for record in result.records[row]:
-        metrics.write(record)
-    progress = Progress(step=result.steps, metrics_lines=metrics.lines)
-    run.write_final(result.member_params()[row], result.member_opt_state(row), progress.to_json())
-    plot_metrics(metrics.records, folder / "curves.png")
 
 
 def _summaries(points: list[dict], seeds: Sequence[int], finals: list[dict]) -> list[dict]:
