@@ -42,7 +42,10 @@ def sequential(cfg, dataset, model, task, seed, total_steps):
         ("baseline", {"d_model": 16, "pool": "max"}, "adamw"),
     ],
 )
-def test_ensemble_members_equal_sequential_runs(model_name, options, optimizer):
+def test_ensemble_members_equal_sequential_runs(
+    model_name, options, optimizer, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # without out_dir, nothing is written (not even curves)
     cfg = TrainConfig(
         dataset="imdb-synth",
         model=model_name,
@@ -67,6 +70,7 @@ def test_ensemble_members_equal_sequential_runs(model_name, options, optimizer):
             torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
     again = fit_ensemble(cfg, SEEDS, dataset=dataset, model=model, task=task)
     assert again.members == result.members  # same seeds -> same result
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_row_clipping_matches_clip_by_global_norm_member_by_member():
