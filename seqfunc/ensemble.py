@@ -221,6 +221,7 @@ def fit_ensemble(
     """
     from seqfunc.fit import build, make_optimizer
     from seqfunc.runs import distributed
+    from seqfunc.runs.config import refuse_for_members
     from seqfunc.sweep import check_vmappable
     from seqfunc.tasks.members import evaluate_each
 
@@ -231,6 +232,7 @@ def fit_ensemble(
             "fit_ensemble does not run data-parallel yet: run it in one process "
             "(its members already share one vmapped step)"
         )
+    refuse_for_members(cfg, "fit_ensemble")
     if dataset is None or model is None or task is None:
         dataset, model, task = build(cfg)
     check_vmappable(model, cfg.model)
@@ -273,7 +275,7 @@ def fit_ensemble(
             task,
             model,
             state.params,
-            lambda: dataset.batches(split, cfg.eval_batch_size),
+            lambda: dataset.batches(split, cfg.eval_batch_size),  # noqa: B023 (called at once)
             device=device,
         )
         for split in eval_splits

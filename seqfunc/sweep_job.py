@@ -32,7 +32,7 @@ from seqfunc import optim
 from seqfunc.ensemble import init_members_state, make_ensemble_step, member_keys, step_keys
 from seqfunc.errors import CheckpointError, ConfigError, RunInterrupted
 from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
-from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.config import TrainConfig, refuse_for_members
 from seqfunc.runs.folder import RunFolder
 from seqfunc.runs.signals import StopSignals
 from seqfunc.runs.state import Progress
@@ -94,6 +94,7 @@ class MembersJob:
             )
         self.members = tuple(members)
         self.cfg = cfg = members[0]
+        refuse_for_members(cfg, "train_members")
         if dataset is None or model is None or task is None:
             dataset, model, task = build(cfg)
         self.dataset, self.model, self.task = dataset, model, task

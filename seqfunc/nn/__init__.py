@@ -25,12 +25,14 @@ from seqfunc.nn.recurrent import (
     lstm,
     rnn,
 )
+from seqfunc.nn.remat import remat
 from seqfunc.nn.transformer import (
     BlockOptions,
     decoder,
     decoder_layer,
     encoder,
     encoder_layer,
+    encoder_layers,
     init_decoder,
     init_decoder_layer,
     init_encoder,
@@ -61,6 +63,7 @@ __all__ = [
     "layer_norm",
     "add_sinusoidal",
     "sinusoidal_encoding",
+    "remat",
     "gru",
     "init_gru",
     "init_lstm",
@@ -73,6 +76,7 @@ __all__ = [
     "decoder_layer",
     "encoder",
     "encoder_layer",
+    "encoder_layers",
     "init_decoder",
     "init_decoder_layer",
     "init_encoder",

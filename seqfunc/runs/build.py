@@ -8,6 +8,8 @@ from pathlib import Path
 from seqfunc import optim, registry
 from seqfunc.config import from_dict, typed_fields
 from seqfunc.errors import ConfigError
+from seqfunc.loss_scale import dynamic_loss_scale
+from seqfunc.precision import needs_loss_scale
 from seqfunc.runs.config import TrainConfig
 from seqfunc.tasks import task_for
 
@@ -101,4 +103,6 @@ def make_optimizer(
         base = optim.chain(optim.clip_by_global_norm(cfg.clip_norm), base)
     if nonfinite_guard:
         base = optim.apply_if_finite(base, rows=rows)
+    if needs_loss_scale(cfg.precision):
+        base = dynamic_loss_scale(base)
     return optim.flatten(base)

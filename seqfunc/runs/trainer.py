@@ -38,10 +38,11 @@ class Trainer:
         self.cfg, self.ranks = cfg, ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
         self.dataset, self.model, self.task = build(cfg, artifacts)
-        # A group trims the global batch before sharding it, so that every shard keeps the
-        # global batch's width and with it the dropout masks of one process (nn.dropout).
+        # A group (or accumulation) trims the global batch before cutting it, so that every
+        # shard keeps the global batch's width and with it the dropout masks of one process.
         trim = padding_trimmer(cfg, self.task)
-        self.trim_global = trim if ranks is not None else None
+        cuts = ranks is not None or cfg.accumulate > 1
+        self.trim_global = trim if cuts else None
         self.steps_per_epoch = steps_per_epoch(self.dataset, cfg.batch_size)
         self.total_steps = total_steps(cfg, self.steps_per_epoch)
         self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
@@ -49,15 +50,16 @@ class Trainer:
         self.optimizer = make_optimizer(cfg, self.total_steps)
         self.compiled = resolve_compile(cfg.compile, self.device)
         loss_fn = self.task.loss_fn(self.model)
-        if ranks is not None:
+        if cuts:  # each shard or micro-batch weighted by its share of the batch's targets
             loss_fn = distributed.sharded_loss(loss_fn)
         self.step_fn = make_step(
             loss_fn,
             self.optimizer,
             compile=cfg.compile,
             device=self.device,
-            trim=None if ranks is not None else trim,
+            trim=None if cuts else trim,
             all_reduce=distributed.all_reduce_sum if ranks else None,
+            precision=cfg.precision,
         )
         self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
@@ -79,18 +81,28 @@ class Trainer:
         the same answer)."""
         key = rng.fold_in(self.k_train, step)
         rows = contextlib.nullcontext()
+        batch = self.trim_global(batch) if self.trim_global else batch
         if self.ranks is not None:
-            batch = self.trim_global(batch) if self.trim_global else batch
             start, count = distributed.shard_rows(next(iter(batch.values())).shape[0], self.ranks)
             batch = distributed.shard(batch, start, count, self.task.target_count)
             rows = global_rows(start, count)
-            batch["stop_votes"] = torch.tensor(float(stop))
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        parts = self._micro_batches(batch)
+        if self.ranks is not None:  # one vote a rank, in its first micro-batch
+            for i, part in enumerate(parts):
+                part["stop_votes"] = torch.tensor(float(stop and i == 0))
+        parts = [{k: v.to(self.device, non_blocking=True) for k, v in p.items()} for p in parts]
+        batch = parts if self.cfg.accumulate > 1 else parts[0]
         with rows:
             state, metrics = self.step_fn(state, batch, key)
         if self.ranks is not None:
             stop = float(metrics.pop("stop_votes")) > 0
         return state, metrics, stop
+
+    def _micro_batches(self, batch: dict) -> list[dict]:
+        """The batch cut into ``accumulate`` weighted micro-batches (the batch alone if 1)."""
+        if self.cfg.accumulate == 1:
+            return [batch]
+        return distributed.micro_batches(batch, self.cfg.accumulate, self.task.target_count)
 
     def batches(self, progress: Progress) -> Iterator[tuple[int, int, dict]]:
         return train_batches(self.dataset, self.cfg.batch_size, progress)
