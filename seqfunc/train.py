@@ -125,11 +125,13 @@ def accumulated_value_and_grad(value_and_grad: Callable) -> Callable:
     return run
 
 
-def _unscaled(scale, grads_norm: torch.Tensor, loss: torch.Tensor):
-    """The loss and gradient norm of an unscaled loss (exact: the scale is a power of two)."""
+def _metrics(scale, grads: torch.Tensor, loss: torch.Tensor, aux: dict) -> dict:
+    """The step's metrics: loss and gradient norm unscaled (exact: the scale is a power of
+    two), and the loss scale the step used, if any."""
+    grad_norm = optim.global_norm(grads)
     if scale is None:
-        return grads_norm, loss
-    return grads_norm / scale, loss / scale
+        return {"loss": loss, "grad_norm": grad_norm, **aux}
+    return {"loss": loss / scale, "grad_norm": grad_norm / scale, "loss_scale": scale, **aux}
 
 
 def make_step(
@@ -212,8 +214,7 @@ def _make_step(
             grads = unravel(flat)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optim.apply_updates(state.params, updates)
-        grad_norm, loss = _unscaled(scale, optim.global_norm(grads), loss)
-        metrics = {"loss": loss, "grad_norm": grad_norm, **aux}
+        metrics = _metrics(scale, grads, loss, aux)
         return TrainState(params, opt_state, state.step + 1), metrics
 
     if compiled:
@@ -279,8 +280,7 @@ class _FlatCore:
             if all_reduce is not None:
                 grads, loss, aux = reduced(all_reduce, grads, loss, aux)
             updates, opt_state = inner.update(grads, opt_state, flat)
-            grad_norm, loss = _unscaled(scale, optim.global_norm(grads), loss)
-            metrics = {"loss": loss, "grad_norm": grad_norm, **aux}
+            metrics = _metrics(scale, grads, loss, aux)
             return flat + updates, opt_state, count + 1, metrics
 
         self._run = compile_fn(core, dynamic=False) if compiled else core
