@@ -17,7 +17,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_data_parallel import key_bias_slice, params, train_losses
+from test_data_parallel import COMMON, KINDS, key_bias_slice, params, standalone, train_losses
 
 from seqfunc import cli, optim, rng
 from seqfunc.data.formula import FormulaConfig, FormulaDataset
@@ -127,6 +127,7 @@ def test_micro_batches_of_a_shard_weigh_their_share_of_the_global_batch():
     assert sum(float(p["loss_weight"]) for p in parts) == pytest.approx(float(shard["loss_weight"]))
 
 
+@pytest.mark.slow
 def test_compiled_accumulation_makes_the_eager_step():
     model, task, batches = gpt_case()
     assert_same(run(model, task, batches[:2], 4, compile=True), run(model, task, batches[:2], 1))
@@ -176,3 +177,17 @@ def test_cli_run_with_accumulation_trains_as_without(tmp_path):
         train_losses(tmp_path / "four"), train_losses(tmp_path / "one"), rtol=1e-5, atol=0
     )
     assert_same_params(params(tmp_path / "four"), params(tmp_path / "one"), steps=3, lr=1e-3)
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_accumulating_make_the_steps_of_one_process(tmp_path):
+    """2 ranks x 2 micro-batches of the padded formula batches, dropout on, against one
+    process with whole batches: one all-reduce a step of the accumulated gradient."""
+    argv = [*KINDS["seq2seq"], *COMMON]
+    assert cli.main([*argv, "--out", str(tmp_path / "one")]) == 0
+    code, _, err = standalone(2, [*argv, "-t", "accumulate=2", "--out", str(tmp_path / "two")])
+    assert code == 0, err[-3000:]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert len(train_losses(two)) == 5
+    torch.testing.assert_close(train_losses(two), train_losses(one), rtol=1e-5, atol=0)
+    assert_same_params(params(two), params(one), steps=5, lr=1e-3)

@@ -111,6 +111,7 @@ def test_recomputed_blocks_vmap_over_members():
             torch.testing.assert_close(g[i], expected[name], rtol=1e-6, atol=1e-7, msg=name)
 
 
+@pytest.mark.slow
 def test_recomputed_gpt_compiles_whole_and_matches_eager():
     model, batch = gpt(True, layers=1)
     params, loss = model.init(rng.key(0)), loss_of(model, batch)
