@@ -4,7 +4,8 @@
 
 The block's intermediate activations are not kept for the backward: the backward runs the
 block again from its saved inputs and takes its vector-Jacobian product
-(:func:`torch.func.vjp`). Activation memory drops to the blocks' inputs plus one block's
+(``torch.autograd.grad`` under plain autograd, :func:`torch.func.vjp` under torch.func's
+transforms and compile). Activation memory drops to the blocks' inputs plus one block's
 intermediates, for one more forward of each block.
 
 The recomputation is exact: a block is a pure function of its inputs, and its dropout masks
@@ -65,13 +66,26 @@ def _input_grads(run: Callable, floating: tuple, inputs: list, grad_out: torch.T
             full[i] = x
         return run(*full)
 
-    with torch.enable_grad():
-        _, vjp = torch.func.vjp(of_floating, *[inputs[i] for i in where])
-        grads = vjp(grad_out)
+    primals = [inputs[i] for i in where]
+    if _plain_autograd():
+        # torch.func.vjp here took more memory than no recomputation at all (a GPT step at
+        # context 1024, benchmarks/memory.py); plain autograd's grad takes what it should
+        primals = [x.detach().requires_grad_() for x in primals]
+        with torch.enable_grad():
+            grads = torch.autograd.grad(of_floating(*primals), primals, grad_out)
+    else:
+        with torch.enable_grad():
+            _, vjp = torch.func.vjp(of_floating, *primals)
+            grads = vjp(grad_out)
     out = [None] * len(inputs)
     for i, g in zip(where, grads):
         out[i] = g
     return out
+
+
+def _plain_autograd() -> bool:
+    """Whether the backward runs under plain autograd: no torch.func transform, no tracing."""
+    return torch._C._functorch.maybe_current_level() is None and not torch.compiler.is_compiling()
 
 
 class _Recompute(torch.autograd.Function):
