@@ -191,3 +191,15 @@ def test_two_gloo_ranks_accumulating_make_the_steps_of_one_process(tmp_path):
     assert len(train_losses(two)) == 5
     torch.testing.assert_close(train_losses(two), train_losses(one), rtol=1e-5, atol=0)
     assert_same_params(params(two), params(one), steps=5, lr=1e-3)
+
+
+def test_cli_refuses_more_micro_batches_than_rows_before_writing(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "toy_grammar", "--steps", "2", "--batch-size", "8", "-t", "accumulate=16"]
+    assert cli.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(
+        "accumulate=16: a batch of 8 rows cannot be cut into 16 micro-batches; "
+        "raise batch_size or lower accumulate"
+    )
+    assert not out.exists()

@@ -113,3 +113,12 @@ def test_unknown_precision_is_one_line():
         compute_dtype("fp8")
     with pytest.raises(ConfigError, match="TrainConfig.precision='fp8'"):
         TrainConfig(precision="fp8")
+
+
+def test_cli_refuses_an_unknown_precision_in_one_line(tmp_path, capsys):
+    from seqfunc import cli
+
+    argv = ["train", "toy_grammar", "--steps", "1", "-t", "precision=fp8"]
+    assert cli.main([*argv, "--out", str(tmp_path / "run")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "precision='fp8': must be one of fp32, bf16, fp16" in line

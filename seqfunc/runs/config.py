@@ -105,3 +105,14 @@ def refuse_for_members(cfg: TrainConfig, where: str) -> None:
             "single run (seqfunc train); members of an ensemble or sweep train with "
             "precision='fp32' and accumulate=1"
         )
+
+
+def check_accumulate(cfg: TrainConfig, world: int = 1) -> None:
+    """Refuse more micro-batches than a process's rows of a batch, before the run starts."""
+    rows = cfg.batch_size // world
+    if cfg.accumulate > rows:
+        per = f" ({world} processes: {rows} rows each)" if world > 1 else ""
+        raise ConfigError(
+            f"accumulate={cfg.accumulate}: a batch of {cfg.batch_size} rows{per} cannot be cut "
+            f"into {cfg.accumulate} micro-batches; raise batch_size or lower accumulate"
+        )

@@ -16,7 +16,7 @@ from seqfunc.devices import resolve_device
 from seqfunc.nn.dropout import global_rows
 from seqfunc.runs import distributed
 from seqfunc.runs.build import build, make_optimizer, padding_trimmer, steps_per_epoch, total_steps
-from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.config import TrainConfig, check_accumulate
 from seqfunc.runs.state import Progress
 from seqfunc.train import TrainState, init_state, make_step, resolve_compile
 from seqfunc.tree import tree_map
@@ -37,6 +37,7 @@ class Trainer:
         """``artifacts``: the run folder whose saved vocabulary the dataset reads (a resume)."""
         self.cfg, self.ranks = cfg, ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
+        check_accumulate(cfg, ranks.world if ranks else 1)
         self.dataset, self.model, self.task = build(cfg, artifacts)
         # A group (or accumulation) trims the global batch before cutting it, so that every
         # shard keeps the global batch's width and with it the dropout masks of one process.
