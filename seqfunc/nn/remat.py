@@ -85,7 +85,9 @@ def _input_grads(run: Callable, floating: tuple, inputs: list, grad_out: torch.T
 
 def _plain_autograd() -> bool:
     """Whether the backward runs under plain autograd: no torch.func transform, no tracing."""
-    return torch._C._functorch.maybe_current_level() is None and not torch.compiler.is_compiling()
+    if torch.compiler.is_compiling():  # first: dynamo cannot trace the level query
+        return False
+    return torch._C._functorch.maybe_current_level() is None
 
 
 class _Recompute(torch.autograd.Function):
