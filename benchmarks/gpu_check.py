@@ -1,7 +1,8 @@
 """The GPU check: the tests marked ``cuda``, then a GPT-2-small step's speed (under 8 minutes).
 
 1. ``pytest -m cuda``: the compiled step, the bf16 step, a one-rank NCCL group, cached
-   decoding (tests/test_cuda.py); they skip on a machine without CUDA, saying so.
+   decoding (tests/test_cuda.py) and any other test marked so; they skip on a machine
+   without CUDA, saying so.
 2. A GPT-2-small-shaped model (12 layers, d_model 768, 12 heads, context 1024, vocabulary
    50257, tied head: 124M parameters), bf16, compiled, AdamW with clipping, random tokens:
    tokens/s over the steady steps, model FLOPs utilisation (6 N + 12 L T d FLOPs a token,
@@ -67,7 +68,7 @@ def flops_per_token(shape: dict, params: int) -> float:
 
 def run_tests(device_ok: bool) -> dict:
     """``pytest -m cuda`` in a subprocess: the counts from its summary line."""
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "cuda", "tests/test_cuda.py"]
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "cuda", "tests"]
     try:
         out = subprocess.run(
             command, cwd=REPO, capture_output=True, text=True, timeout=TEST_TIMEOUT_S
