@@ -15,9 +15,13 @@ def cross_entropy(
 ) -> torch.Tensor:
     """Mean cross-entropy over the non-ignored targets. ``logits (..., C)``, ``targets (...)``.
 
-    Eagerly torch's fused kernel; under ``torch.compile`` written out
-    (:func:`written_out_cross_entropy`), whose gradient inductor fuses into one pass."""
+    Always in float32: logits of a lower precision (bf16, fp16) are upcast first, so the loss
+    and its reductions do not lose precision. Eagerly torch's fused kernel; under
+    ``torch.compile`` written out (:func:`written_out_cross_entropy`), whose gradient inductor
+    fuses into one pass."""
     logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
     ignore = -100 if ignore_index is None else ignore_index
     if torch.compiler.is_compiling():
         return written_out_cross_entropy(logits, targets, ignore, label_smoothing)

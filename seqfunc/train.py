@@ -12,6 +12,12 @@ The eager step gets the same gradients from plain reverse-mode autograd
 (:func:`autograd_value_and_grad`): functorch's transform adds a dispatch layer to every op,
 which cost 16 % of the eager step of assignment 000's small Transformer
 (benchmarks/formula_throughput.py's model).
+
+Training larger models: ``precision="bf16"`` or ``"fp16"`` computes the loss and its gradient
+in that dtype from the float32 parameters (:mod:`seqfunc.precision`); an optimizer wrapped in
+:func:`seqfunc.loss_scale.dynamic_loss_scale` gets its scale applied to the loss here; and a
+batch given as a list of micro-batches is accumulated: one gradient, one update
+(:func:`accumulated_value_and_grad`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from torch.func import grad_and_value
 
 from seqfunc import optim
 from seqfunc.compiled import compile_fn
+from seqfunc.loss_scale import current_scale
+from seqfunc.nn.dropout import global_rows
+from seqfunc.precision import in_precision
 from seqfunc.tree import ravel_tree, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 PyTree = Any
@@ -51,16 +60,16 @@ def resolve_compile(compile: bool | None, device: torch.device | str) -> bool:
 
 
 def autograd_value_and_grad(loss_fn: LossFn) -> Callable:
-    """``(params, batch, key) -> (grads, (loss, aux))``: what
+    """``(params, *args) -> (grads, (loss, aux))``: what
     ``torch.func.grad_and_value(loss_fn, has_aux=True)`` returns (zeros for parameters the
     loss does not use, detached loss and aux), by ``torch.autograd.grad`` on detached copies
     of the leaves. Not for use under ``vmap``: that needs the torch.func transform."""
 
-    def value_and_grad(params, batch, key):
+    def value_and_grad(params, *args):
         leaves, spec = tree_flatten(params)
         leaves = [leaf.detach().requires_grad_() for leaf in leaves]
         with torch.enable_grad():
-            loss, aux = loss_fn(tree_unflatten(leaves, spec), batch, key)
+            loss, aux = loss_fn(tree_unflatten(leaves, spec), *args)
             grads = torch.autograd.grad(loss, leaves, allow_unused=True, materialize_grads=True)
         aux = tree_map(lambda x: x.detach() if isinstance(x, torch.Tensor) else x, aux)
         return tree_unflatten(list(grads), spec), (loss.detach(), aux)
@@ -73,6 +82,58 @@ def _value_and_grad(loss_fn: LossFn, compiled: bool) -> Callable:
     return grad_and_value(loss_fn, has_aux=True) if compiled else autograd_value_and_grad(loss_fn)
 
 
+def scaled_objective(loss_fn: LossFn) -> Callable:
+    """``(params, batch, key, scale) -> (loss * scale, aux)``: what the step differentiates;
+    ``scale`` is the loss scale of a :func:`seqfunc.loss_scale.dynamic_loss_scale` optimizer,
+    None without one (then the loss as it is)."""
+
+    def objective(params, batch, key, scale):
+        value, aux = loss_fn(params, batch, key)
+        return (value if scale is None else value * scale), aux
+
+    return objective
+
+
+def batch_rows(batch: dict) -> int:
+    """The rows of a batch: the leading size of its first tensor that has one."""
+    return next(x.shape[0] for x in batch.values() if isinstance(x, torch.Tensor) and x.dim())
+
+
+def accumulated_value_and_grad(value_and_grad: Callable) -> Callable:
+    """``value_and_grad(params, batch, key, *rest)`` that also takes ``batch`` as a list of
+    micro-batches, consecutive row slices of one batch: it then runs them one after another
+    (the peak memory is one micro-batch's) and sums their gradients, losses and aux metrics.
+
+    Each micro-batch's loss must be its share of the whole batch's, as a data-parallel rank's
+    is (:func:`seqfunc.runs.distributed.sharded_loss` weights it by the micro-batch's
+    ``loss_weight``), so the sums are the whole batch's. Each runs inside
+    :func:`seqfunc.nn.dropout.global_rows` of its rows, so dropout draws the masks of the whole
+    batch's rows: K micro-batches make the step one batch makes."""
+
+    def run(params, batch, key, *rest):
+        if not isinstance(batch, (list, tuple)):
+            return value_and_grad(params, batch, key, *rest)
+        total, start = None, 0
+        for micro in batch:
+            rows = batch_rows(micro)
+            with global_rows(start, rows):
+                out = value_and_grad(params, micro, key, *rest)
+            total = out if total is None else tree_map(torch.add, total, out)
+            start += rows
+        return total
+
+    return run
+
+
+def _metrics(scale, grads: torch.Tensor, loss: torch.Tensor, aux: dict) -> dict:
+    """The step's metrics: loss and gradient norm unscaled (exact: the scale is a power of
+    two), and the loss scale the step used, if any."""
+    grad_norm = optim.global_norm(grads)
+    if scale is None:
+        return {"loss": loss, "grad_norm": grad_norm, **aux}
+    return {"loss": loss / scale, "grad_norm": grad_norm / scale, "loss_scale": scale, **aux}
+
+
 def make_step(
     loss_fn: LossFn,
     optimizer: optim.GradientTransformation,
@@ -81,6 +142,7 @@ def make_step(
     device: torch.device | str = "cpu",
     trim: Callable[[dict], dict] | None = None,
     all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    precision: str | torch.dtype = "fp32",
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """Build ``step(state, batch, key) -> (state, metrics)``.
 
@@ -99,8 +161,17 @@ def make_step(
     gradient vector and the metrics across processes in one call, before the optimizer: each
     process's ``loss_fn`` must then return its share of the global loss
     (:func:`seqfunc.runs.distributed.sharded_loss`), so the sum is the global batch's.
+
+    ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``): the dtype the loss and its gradient
+    compute in (:func:`seqfunc.precision.in_precision`); the parameters, the gradient the
+    optimizer sees and its state stay float32. An optimizer with a loss scale
+    (:func:`seqfunc.loss_scale.dynamic_loss_scale`, for fp16) has the step differentiate the
+    loss times its current scale; the metrics are unscaled.
+
+    ``batch`` may be a list of micro-batches (gradient accumulation): see
+    :func:`accumulated_value_and_grad`. They make one gradient, one all-reduce and one update.
     """
-    step = _make_step(loss_fn, optimizer, resolve_compile(compile, device), all_reduce)
+    step = _make_step(loss_fn, optimizer, resolve_compile(compile, device), all_reduce, precision)
     if trim is None:
         return step
     return lambda state, batch, key: step(state, trim(batch), key)
@@ -123,21 +194,27 @@ def reduced(all_reduce, grads: torch.Tensor, loss: torch.Tensor, aux: dict):
 
 
 def _make_step(
-    loss_fn: LossFn, optimizer: optim.GradientTransformation, compiled: bool, all_reduce=None
+    loss_fn: LossFn,
+    optimizer: optim.GradientTransformation,
+    compiled: bool,
+    all_reduce=None,
+    precision="fp32",
 ) -> Callable:
     if optimizer.flat_inner is not None:
-        return _flat_step(loss_fn, optimizer.flat_inner, compiled, all_reduce)
-    value_and_grad = _value_and_grad(loss_fn, compiled)
+        return _flat_step(loss_fn, optimizer.flat_inner, compiled, all_reduce, precision)
+    objective = scaled_objective(in_precision(loss_fn, precision))
+    value_and_grad = accumulated_value_and_grad(_value_and_grad(objective, compiled))
 
     def step(state: TrainState, batch: dict, key: torch.Tensor):
-        grads, (loss, aux) = value_and_grad(state.params, batch, key)
+        scale = current_scale(state.opt_state)
+        grads, (loss, aux) = value_and_grad(state.params, batch, key, scale)
         if all_reduce is not None:
             flat, unravel = ravel_tree(grads)
             flat, loss, aux = reduced(all_reduce, flat, loss, aux)
             grads = unravel(flat)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optim.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": optim.global_norm(grads), **aux}
+        metrics = _metrics(scale, grads, loss, aux)
         return TrainState(params, opt_state, state.step + 1), metrics
 
     if compiled:
@@ -146,7 +223,11 @@ def _make_step(
 
 
 def _flat_step(
-    loss_fn: LossFn, inner: optim.GradientTransformation, compiled: bool, all_reduce=None
+    loss_fn: LossFn,
+    inner: optim.GradientTransformation,
+    compiled: bool,
+    all_reduce=None,
+    precision="fp32",
 ) -> Callable:
     """The step for a flattened optimizer (:func:`seqfunc.optim.flatten`).
 
@@ -168,7 +249,7 @@ def _flat_step(
         if state.params is not params_tree:
             flat, unravel = ravel_tree(state.params)
             if core is None or not core.fits(flat, unravel):
-                core = _FlatCore(loss_fn, inner, flat, unravel, compiled, all_reduce)
+                core = _FlatCore(loss_fn, inner, flat, unravel, compiled, all_reduce, precision)
         new_flat, opt_state, count, metrics = core(flat, state.opt_state, state.step, batch, key)
         params = core.unravel(new_flat)
         last = (params, new_flat)
@@ -182,18 +263,24 @@ class _FlatCore:
     layout, compiled or eager. :func:`ravel_tree` returns one ``unravel`` per tree layout
     (structure and leaf shapes), so that function and the vector's dtype and device name it."""
 
-    def __init__(self, loss_fn, inner, flat, unravel, compiled, all_reduce=None):
+    def __init__(self, loss_fn, inner, flat, unravel, compiled, all_reduce=None, precision="fp32"):
         self.kind = (flat.dtype, flat.device)
         self.unravel = unravel  # also eagerly, each step: the tree of views of the new vector
-        loss_of_flat = lambda flat, batch, key: loss_fn(unravel(flat), batch, key)
-        value_and_grad = _value_and_grad(loss_of_flat, compiled)
+        # the precision cast acts on the vector: one cast, not one per leaf
+        loss_of_flat = in_precision(
+            lambda flat, batch, key: loss_fn(unravel(flat), batch, key), precision
+        )
+        value_and_grad = accumulated_value_and_grad(
+            _value_and_grad(scaled_objective(loss_of_flat), compiled)
+        )
 
         def core(flat, opt_state, count, batch, key):
-            grads, (loss, aux) = value_and_grad(flat, batch, key)
+            scale = current_scale(opt_state)
+            grads, (loss, aux) = value_and_grad(flat, batch, key, scale)
             if all_reduce is not None:
                 grads, loss, aux = reduced(all_reduce, grads, loss, aux)
             updates, opt_state = inner.update(grads, opt_state, flat)
-            metrics = {"loss": loss, "grad_norm": optim.global_norm(grads), **aux}
+            metrics = _metrics(scale, grads, loss, aux)
             return flat + updates, opt_state, count + 1, metrics
 
         self._run = compile_fn(core, dynamic=False) if compiled else core

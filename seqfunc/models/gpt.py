@@ -53,6 +53,9 @@ class GPTConfig:
     norm_first: bool = True
     tie_weights: bool = False
     activation: str = "gelu"
+    #: recompute each block's activations in the backward instead of keeping them (less
+    #: memory, one more forward of each block; the gradients are the same)
+    remat: bool = False
 
     def __attrs_post_init__(self):
         check_divisible(self, "d_model", "heads")
@@ -211,39 +214,43 @@ class GPT:
         keys = list(rng.split(key, n_keys)) if keyed else [None] * n_keys
         x = nn.dropout(x, drop, key=keys[-1], train=train)
         new_k, new_v = [], []
+        # recompute each block's activations in the backward (training without a cache only)
+        recompute = c.remat and train and cached is None
         for i, layer in enumerate(params["layers"]):
-            k_attn, k_ff_inner, k_ff = keys[3 * i : 3 * i + 3]
 
-            def attend(h, layer=layer, i=i):
-                q, k, v = project_heads(layer["attn"], h, None, c.heads)
-                if cached is None:
-                    out = _DOT.apply({}, q, k, v, causal=True)
-                else:
-                    cache, window, donate = cached
-                    new_k.append(kv_cache.write(cache["k"][i], k, cache["pos"], donate=donate))
-                    new_v.append(kv_cache.write(cache["v"][i], v, cache["pos"], donate=donate))
-                    out = _DOT.apply(
-                        {},
-                        q,
-                        window.read(new_k[i]),
-                        window.read(new_v[i]),
-                        window.mask,
-                        causal=window.causal,
+            def block(x, layer, k_attn, k_ff_inner, k_ff, i=i):
+                def attend(h):
+                    q, k, v = project_heads(layer["attn"], h, None, c.heads)
+                    if cached is None:
+                        out = _DOT.apply({}, q, k, v, causal=True)
+                    else:
+                        cache, window, donate = cached
+                        new_k.append(kv_cache.write(cache["k"][i], k, cache["pos"], donate=donate))
+                        new_v.append(kv_cache.write(cache["v"][i], v, cache["pos"], donate=donate))
+                        out = _DOT.apply(
+                            {},
+                            q,
+                            window.read(new_k[i]),
+                            window.read(new_v[i]),
+                            window.mask,
+                            causal=window.causal,
+                        )
+                    return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
+
+                def ff(h):
+                    return nn.feed_forward(
+                        layer["ff"],
+                        h,
+                        activation=c.activation,
+                        dropout_rate=drop,
+                        key=k_ff_inner,
+                        train=train,
                     )
-                return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
 
-            def ff(h, layer=layer, k_inner=k_ff_inner):
-                return nn.feed_forward(
-                    layer["ff"],
-                    h,
-                    activation=c.activation,
-                    dropout_rate=drop,
-                    key=k_inner,
-                    train=train,
-                )
+                x = self._residual(x, layer["attn_norm"], attend, drop, k_attn, train)
+                return self._residual(x, layer["ff_norm"], ff, drop, k_ff, train)
 
-            x = self._residual(x, layer["attn_norm"], attend, drop, k_attn, train)
-            x = self._residual(x, layer["ff_norm"], ff, drop, k_ff, train)
+            x = nn.remat(block, recompute)(x, layer, *keys[3 * i : 3 * i + 3])
         if c.norm_first:
             x = nn.layer_norm(params["norm"], x, eps=self.norm_eps)
         if cached is None:

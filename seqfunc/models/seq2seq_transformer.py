@@ -35,6 +35,8 @@ class Seq2SeqTransformerConfig:
     #: attention kernel: "dot" (default), "additive", "simple", "linear", "window", "chunked",
     #: "full", or {"kind": name, **options} such as {"kind": "window", "window": 8}
     attention: str | dict = attrs.field(default="dot", validator=nn.validate_attention)
+    #: recompute each layer's activations in the backward instead of keeping them
+    remat: bool = False
 
     def __attrs_post_init__(self):
         check_divisible(self, "d_model", "heads")
@@ -72,6 +74,7 @@ class Seq2SeqTransformer(EncoderDecoder):
             norm_first=config.norm_first,
             activation=config.activation,
             attention=config.attention,
+            remat=config.remat,
         )
 
     @classmethod

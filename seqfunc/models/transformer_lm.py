@@ -52,6 +52,8 @@ class TransformerLMConfig:
     #: "torch": the module's initialisation (see the module docstring); "xavier": xavier
     #: weights and zero biases in the encoder layers
     init: str = "torch"
+    #: recompute each layer's activations in the backward instead of keeping them
+    remat: bool = False
 
     def __attrs_post_init__(self):
         check_divisible(self, "d_model", "heads")
@@ -74,6 +76,7 @@ class TransformerLM:
             attention_dropout=config.dropout,
             norm_first=config.norm_first,
             activation="relu",
+            remat=config.remat,
         )
 
     @classmethod
@@ -110,15 +113,16 @@ class TransformerLM:
         return self.head(params, self.features(params, src, key=key, train=train))
 
     def features(self, params, src: torch.Tensor, *, key=None, train: bool = False) -> torch.Tensor:
-        """``src (b, t)`` -> the last encoder layer's outputs ``(b, t, d_model)``, before :meth:`head`."""
+        """``src (b, t)`` -> the last encoder layer's outputs ``(b, t, d_model)``, before
+        :meth:`head`."""
         c = self.config
         keys = list(rng.split(key, c.layers + 1)) if key is not None else [None] * (c.layers + 1)
         x = nn.embedding(params["encoder"], src) * math.sqrt(c.d_model)
         x = nn.dropout(nn.add_sinusoidal(x), c.dropout, key=keys[-1], train=train)
         mask = nn.causal_mask(src.shape[1], device=src.device)
-        for layer, k in zip(params["layers"], keys):
-            x = nn.encoder_layer(layer, x, opts=self.block_options, mask=mask, key=k, train=train)
-        return x
+        return nn.encoder_layers(
+            params["layers"], x, opts=self.block_options, mask=mask, keys=keys[:-1], train=train
+        )
 
     def head(self, params, features: torch.Tensor) -> torch.Tensor:
         """The output layer (assignment 002's ``decoder``): ``features (..., d_model)`` ->

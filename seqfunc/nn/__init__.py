@@ -30,6 +30,7 @@ from seqfunc.nn.recurrent import (
     lstm,
     rnn,
 )
+from seqfunc.nn.remat import remat
 from seqfunc.nn.rotary import apply_rotary, rotary_angles, rotary_frequencies
 from seqfunc.nn.transformer import (
     BlockOptions,
@@ -37,6 +38,7 @@ from seqfunc.nn.transformer import (
     decoder_layer,
     encoder,
     encoder_layer,
+    encoder_layers,
     init_decoder,
     init_decoder_layer,
     init_encoder,
@@ -77,6 +79,7 @@ __all__ = [
     "apply_rotary",
     "rotary_angles",
     "rotary_frequencies",
+    "remat",
     "gru",
     "init_gru",
     "init_lstm",
@@ -89,6 +92,7 @@ __all__ = [
     "decoder_layer",
     "encoder",
     "encoder_layer",
+    "encoder_layers",
     "init_decoder",
     "init_decoder_layer",
     "init_encoder",

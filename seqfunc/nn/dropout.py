@@ -24,8 +24,10 @@ _SHARD: tuple[int, int] | None = None
 @contextlib.contextmanager
 def global_rows(start: int, rows: int) -> Iterator[None]:
     """Within the block, dropout masks are those of rows ``start .. start + rows`` of the
-    global batch (the block's tensors hold those rows only)."""
+    global batch (the block's tensors hold those rows only). Nested, ``start`` counts from the
+    outer block's first row: a micro-batch of a rank's shard (gradient accumulation)."""
     global _SHARD
+    start += _SHARD[0] if _SHARD is not None else 0
     outer, _SHARD = _SHARD, (start, rows) if start else None
     try:
         yield

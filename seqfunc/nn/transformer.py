@@ -12,6 +12,7 @@ from seqfunc.nn.attention_kernels import AttentionKernel, attention_kernel
 from seqfunc.nn.dropout import dropout
 from seqfunc.nn.feedforward import feed_forward, init_feed_forward
 from seqfunc.nn.norm import init_layer_norm, layer_norm
+from seqfunc.nn.remat import remat
 
 
 @attrs.frozen
@@ -26,6 +27,8 @@ class BlockOptions:
     activation: str = "relu"
     #: attention kernel: a name, a ``{"kind": ...}`` dict or a kernel (see attention_kernels)
     attention: AttentionKernel = attrs.field(default="dot", converter=attention_kernel)
+    #: recompute each layer's activations in the backward while training (:mod:`seqfunc.nn.remat`)
+    remat: bool = False
 
 
 def init_encoder_layer(
@@ -185,11 +188,26 @@ def init_decoder(
     }
 
 
+def encoder_layers(
+    layers: list, x, *, opts: BlockOptions, mask=None, keys=None, train=False
+) -> torch.Tensor:
+    """``x (b, t, d)`` through each of ``layers`` (encoder layers' params), one key each
+    (None: no dropout); with ``opts.remat`` while training, each layer's activations are
+    recomputed in the backward."""
+    keys = [None] * len(layers) if keys is None else keys
+    layer = remat(
+        lambda x, p, mask, key: encoder_layer(p, x, opts=opts, mask=mask, key=key, train=train),
+        opts.remat and train,
+    )
+    for layer_params, layer_key in zip(layers, keys):
+        x = layer(x, layer_params, mask, layer_key)
+    return x
+
+
 def encoder(params, x, *, opts: BlockOptions, mask=None, key=None, train=False) -> torch.Tensor:
     """A stack of encoder layers and the final norm: ``(b, t, d) -> (b, t, d)``."""
     keys = _layer_keys(key, len(params["layers"]))
-    for layer_params, layer_key in zip(params["layers"], keys):
-        x = encoder_layer(layer_params, x, opts=opts, mask=mask, key=layer_key, train=train)
+    x = encoder_layers(params["layers"], x, opts=opts, mask=mask, keys=keys, train=train)
     return layer_norm(params["norm"], x)
 
 
@@ -206,15 +224,19 @@ def decoder(
 ) -> torch.Tensor:
     """A stack of decoder layers and the final norm: ``(b, t, d) -> (b, t, d)``."""
     keys = _layer_keys(key, len(params["layers"]))
-    for layer_params, layer_key in zip(params["layers"], keys):
-        x = decoder_layer(
-            layer_params,
+    layer = remat(
+        lambda x, p, memory, self_mask, memory_mask, key: decoder_layer(
+            p,
             x,
             memory,
             opts=opts,
             self_mask=self_mask,
             memory_mask=memory_mask,
-            key=layer_key,
+            key=key,
             train=train,
-        )
+        ),
+        opts.remat and train,
+    )
+    for layer_params, layer_key in zip(params["layers"], keys):
+        x = layer(x, layer_params, memory, self_mask, memory_mask, layer_key)
     return layer_norm(params["norm"], x)

@@ -6,6 +6,7 @@ import attrs
 
 from seqfunc.config import non_negative, one_of, positive, probability, to_dict
 from seqfunc.errors import ConfigError
+from seqfunc.precision import PRECISIONS
 
 OPTIMIZERS = ("adam", "adamw", "radam", "sgd")
 SCHEDULES = ("constant", "warmup_cosine", "step")
@@ -53,6 +54,12 @@ class TrainConfig:
     max_nonfinite: int = attrs.field(default=5, validator=positive)
     #: also write the metrics as TensorBoard events into RUN/tensorboard (needs tensorboard)
     tensorboard: bool = False
+    #: the dtype the forward and backward compute in; parameters and optimizer state stay
+    #: fp32 (fp16 adds a dynamic loss scale to the optimizer)
+    precision: str = attrs.field(default="fp32", validator=one_of(tuple(PRECISIONS)))
+    #: micro-batches a batch is cut into, run one after another for one update (gradient
+    #: accumulation: the batch's gradient at a micro-batch's memory)
+    accumulate: int = attrs.field(default=1, validator=positive)
 
 
 #: Fields a resumed run may change: the length of the run, and options that do not change
@@ -86,4 +93,26 @@ def check_resume_config(saved: TrainConfig, requested: TrainConfig, where: str) 
         raise ConfigError(
             f"{where}: a resumed run keeps its config; these fields differ: {changes} "
             f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change; start a new run instead)"
+        )
+
+
+def refuse_for_members(cfg: TrainConfig, where: str) -> None:
+    """Refuse the options the members' vmapped step does not take yet (precision,
+    accumulation) in one line naming them."""
+    if cfg.precision != "fp32" or cfg.accumulate != 1:
+        raise ConfigError(
+            f"{where}: precision={cfg.precision!r} and accumulate={cfg.accumulate} are for a "
+            "single run (seqfunc train); members of an ensemble or sweep train with "
+            "precision='fp32' and accumulate=1"
+        )
+
+
+def check_accumulate(cfg: TrainConfig, world: int = 1) -> None:
+    """Refuse more micro-batches than a process's rows of a batch, before the run starts."""
+    rows = cfg.batch_size // world
+    if cfg.accumulate > rows:
+        per = f" ({world} processes: {rows} rows each)" if world > 1 else ""
+        raise ConfigError(
+            f"accumulate={cfg.accumulate}: a batch of {cfg.batch_size} rows{per} cannot be cut "
+            f"into {cfg.accumulate} micro-batches; raise batch_size or lower accumulate"
         )

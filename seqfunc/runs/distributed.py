@@ -121,22 +121,46 @@ def shard(
 ) -> dict:
     """Rows ``start .. start + rows`` of a global batch (a rank's: :func:`shard_rows`), with
     ``loss_weight``: their share of the batch's real targets (``target_count``), a 0-d float
-    tensor."""
-    part = {k: v.narrow(0, start, rows) for k, v in batch.items()}
-    weight = target_count(part) / max(target_count(batch), 1)
-    return {**part, "loss_weight": torch.tensor(weight, dtype=torch.float32)}
+    tensor. A batch that is itself a shard (it has a ``loss_weight``) gives parts whose
+    weights are their share of the global batch: a micro-batch of a rank's shard."""
+    rows_of = {k: v for k, v in batch.items() if k != "loss_weight"}
+    part = {k: v.narrow(0, start, rows) for k, v in rows_of.items()}
+    weight = target_count(part) / max(target_count(rows_of), 1)
+    outer = float(batch["loss_weight"]) if "loss_weight" in batch else 1.0
+    return {**part, "loss_weight": torch.tensor(weight * outer, dtype=torch.float32)}
+
+
+def micro_batches(
+    batch: dict[str, torch.Tensor], parts: int, target_count: Callable[[dict], int]
+) -> list[dict]:
+    """``batch`` cut into ``parts`` consecutive row slices (sizes as :func:`shard_rows`), each
+    weighted by its share of the real targets as a rank's shard is: the micro-batches of
+    gradient accumulation, whose weighted losses sum to the batch's mean loss."""
+    rows = next(iter(v for v in batch.values() if v.dim())).shape[0]
+    if rows < parts:
+        from seqfunc.errors import ConfigError
+
+        raise ConfigError(
+            f"accumulate={parts}: a batch of {rows} rows cannot be cut into {parts} "
+            "micro-batches; raise batch_size or lower accumulate"
+        )
+    slices = [shard_rows(rows, Ranks(i, parts)) for i in range(parts)]
+    return [shard(batch, start, count, target_count) for start, count in slices]
 
 
 def sharded_loss(loss_fn: Callable) -> Callable:
     """``loss_fn`` scaled by the shard's ``loss_weight``, its aux metrics too (so their sums
-    over ranks are the global batch's means), plus ``stop_votes``: the batch's 0-d count of
-    ranks asking to stop (a signal), summed with the rest, so every rank stops at one step."""
+    over ranks, or over micro-batches, are the global batch's means), plus ``stop_votes`` when
+    the batch has them: a 0-d count of ranks asking to stop (a signal), summed with the rest,
+    so every rank stops at one step."""
 
     def loss(params, batch, key):
         value, aux = loss_fn(params, batch, key)
         weight = batch["loss_weight"]
         weighted = {k: v * weight for k, v in aux.items()}
-        return value * weight, {**weighted, "stop_votes": batch["stop_votes"]}
+        if "stop_votes" in batch:
+            weighted["stop_votes"] = batch["stop_votes"]
+        return value * weight, weighted
 
     return loss
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 
 from seqfunc import optim
 from seqfunc.errors import ConfigError
+from seqfunc.loss_scale import dynamic_loss_scale
+from seqfunc.precision import needs_loss_scale
 from seqfunc.runs.config import TrainConfig
 
 #: TrainConfig fields that may differ between the members of one vmapped job.
@@ -67,6 +69,8 @@ def make_optimizer(
         inner = factory()
     if nonfinite_guard:
         inner = optim.apply_if_finite(inner, rows=rows)
+    if needs_loss_scale(cfg.precision):  # outermost: it unscales what the others see
+        inner = dynamic_loss_scale(inner)
     return optim.flatten(inner)
 
 

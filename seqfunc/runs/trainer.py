@@ -24,7 +24,7 @@ from seqfunc.members_step import init_members_state, make_members_step, member_k
 from seqfunc.nn.dropout import global_rows
 from seqfunc.runs import distributed
 from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
-from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.config import TrainConfig, check_accumulate, refuse_for_members
 from seqfunc.runs.folder import RunFolder
 from seqfunc.runs.members import (
     check_members,
@@ -60,13 +60,16 @@ class Trainer:
         self.vmapped = len(self.members) > 1
         self.ranks = ranks
         self.device = distributed.rank_device(resolve_device(cfg.device), ranks)
+        check_accumulate(cfg, ranks.world if ranks else 1)
         self.dataset, self.model, self.task = built if built else build(cfg, artifacts)
         if self.vmapped:
+            refuse_for_members(cfg, "members of an ensemble or sweep")
             check_members(self.members, self.model, ranks)
-        # A group trims the global batch before sharding it, so that every shard keeps the
-        # global batch's width and with it the dropout masks of one process (nn.dropout).
+        # A group (or accumulation) trims the global batch before cutting it, so that every
+        # shard keeps the global batch's width and with it the dropout masks of one process.
         trim = padding_trimmer(cfg, self.task)
-        self.trim_global = trim if ranks is not None else None
+        cuts = ranks is not None or cfg.accumulate > 1
+        self.trim_global = trim if cuts else None
         self.steps_per_epoch = steps_per_epoch(self.dataset, cfg.batch_size)
         self.total_steps = total_steps(cfg, self.steps_per_epoch)
         self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
@@ -78,15 +81,16 @@ class Trainer:
             self.k_init, k_train = member_keys([m.seed for m in self.members])
         else:
             loss_fn = self.task.loss_fn(self.model)
-            if ranks is not None:
+            if cuts:  # each shard or micro-batch weighted by its share of the batch's targets
                 loss_fn = distributed.sharded_loss(loss_fn)
             self.step_fn = make_step(
                 loss_fn,
                 self.optimizer,
                 compile=cfg.compile,
                 device=self.device,
-                trim=None if ranks is not None else trim,
+                trim=None if cuts else trim,
                 all_reduce=distributed.all_reduce_sum if ranks else None,
+                precision=cfg.precision,
             )
             self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
@@ -123,18 +127,28 @@ class Trainer:
         did (every rank gets the same answer)."""
         key = step_keys(self.k_train, step) if self.vmapped else rng.fold_in(self.k_train, step)
         rows = contextlib.nullcontext()
+        batch = self.trim_global(batch) if self.trim_global else batch
         if self.ranks is not None:
-            batch = self.trim_global(batch) if self.trim_global else batch
             start, count = distributed.shard_rows(next(iter(batch.values())).shape[0], self.ranks)
             batch = distributed.shard(batch, start, count, self.task.target_count)
             rows = global_rows(start, count)
-            batch["stop_votes"] = torch.tensor(float(stop))
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        parts = self._micro_batches(batch)
+        if self.ranks is not None:  # one vote a rank, in its first micro-batch
+            for i, part in enumerate(parts):
+                part["stop_votes"] = torch.tensor(float(stop and i == 0))
+        parts = [{k: v.to(self.device, non_blocking=True) for k, v in p.items()} for p in parts]
+        batch = parts if self.cfg.accumulate > 1 else parts[0]
         with rows:
             state, metrics = self.step_fn(state, batch, key)
         if self.ranks is not None:
             stop = float(metrics.pop("stop_votes")) > 0
         return state, metrics, stop
+
+    def _micro_batches(self, batch: dict) -> list[dict]:
+        """The batch cut into ``accumulate`` weighted micro-batches (the batch alone if 1)."""
+        if self.cfg.accumulate == 1:
+            return [batch]
+        return distributed.micro_batches(batch, self.cfg.accumulate, self.task.target_count)
 
     def batches(self, progress: Progress) -> Iterator[tuple[int, int, dict]]:
         return train_batches(self.dataset, self.cfg.batch_size, progress)
