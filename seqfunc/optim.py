@@ -358,17 +358,28 @@ def _count_state(params):
     return torch.zeros((), dtype=torch.int64, device=device)
 
 
+def _broadcasting(leaves: list, *hyperparameters) -> bool:
+    """Whether to use broadcasting ops rather than ``_foreach_*``: for tensor hyperparameters
+    that are not 0-d (one per member), and under ``vmap`` (which has no batching rule for
+    ``_foreach_*``)."""
+    return any(isinstance(h, torch.Tensor) and h.dim() for h in hyperparameters) or any(
+        map(torch._C._functorch.is_batchedtensor, leaves)
+    )
+
+
 def _mul(leaves: list, scale: torch.Tensor) -> list:
-    """``_foreach_mul``, or a broadcasting product for a scale that is not 0-d (one column
-    per member: a step counter under ``apply_if_finite(rows=True)``)."""
-    return torch._foreach_mul(leaves, scale) if scale.dim() == 0 else [x * scale for x in leaves]
+    """``_foreach_mul``, or a broadcasting product (see :func:`_broadcasting`; a scale with
+    one column per member: a step counter under ``apply_if_finite(rows=True)``)."""
+    if _broadcasting(leaves, scale):
+        return [x * scale for x in leaves]
+    return torch._foreach_mul(leaves, scale)
 
 
 def _div(leaves: list, divisor: torch.Tensor) -> list:
     """``_foreach_div``, or a broadcasting quotient (see :func:`_mul`)."""
-    return (
-        torch._foreach_div(leaves, divisor) if divisor.dim() == 0 else [x / divisor for x in leaves]
-    )
+    if _broadcasting(leaves, divisor):
+        return [x / divisor for x in leaves]
+    return torch._foreach_div(leaves, divisor)
 
 
 def scale_by_schedule(schedule: ScalarOrSchedule, *, sign: float = -1.0) -> GradientTransformation:
@@ -396,7 +407,7 @@ def scale_by_momentum(
 
     def update(updates, velocity, params=None):
         g, spec = tree_flatten(updates)
-        if isinstance(momentum, torch.Tensor):
+        if isinstance(momentum, torch.Tensor) or _broadcasting(g):
             v = [momentum * v + x for v, x in zip(_leaves(velocity), g)]
             out = [x + momentum * w for x, w in zip(g, v)] if nesterov else v
         else:
@@ -408,7 +419,7 @@ def scale_by_momentum(
 
 
 def _adam_moments(g, mu, nu, b1, b2):
-    if isinstance(b1, torch.Tensor) or isinstance(b2, torch.Tensor):
+    if isinstance(b1, torch.Tensor) or isinstance(b2, torch.Tensor) or _broadcasting(g):
         mu = [torch.lerp(m, x, 1.0 - b1) for m, x in zip(mu, g)]
         nu = [torch.lerp(v, x * x, 1.0 - b2) for v, x in zip(nu, g)]
         return mu, nu
@@ -433,8 +444,11 @@ def scale_by_adam(
         c = count.to(torch.float32)
         bias1 = 1.0 - torch.pow(b1, c)
         bias2 = 1.0 - torch.pow(b2, c)
-        denom = torch._foreach_add(torch._foreach_sqrt(_div(nu, bias2)), eps)
-        direction = torch._foreach_div(_div(mu, bias1), denom)
+        if _broadcasting(g, b1, b2):
+            direction = [(m / bias1) / (torch.sqrt(v / bias2) + eps) for m, v in zip(mu, nu)]
+        else:
+            denom = torch._foreach_add(torch._foreach_sqrt(_div(nu, bias2)), eps)
+            direction = torch._foreach_div(_div(mu, bias1), denom)
         new_state = {"mu": tree_unflatten(mu, spec), "nu": tree_unflatten(nu, spec), "count": count}
         return tree_unflatten(direction, spec), new_state
 
@@ -480,7 +494,7 @@ def add_decayed_weights(weight_decay: Hyperparameter) -> GradientTransformation:
 
     def update(updates, state, params):
         g, spec = tree_flatten(updates)
-        if isinstance(weight_decay, torch.Tensor):
+        if isinstance(weight_decay, torch.Tensor) or _broadcasting(g):
             return tree_unflatten(
                 [u + weight_decay * p for u, p in zip(g, _leaves(params))], spec
             ), state

@@ -109,9 +109,8 @@ def test_the_train_step_skips_a_non_finite_update_and_keeps_the_parameters_finit
 
 
 def test_under_vmap_each_member_is_skipped_on_its_own():
-    """Member 0's update overflows, member 1's does not: only member 0 keeps its parameters.
-    (The ``tensor_*`` optimizers are the vmappable ones.)"""
-    opt = optim.apply_if_finite(optim.tensor_sgd(lambda step: torch.tensor(1e10)))
+    """Member 0's update overflows, member 1's does not: only member 0 keeps its parameters."""
+    opt = optim.apply_if_finite(optim.sgd(lambda step: torch.tensor(1e10)))
     params = {"w": torch.ones(2, 3)}
     grads = {"w": torch.stack([torch.full((3,), 1e30), torch.ones(3)])}
     state = vmap(opt.init)(params)
@@ -340,7 +339,8 @@ TAG = "SEQFUNC_TEST_INPUT_SAFETY"
 SIGNAL_PARENT = """
 import os, signal
 at, name = os.environ.get("SEQFUNC_TEST_SIGNAL_AT"), os.environ.get("SEQFUNC_TEST_SIGNAL")
-if at and os.environ.get("RANK") == "0" and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+if at and os.environ.get("RANK") == "0" and restart == "0":
     from seqfunc.runs import trainer
     original = trainer.Trainer.step
     def step(self, state, batch, step, *args):

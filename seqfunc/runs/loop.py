@@ -249,7 +249,7 @@ def _train(
             trainer.member_opt_state(state.opt_state, i),
             at.to_json(),
         )
-        if where.persist:  # without a folder nothing is written, curves included
+        if folder.writer:  # members trained in memory have no folder
             side.plot(folder.path / files.CURVES, member_metrics.records)
     last_val = side.last_val or [  # a resume at its last step: the run's last evaluation
         next((r for r in reversed(m.records) if r.get("split") == "val"), {}) for m in metrics
