@@ -14,8 +14,8 @@ are ``scale`` times larger; this transform divides them again and then:
   doubles the scale.
 
 The scale is a power of two, so scaling and unscaling are exact. Branch-free
-(``torch.where``): it compiles whole, and its state is tensors, so a checkpoint holds it
-and a resume continues bit for bit. It goes outside
+(``torch.where``): it compiles and vmaps like the rest, and its state is tensors, so a
+checkpoint holds it and a resume continues bit for bit. It goes outside
 :func:`seqfunc.optim.apply_if_finite`: an overflow is the scaler's to handle (it is expected
 while the scale settles), so the inner guard counts only the non-finite updates that a
 finite gradient still makes.

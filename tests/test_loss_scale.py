@@ -58,13 +58,20 @@ def test_finite_steps_update_as_the_unscaled_optimizer_does(scale_power, grads):
     assert torch.equal(got, expected)
 
 
-def test_the_scaler_compiles():
+def test_the_scaler_compiles_and_vmaps():
     opt = scaler()
     state = opt.init(PARAMS)
     grads = torch.tensor([[1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]])
     eager = [opt.update(g, state, PARAMS) for g in grads]
     compiled = torch.compile(opt.update, fullgraph=True)(grads[1], state, PARAMS)
     assert float(compiled[1].scale) == float(eager[1][1].scale) == 512.0
+    members = dynamic_loss_scale(optim.adam(0.1), initial_scale=1024.0)
+    member_state = members.init(PARAMS)
+    batched = torch.vmap(lambda g: members.update(g, member_state, PARAMS))(grads)
+    assert torch.equal(batched[1].scale, torch.tensor([1024.0, 512.0]))
+    assert torch.equal(batched[0][1], torch.zeros(3))  # the overflowing member: no update
+    alone = members.update(grads[0], member_state, PARAMS)[0]
+    torch.testing.assert_close(batched[0][0], alone)
 
 
 def test_fp16_runs_get_a_loss_scale_outside_the_finite_guard():
