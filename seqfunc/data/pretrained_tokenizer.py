@@ -31,6 +31,8 @@ class PretrainedTokenizerConfig:
     tokenizer: str = attrs.field(default="tokenizer.json", validator=one_of(KINDS))
     #: the model's longest sequence
     context: int = attrs.field(default=2048, validator=positive)
+    #: end-of-sequence ids (``eos_token_id`` of the imported config): each ends a generated row
+    eos_ids: tuple[int, ...] = attrs.field(default=(), converter=tuple)
 
 
 def require_tokenizers():
