@@ -172,3 +172,21 @@ def test_bad_fine_tuning_input_is_one_line(base_run, tmp_path, capsys):
     other = ["train", "text", "--no-progress", f"-dpath={tmp_path / 't.txt'}", "-dcontext=8"]
     err = one_line_error(capsys, [*other, "--init-from", run, "--steps", "1"])
     assert "vocabulary" in err
+
+
+def test_fine_tune_an_imported_model_on_text_with_its_tokenizer(tmp_path, capsys):
+    pytest.importorskip("tokenizers", reason="tokenizer.json needs tokenizers")
+    from tests.test_pretrained_import import hf_folder
+
+    folder, _ = hf_folder(tmp_path / "hf")
+    assert main(["import", str(folder), "--out", str(tmp_path / "llama")]) == 0
+    (tmp_path / "notes.txt").write_text(" ".join(f"w{i % 17}" for i in range(600)))
+    data = [f"-dpath={tmp_path / 'notes.txt'}", "-dcontext=16", "-deval_slices=8"]
+    argv = ["train", "pretrained", *data, "--init-from", str(tmp_path / "llama"), "--steps", "2"]
+    argv += ["--batch-size", "4", "--no-progress", "--examples", "0"]
+    argv += ["-t", "lora_rank=2", "--out", str(tmp_path / "tuned")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    tuned = ["generate", str(tmp_path / "tuned"), "--prompt", "w1 w2", "--tokens", "3"]
+    assert main([*tuned, "--temperature", "0"]) == 0
+    assert len(capsys.readouterr().out.split()) == 5

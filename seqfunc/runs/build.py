@@ -10,7 +10,7 @@ from seqfunc.config import from_dict, typed_fields
 from seqfunc.devices import resolve_device
 from seqfunc.errors import ConfigError
 from seqfunc.runs.config import TrainConfig
-from seqfunc.runs.init_from import check_lora_config, starting_model
+from seqfunc.runs.init_from import artifacts_of, check_lora_config, starting_model
 from seqfunc.tasks import task_for
 
 
@@ -29,6 +29,8 @@ def build(cfg: TrainConfig, artifacts: Path | None = None):
     dataset_config = from_dict(
         dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"
     )
+    if artifacts is None and cfg.init_from is not None:
+        artifacts = artifacts_of(cfg.init_from, cfg.dataset)  # its vocabulary or tokenizer
     if artifacts is not None and hasattr(dataset_cls, "from_artifacts"):
         dataset = dataset_cls.from_artifacts(dataset_config, artifacts)
     else:

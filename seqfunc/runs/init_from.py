@@ -50,6 +50,13 @@ def source_model_name(path: str | Path) -> str:
         raise CheckpointError(f"{where}: no model name") from None
 
 
+def artifacts_of(path: str | Path, dataset: str) -> Path | None:
+    """The ``init_from`` run folder when its dataset is ``dataset``: fine-tuning then reads
+    that run's vocabulary or tokenizer, so that the ids mean what they meant to the model."""
+    record = read_json(Path(path) / "config.json") if Path(path, "config.json").is_file() else {}
+    return Path(path) if record.get("dataset", {}).get("name") == dataset else None
+
+
 def starting_model(cfg, dataset, device=None):
     """The model of a run with ``cfg.init_from`` (see the module's docstring), checked against
     ``cfg``'s model name and options and ``dataset``'s vocabulary; ``device``: where the
