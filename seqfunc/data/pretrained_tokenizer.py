@@ -20,7 +20,7 @@ from seqfunc.data.char_lm import CharLMDataset
 from seqfunc.data.enwik8 import BYTE_VOCAB
 from seqfunc.data.vocab import Vocab
 from seqfunc.errors import ConfigError, DataError
-from seqfunc.serialization import atomic_write
+from seqfunc.serialization import atomic_write, read_json
 
 TOKENIZER_FILE = "tokenizer.json"
 KINDS = ("tokenizer.json", "bytes")
@@ -94,6 +94,11 @@ class PretrainedTokenizerDataset:
 
     @classmethod
     def from_artifacts(cls, config: PretrainedTokenizerConfig, folder: Path):
+        """The tokenizer of the run folder ``folder``; with no ``eos_ids`` given, the
+        folder's (so that a model fine-tuned from an imported one stops where it did)."""
+        if not config.eos_ids and (Path(folder) / "config.json").is_file():
+            saved = read_json(Path(folder) / "config.json").get("dataset", {}).get("config", {})
+            config = attrs.evolve(config, eos_ids=saved.get("eos_ids", ()))
         if config.tokenizer == "bytes":
             return cls(config)
         return cls(config, tokenizer=read_tokenizer(Path(folder) / TOKENIZER_FILE))
