@@ -122,8 +122,8 @@ def typed_fields(cls: type, data: dict[str, Any], *, where: str = "config") -> d
 
     Text (from the command line: ``-m d_model=64``) is parsed by the field's type: ``int``,
     ``float``, ``bool`` (only ``true/false/1/0/yes/no``), ``str``, ``X | None`` (``none`` or
-    ``null`` for None), ``Literal[...]``, lists and tuples (JSON); fields without an annotation
-    take JSON when it parses, else the text. A value of the wrong type raises
+    ``null`` for None), ``Literal[...]``, lists and tuples (JSON, or ``a,b`` for strings);
+    fields without an annotation take JSON when it parses, else the text. A value of the wrong type raises
     :class:`ConfigError` naming the field and the expected type; unknown names list the known
     ones."""
     if not isinstance(data, dict):
@@ -188,6 +188,8 @@ def parse_value(value: Any, tp: Any) -> Any:
         raise _WrongType(f"one of {', '.join(map(str, args))}")
     if origin in (list, tuple) or tp in (list, tuple):
         items = _json_or_text(value) if isinstance(value, str) else value
+        if isinstance(items, str) and args and args[0] is str:  # text items: "q,v"
+            items = [item.strip() for item in items.split(",")]
         if not isinstance(items, (list, tuple)):
             raise _WrongType(_describe(tp))
         if args and (origin is list or (len(args) == 2 and args[1] is Ellipsis)):

@@ -1,4 +1,4 @@
-"""``seqfunc export RUN --format hf --out FOLDER``: a run folder as a Hugging Face folder that
+"""``seqfunc export RUN --format hf --out FOLDER [--merge]``: a run folder as a Hugging Face folder that
 ``transformers``' ``from_pretrained`` loads."""
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("run", help="the run folder (trained or imported)")
     p.add_argument("--format", choices=FORMATS, required=True, help="hf: Hugging Face")
     p.add_argument("--out", required=True, metavar="FOLDER", help="the folder to write (new)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="a LoRA run: write its adapters merged into the weights of its init_from run",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from seqfunc.pretrained.exporter import export_run
 
-    export_run(args.run, args.out, log=lambda line: print(line, file=sys.stderr))
+    export_run(args.run, args.out, merge=args.merge, log=lambda line: print(line, file=sys.stderr))
     return 0

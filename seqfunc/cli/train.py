@@ -123,6 +123,14 @@ def add_parser(subparsers) -> None:
     m.add_argument("--d-ff", type=int)
     m.add_argument("--dropout", type=float)
     p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="fine-tune: start from the model and parameters of a run folder (trained or "
+        "imported); with -t lora_rank=R, train LoRA adapters over them instead",
+    )
+    p.add_argument(
         "-t",
         "--train-option",
         action="append",
@@ -181,6 +189,14 @@ def resolve_config(args: argparse.Namespace):
         )
     fields["dataset"] = dataset
     fields["model"] = args.model or fields.get("model") or TrainConfig().model
+    init_from = _init_from(args, fields)
+    if init_from is not None:  # the model and its options come from that run
+        from seqfunc.runs.init_from import source_model_name
+
+        fields["init_from"] = init_from
+        fields["model"] = args.model or source_model_name(init_from)
+        if not complete:
+            fields["model_options"] = {}
     if recipe.get("model", fields["model"]) != fields["model"] and (
         fields.get("model_options") == recipe.get("model_options")
     ):
@@ -214,6 +230,8 @@ def resolve_config(args: argparse.Namespace):
         fields["compile"] = None  # the default: compiled on CUDA, not on the CPU
     train_options = dict(parse_assignment(a) for a in args.train_option)
     fields.update(typed_fields(TrainConfig, train_options, where="train options"))
+    if init_from is not None:
+        fields["init_from"] = init_from  # resolved: a resume from elsewhere finds it
     if args.steps is not None and args.epochs is None:
         fields["epochs"] = None
     if args.epochs is not None and args.steps is None:
@@ -243,6 +261,16 @@ def resolve_config(args: argparse.Namespace):
         dataset_cls.Config, data_options, where="dataset options"
     )
     return from_dict(TrainConfig, fields, where="train options")
+
+
+def _init_from(args: argparse.Namespace, fields: dict) -> str | None:
+    """The run to start from: ``--init-from``, ``-t init_from=``, or the config file's."""
+    if getattr(args, "init_from", None) is not None:
+        return str(Path(args.init_from).resolve())
+    options = dict(parse_assignment(a) for a in args.train_option)
+    if options.get("init_from") not in (None, "none", "null"):
+        return str(Path(options["init_from"]).resolve())
+    return fields.get("init_from")
 
 
 def _over_recipe(recipe: dict, file_fields: dict, *, same_dataset: bool) -> dict:

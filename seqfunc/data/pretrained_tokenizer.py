@@ -15,11 +15,12 @@ from typing import ClassVar
 
 import attrs
 
-from seqfunc.config import one_of, positive
+from seqfunc.config import one_of, positive, probability
+from seqfunc.data.char_lm import CharLMDataset
 from seqfunc.data.enwik8 import BYTE_VOCAB
 from seqfunc.data.vocab import Vocab
 from seqfunc.errors import ConfigError, DataError
-from seqfunc.serialization import atomic_write
+from seqfunc.serialization import atomic_write, read_json
 
 TOKENIZER_FILE = "tokenizer.json"
 KINDS = ("tokenizer.json", "bytes")
@@ -31,6 +32,15 @@ class PretrainedTokenizerConfig:
     tokenizer: str = attrs.field(default="tokenizer.json", validator=one_of(KINDS))
     #: the model's longest sequence
     context: int = attrs.field(default=2048, validator=positive)
+    #: end-of-sequence ids (``eos_token_id`` of the imported config): each ends a generated row
+    eos_ids: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    #: a UTF-8 text file (or folder) to fine-tune on, tokenized with the tokenizer: random
+    #: windows of ``context`` tokens, the last ``val_fraction`` held out
+    path: str | None = None
+    val_fraction: float = attrs.field(default=0.1, validator=probability)
+    #: fixed validation windows
+    eval_slices: int = attrs.field(default=64, validator=positive)
+    seed: int = 0
 
 
 def require_tokenizers():
@@ -80,9 +90,15 @@ class PretrainedTokenizerDataset:
             )
         else:
             self.vocab = tokenizer_vocab(tokenizer)
+        self.data = self._tokenized_text() if self.config.path else {}
 
     @classmethod
     def from_artifacts(cls, config: PretrainedTokenizerConfig, folder: Path):
+        """The tokenizer of the run folder ``folder``; with no ``eos_ids`` given, the
+        folder's (so that a model fine-tuned from an imported one stops where it did)."""
+        if not config.eos_ids and (Path(folder) / "config.json").is_file():
+            saved = read_json(Path(folder) / "config.json").get("dataset", {}).get("config", {})
+            config = attrs.evolve(config, eos_ids=saved.get("eos_ids", ()))
         if config.tokenizer == "bytes":
             return cls(config)
         return cls(config, tokenizer=read_tokenizer(Path(folder) / TOKENIZER_FILE))
@@ -110,13 +126,41 @@ class PretrainedTokenizerDataset:
     def summary(self) -> str:
         return f"pretrained tokenizer ({self.config.tokenizer}, {len(self.vocab)} tokens)"
 
+    def _tokenized_text(self) -> dict:
+        """The ``path`` text's ids, split into ``train`` and ``val`` (1-D int64 tensors)."""
+        import torch
+
+        from seqfunc.data.text import read_text
+        from seqfunc.data.text_files import resolve_path
+
+        path = resolve_path(self.config.path, "", option="path", dataset=self.name)
+        ids = torch.tensor(self.encode(read_text(path)))
+        cut = int(ids.numel() * (1 - self.config.val_fraction))
+        data = {"train": ids[:cut], "val": ids[cut:]}
+        for split, part in data.items():
+            if part.numel() <= self.config.context + 1:
+                raise ConfigError(
+                    f"pretrained: path {self.config.path}: the {split} split has "
+                    f"{part.numel()} tokens, too few for context={self.config.context}"
+                )
+        return data
+
+    @property
+    def eval_slices(self) -> int:
+        return self.config.eval_slices
+
     def num_examples(self, split: str) -> int:
-        return 0
+        return CharLMDataset.num_examples(self, split) if self.data else 0
 
     def batches(
         self, split: str, batch_size: int, *, epoch: int = 0, drop_last: bool | None = None
     ) -> Iterator[dict]:
-        raise DataError(
-            "pretrained: an imported model's run folder holds its tokenizer, not text to train on"
-        )
-        yield  # pragma: no cover - a generator, so the error comes on the first batch
+        """Random windows of the ``path`` text (as the ``text`` dataset's)."""
+        if not self.data:
+            raise DataError(
+                "pretrained: no text to train on; pass -d path=FILE (a UTF-8 text file)"
+            )
+        yield from CharLMDataset.batches(self, split, batch_size, epoch=epoch, drop_last=drop_last)
+
+    def _check_split(self, split: str) -> None:
+        CharLMDataset._check_split(self, split)

@@ -20,18 +20,32 @@ from seqfunc.serialization import write_json
 
 
 def export_run(
-    run_path: str | os.PathLike, out: str | os.PathLike, *, log: Callable[[str], None] = print
+    run_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    merge: bool = False,
+    log: Callable[[str], None] = print,
 ) -> Path:
-    """Write the Hugging Face folder ``out`` from the run folder ``run_path``."""
+    """Write the Hugging Face folder ``out`` from the run folder ``run_path``. ``merge``: a
+    LoRA run's adapters are merged into its base weights (a LoRA run needs it)."""
+    from seqfunc.models.lora import LoRAModel
     from seqfunc.runs.load import load_run
 
     out = Path(out)
     if out.exists():
         raise CheckpointError(f"{out} already exists; choose another --out")
     run = load_run(run_path)
+    model, params = run.model, run.params
+    if isinstance(model, LoRAModel):
+        if not merge:
+            raise CheckpointError(
+                f"{run_path} holds LoRA adapters; pass --merge to write them merged into "
+                "the weights of its init_from run"
+            )
+        model, params = model.base_model, model.merged(params)
     arch = architecture_for_model(run.config["model"]["name"])
-    hf_config = arch.to_hf(run.model.config)
-    tensors = params_to_hf(run.params, arch.table, tied=run.model.config.tie_weights)
+    hf_config = arch.to_hf(model.config)
+    tensors = params_to_hf(params, arch.table, tied=model.config.tie_weights)
     dtypes = {t.dtype for t in tensors.values()}
     hf_config["torch_dtype"] = (
         str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else ("float32")

@@ -76,7 +76,7 @@ def import_folder(
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype}: must be one of {', '.join(DTYPES)}")
     arch, model, hf = read_hf_model(folder, log=log)
-    dataset = _dataset(folder, model, byte_tokenizer)
+    dataset = _dataset(folder, model, byte_tokenizer, eos_ids(hf))
     weights = WeightFolder(folder)
     params = params_from_hf(weights, arch.table, model, dtype=DTYPES.get(dtype))
     flat = flatten_dict(params)
@@ -101,11 +101,21 @@ def import_folder(
     return out
 
 
-def _dataset(folder: Path, model, byte_tokenizer: bool) -> PretrainedTokenizerDataset:
+def eos_ids(hf: dict) -> tuple[int, ...]:
+    """The end-of-sequence ids of a Hugging Face config: ``eos_token_id`` (an id, a list of
+    ids or absent)."""
+    eos = hf.get("eos_token_id")
+    ids = eos if isinstance(eos, list) else [eos]
+    return tuple(i for i in ids if isinstance(i, int) and not isinstance(i, bool))
+
+
+def _dataset(
+    folder: Path, model, byte_tokenizer: bool, eos: tuple[int, ...]
+) -> PretrainedTokenizerDataset:
     context = model.config.context
     if (folder / TOKENIZER_FILE).is_file():
         return PretrainedTokenizerDataset(
-            PretrainedTokenizerConfig(context=context),
+            PretrainedTokenizerConfig(context=context, eos_ids=eos),
             tokenizer=read_tokenizer(folder / TOKENIZER_FILE),
         )
     if not byte_tokenizer:
@@ -116,4 +126,6 @@ def _dataset(folder: Path, model, byte_tokenizer: bool) -> PretrainedTokenizerDa
         raise ConfigError(
             f"--byte-tokenizer: the model has {model.config.vocab_size} tokens, bytes need 256"
         )
-    return PretrainedTokenizerDataset(PretrainedTokenizerConfig(tokenizer="bytes", context=context))
+    return PretrainedTokenizerDataset(
+        PretrainedTokenizerConfig(tokenizer="bytes", context=context, eos_ids=eos)
+    )

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from seqfunc import registry
 from seqfunc.config import from_dict, typed_fields
+from seqfunc.devices import resolve_device
 from seqfunc.errors import ConfigError
 from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.init_from import artifacts_of, check_lora_config, starting_model
 from seqfunc.tasks import task_for
 
 
@@ -27,10 +29,16 @@ def build(cfg: TrainConfig, artifacts: Path | None = None):
     dataset_config = from_dict(
         dataset_cls.Config, dict(cfg.dataset_options), where="dataset options"
     )
+    if artifacts is None and cfg.init_from is not None:
+        artifacts = artifacts_of(cfg.init_from, cfg.dataset)  # its vocabulary or tokenizer
     if artifacts is not None and hasattr(dataset_cls, "from_artifacts"):
         dataset = dataset_cls.from_artifacts(dataset_config, artifacts)
     else:
         dataset = dataset_cls(dataset_config)
+    check_lora_config(cfg)
+    if cfg.init_from is not None:  # the model and its parameters come from another run
+        model = starting_model(cfg, dataset, resolve_device(cfg.device))
+        return dataset, model, task_for(dataset)
     return dataset, model_cls(model_config(cfg, model_cls, dataset)), task_for(dataset)
 
 

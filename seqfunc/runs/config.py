@@ -60,6 +60,15 @@ class TrainConfig:
     #: micro-batches a batch is cut into, run one after another for one update (gradient
     #: accumulation: the batch's gradient at a micro-batch's memory)
     accumulate: int = attrs.field(default=1, validator=positive)
+    #: a run folder (trained or imported) whose model, model config and parameters this run
+    #: starts from: full fine-tuning, or LoRA with ``lora_rank``
+    init_from: str | None = None
+    #: LoRA: train adapters of this rank on the ``init_from`` parameters, which stay frozen
+    lora_rank: int | None = attrs.field(default=None, validator=positive)
+    #: LoRA: the adapters' product is scaled by ``lora_alpha / lora_rank``
+    lora_alpha: float = attrs.field(default=16.0, validator=positive)
+    #: LoRA: the modules whose 2-D weights get adapters (the last parts of their names)
+    lora_targets: tuple[str, ...] = ("q", "v")
 
 
 #: Fields a resumed run may change: the length of the run, and options that do not change

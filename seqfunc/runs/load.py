@@ -71,6 +71,11 @@ def load_run(
     model = model_cls(
         from_dict(model_cls.Config, model_config, where=f"{path / files.CONFIG} model")
     )
+    train = config.get("train") or {}
+    if train.get("lora_rank") is not None and train.get("init_from"):  # adapters over a base
+        from seqfunc.runs.init_from import lora_run_model
+
+        model = lora_run_model(train, model, device)
     params = load_run_params(path, parameter_template(model), device=device)
     return Run(path, config, dataset, model, params)
 

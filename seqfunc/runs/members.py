@@ -63,6 +63,13 @@ def member_model_values(members: Sequence[TrainConfig], model, dataset) -> dict[
     """Each member's value of ``model``'s :data:`~seqfunc.config.MEMBER_VALUE` fields where
     the members of one job differ: ``{name: (members,) float64 tensor}`` (empty when they all
     agree, and the model then runs on its config's numbers)."""
+    if members[0].init_from is not None:  # the model and its config come from that run
+        if len({repr(sorted(m.model_options.items())) for m in members}) > 1:
+            raise ConfigError(
+                "a sweep that starts from init_from runs one model config; "
+                "sweep training options only"
+            )
+        return {}
     configs = [model_config(m, type(model), dataset) for m in members]
     values = {}
     for name in member_value_fields(type(model.config)):
