@@ -81,7 +81,9 @@ def member_model_values(members: Sequence[TrainConfig], model, dataset) -> dict[
 
 def member_model(cfg: TrainConfig, model, dataset):
     """``model`` as member ``cfg`` has it (its own dropout rates): what its run folder's
-    config.json records."""
+    config.json records. Members that start from ``init_from`` share its model."""
+    if cfg.init_from is not None:
+        return model
     return type(model)(model_config(cfg, type(model), dataset))
 
 
