@@ -60,6 +60,9 @@ class TrainConfig:
     #: micro-batches a batch is cut into, run one after another for one update (gradient
     #: accumulation: the batch's gradient at a micro-batch's memory)
     accumulate: int = attrs.field(default=1, validator=positive)
+    #: with several processes (--nproc, torchrun): each keeps and updates only its slice of
+    #: the optimizer state (ZeRO-1); the same parameters to float rounding. One process: no-op
+    shard_optimizer: bool = False
 
 
 #: Fields a resumed run may change: the length of the run, and options that do not change
@@ -75,6 +78,7 @@ RESUMABLE_CHANGES = frozenset(
         "max_nonfinite",
         "final_eval_batches",
         "tensorboard",
+        "shard_optimizer",
     }
 )
 
@@ -98,12 +102,13 @@ def check_resume_config(saved: TrainConfig, requested: TrainConfig, where: str) 
 
 def refuse_for_members(cfg: TrainConfig, where: str) -> None:
     """Refuse the options the members' vmapped step does not take yet (precision,
-    accumulation) in one line naming them."""
-    if cfg.precision != "fp32" or cfg.accumulate != 1:
+    accumulation, sharded optimizer state) in one line naming them."""
+    if cfg.precision != "fp32" or cfg.accumulate != 1 or cfg.shard_optimizer:
         raise ConfigError(
-            f"{where}: precision={cfg.precision!r} and accumulate={cfg.accumulate} are for a "
-            "single run (seqfunc train); members of an ensemble or sweep train with "
-            "precision='fp32' and accumulate=1"
+            f"{where}: precision={cfg.precision!r}, accumulate={cfg.accumulate} and "
+            f"shard_optimizer={cfg.shard_optimizer} are for a single run (seqfunc train); "
+            "members of an ensemble or sweep train with precision='fp32', accumulate=1 and "
+            "shard_optimizer=false"
         )
 
 
