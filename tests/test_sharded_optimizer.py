@@ -2,7 +2,7 @@
 
 Sharded, each rank holds half the optimizer state and the run ends where plain data
 parallelism ends, clipping by the global norm included; a checkpoint written by 2 sharded
-ranks holds the whole state, and 1 process resumes it to the uninterrupted run's end.
+ranks holds the whole state, and moves between 1 process and 2 ranks either way.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from sharded_worker import CONFIG, STEPS
-from test_data_parallel import key_bias_slice, params, standalone, torchrun
+from test_data_parallel import DRIVER, key_bias_slice, launch, params, standalone, torchrun
 
 from seqfunc import cli
 from seqfunc.errors import ConfigError
@@ -117,20 +117,23 @@ XOR = [
 ]
 
 
-def test_two_rank_sharded_checkpoint_resumes_on_one_process(tmp_path):
-    """Stopped by SIGTERM on 2 sharded ranks after step 3 or 4, resumed by one process: the
-    parameters of the uninterrupted one-process run, to float rounding."""
+def test_checkpoints_move_between_one_process_and_two_sharded_ranks(tmp_path):
+    """One process stops at step 2 (SIGTERM), 2 sharded ranks resume its checkpoint (re-sliced
+    on load) and stop after step 4 or 5, one process resumes theirs (gathered whole) to step
+    6: the parameters of the uninterrupted one-process run, to float rounding."""
     torch.set_num_threads(1)
     assert cli.main([*XOR, "--out", str(tmp_path / "one")]) == 0
-    run = tmp_path / "two"
-    code, out, err = standalone(
-        2,
-        [*XOR, "-t", "shard_optimizer=true", "--out", str(run)],
-        driver=["SIGTERM", "3"],
-        env={"SEQFUNC_FAULT_RANK": "1"},
+    run, resume = (
+        tmp_path / "moved",
+        ["train", "--resume", str(tmp_path / "moved"), "--no-progress"],
     )
-    assert code != 0 and "SIGTERM at step" in out + err, err[-3000:]
-    assert cli.main(["train", "--resume", str(run), "--no-progress"]) == 0
+    argv = [*XOR, "-t", "shard_optimizer=true", "--out", str(run)]
+    [(code, out, err)] = launch([[sys.executable, str(DRIVER), "SIGTERM", "2", "--", *argv]])
+    assert code != 0 and "SIGTERM at step 2" in out + err, err[-3000:]
+    code, out, err = standalone(2, resume, driver=["SIGTERM", "4"], env={"SEQFUNC_FAULT_RANK": "1"})
+    assert code != 0 and f"resuming {run} from step-00000002" in out, err[-3000:]
+    assert "SIGTERM at step" in out + err, err[-3000:]
+    assert cli.main(resume) == 0
     lr = json.loads((run / "config.json").read_text())["train"]["lr"]
     assert_same_params(params(run), params(tmp_path / "one"), lr * 6, atol=1e-5)
 
