@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from seqfunc.optim import GradientTransformation, global_norm
+from seqfunc.optim import GradientTransformation, Reduce, global_norm
 from seqfunc.tree import tree_flatten, tree_leaves, tree_unflatten
 
 PyTree = Any
@@ -53,9 +53,12 @@ def dynamic_loss_scale(
     initial_scale: float = INITIAL_SCALE,
     growth_interval: int = GROWTH_INTERVAL,
     min_scale: float = 1.0,
+    reduce: Reduce | None = None,
 ) -> GradientTransformation:
     """Unscale the gradients, skip and halve on overflow, double after ``growth_interval``
-    finite steps (see the module docstring); the scale never drops below ``min_scale``."""
+    finite steps (see the module docstring); the scale never drops below ``min_scale``.
+    ``reduce``: the gradients are slices of a vector sharded over processes, checked whole
+    (:func:`seqfunc.optim.global_norm`)."""
 
     def init(params):
         device = tree_leaves(params)[0].device
@@ -66,7 +69,7 @@ def dynamic_loss_scale(
     def update(updates, state, params=None):
         leaves, spec = tree_flatten(updates)
         unscaled = [leaf / state.scale for leaf in leaves]
-        finite = torch.isfinite(global_norm(unscaled))
+        finite = torch.isfinite(global_norm(unscaled, reduce))
         # an overflow's gradients are zeros for the inner transform, whose result is dropped
         safe = [torch.where(finite, g, torch.zeros_like(g)) for g in unscaled]
         new_updates, new_inner = inner.update(tree_unflatten(safe, spec), state.inner, params)

@@ -31,6 +31,8 @@ Schedule = Callable[[torch.Tensor], torch.Tensor]
 Hyperparameter = float | torch.Tensor
 ScalarOrSchedule = float | torch.Tensor | Schedule
 PyTree = Any
+#: ``reduce(x) -> x``: a 1-element tensor summed over the processes a vector is sharded over
+Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 __all__ = [
     "GradientTransformation",
@@ -191,7 +193,9 @@ class FiniteGuardState(NamedTuple):
     skipped: torch.Tensor
 
 
-def apply_if_finite(inner: GradientTransformation, *, rows: bool = False) -> GradientTransformation:
+def apply_if_finite(
+    inner: GradientTransformation, *, rows: bool = False, reduce: Reduce | None = None
+) -> GradientTransformation:
     """Skip every update that would make a parameter NaN or Inf (optax's ``apply_if_finite``,
     which looks at the gradients only).
 
@@ -211,7 +215,10 @@ def apply_if_finite(inner: GradientTransformation, *, rows: bool = False) -> Gra
     gradient norm, its own ``params + update``. So that a skipped member's step counters stay
     where they were while the others' advance, every 0-d leaf of ``inner``'s state (the step
     counters) becomes one ``(members, 1)`` column, which broadcasts against the rows;
-    ``streak`` and ``skipped`` are ``(members,)``."""
+    ``streak`` and ``skipped`` are ``(members,)``.
+
+    ``reduce``: for a vector sharded over processes (:mod:`seqfunc.sharding`), a sum over
+    them (see :func:`global_norm`), so that every process decides on the whole vector."""
 
     def init(params):
         if rows:
@@ -234,7 +241,9 @@ def apply_if_finite(inner: GradientTransformation, *, rows: bool = False) -> Gra
             )  # (members,)
             mask = lambda x: finite.view(-1, *([1] * (x.dim() - 1))) if x.dim() else finite.any()
         else:
-            finite = torch.isfinite(global_norm(updates)) & adds_finitely(params, new_updates)
+            finite = torch.isfinite(global_norm(updates, reduce)) & adds_finitely(
+                params, new_updates, reduce=reduce
+            )
             mask = lambda x: finite
         keep = lambda new, old: torch.where(mask(new), new, old)
         leaves, spec = tree_flatten(new_updates)
@@ -287,7 +296,9 @@ def _bounds(tree: PyTree, rows: bool = False) -> tuple[torch.Tensor, torch.Tenso
     return torch.stack([p[0] for p in pairs]).amin(), torch.stack([p[1] for p in pairs]).amax()
 
 
-def adds_finitely(params: PyTree | None, updates: PyTree, *, rows: bool = False) -> torch.Tensor:
+def adds_finitely(
+    params: PyTree | None, updates: PyTree, *, rows: bool = False, reduce: Reduce | None = None
+) -> torch.Tensor:
     """A 0-d bool: is every entry of ``params + updates`` finite (of ``updates`` alone when
     ``params`` is None)? With ``rows``, one bool per member (leading axis): ``(members,)``.
 
@@ -296,7 +307,15 @@ def adds_finitely(params: PyTree | None, updates: PyTree, *, rows: bool = False)
     bound NaN or Inf. So two ``aminmax`` passes, no allocation: ``isfinite`` over the
     vector costs 40x more on the CPU. It errs only towards skipping, and only near the end of
     the float range: when the largest parameter and the largest update, at different places,
-    add up past it."""
+    add up past it. ``reduce``: the trees are slices of vectors sharded over processes; the
+    answer is then the whole vectors' (a sum of the processes' non-finite flags)."""
+    finite = _adds_finitely(params, updates, rows)
+    if reduce is None:
+        return finite
+    return reduce((~finite).to(torch.float32)) == 0
+
+
+def _adds_finitely(params: PyTree | None, updates: PyTree, rows: bool) -> torch.Tensor:
     bounds_u = _bounds(updates, rows)
     if bounds_u is None:
         shape = (_leaves(updates)[0].shape[0],) if rows else ()
@@ -320,9 +339,16 @@ def finite_guard_state(opt_state: PyTree) -> FiniteGuardState | None:
     return None
 
 
-def global_norm(tree: PyTree) -> torch.Tensor:
-    """sqrt of the sum of squares of every entry of every leaf."""
-    leaves = _leaves(tree)
+def global_norm(tree: PyTree, reduce: Reduce | None = None) -> torch.Tensor:
+    """sqrt of the sum of squares of every entry of every leaf. ``reduce(x) -> x``: the leaves
+    are this process's slices of vectors sharded over processes (:mod:`seqfunc.sharding`) and
+    ``reduce`` sums a 0-d tensor over them: the norm is then the whole vectors'."""
+    if reduce is not None:
+        return torch.sqrt(reduce(torch.square(_local_norm(_leaves(tree))).reshape(1))[0])
+    return _local_norm(_leaves(tree))
+
+
+def _local_norm(leaves: list) -> torch.Tensor:
     if torch.compiler.is_compiling() or any(map(torch._C._functorch.is_batchedtensor, leaves)):
         # (vmap has no batching rule for _foreach_norm)
         # Inductor runs _foreach_norm as one aten call per leaf; the norm of the concatenation
@@ -332,12 +358,15 @@ def global_norm(tree: PyTree) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
-def clip_by_global_norm(max_norm: Hyperparameter, *, rows: bool = False) -> GradientTransformation:
+def clip_by_global_norm(
+    max_norm: Hyperparameter, *, rows: bool = False, reduce: Reduce | None = None
+) -> GradientTransformation:
     """Scale all updates by ``min(1, max_norm / global_norm)``.
 
     ``rows=True``: every leaf has a leading ``members`` axis (the ``(members, n)`` matrix of a
     vmapped job) and each member is clipped by its own norm; ``max_norm`` a float or a
-    ``(members, 1)`` tensor, one norm per member."""
+    ``(members, 1)`` tensor, one norm per member. ``reduce``: the updates are slices of a
+    vector sharded over processes, clipped by the whole vector's norm (:func:`global_norm`)."""
 
     def update(updates, state, params=None):
         leaves, spec = tree_flatten(updates)
@@ -345,7 +374,7 @@ def clip_by_global_norm(max_norm: Hyperparameter, *, rows: bool = False) -> Grad
             scale = torch.clamp(max_norm / (_row_norms(leaves)[:, None] + 1e-6), max=1.0)
             per_leaf = lambda x: scale.view(-1, *([1] * (x.dim() - 1)))
             return tree_unflatten([x * per_leaf(x) for x in leaves], spec), state
-        norm = global_norm(leaves)
+        norm = global_norm(leaves, reduce)
         scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
         return tree_unflatten(torch._foreach_mul(leaves, scale), spec), state
 

@@ -33,6 +33,7 @@ from seqfunc.compiled import compile_fn
 from seqfunc.loss_scale import current_scale
 from seqfunc.nn.dropout import global_rows
 from seqfunc.precision import in_precision
+from seqfunc.sharding import Sharding
 from seqfunc.tree import ravel_tree, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 PyTree = Any
@@ -125,10 +126,11 @@ def accumulated_value_and_grad(value_and_grad: Callable) -> Callable:
     return run
 
 
-def _metrics(scale, grads: torch.Tensor, loss: torch.Tensor, aux: dict) -> dict:
+def _metrics(scale, grads: torch.Tensor, loss: torch.Tensor, aux: dict, reduce=None) -> dict:
     """The step's metrics: loss and gradient norm unscaled (exact: the scale is a power of
-    two), and the loss scale the step used, if any."""
-    grad_norm = optim.global_norm(grads)
+    two), and the loss scale the step used, if any. ``reduce``: ``grads`` is this process's
+    slice of a sharded gradient (:func:`seqfunc.optim.global_norm`)."""
+    grad_norm = optim.global_norm(grads, reduce)
     if scale is None:
         return {"loss": loss, "grad_norm": grad_norm, **aux}
     return {"loss": loss / scale, "grad_norm": grad_norm / scale, "loss_scale": scale, **aux}
@@ -143,6 +145,7 @@ def make_step(
     trim: Callable[[dict], dict] | None = None,
     all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     precision: str | torch.dtype = "fp32",
+    sharding: Sharding | None = None,
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """Build ``step(state, batch, key) -> (state, metrics)``.
 
@@ -170,8 +173,16 @@ def make_step(
 
     ``batch`` may be a list of micro-batches (gradient accumulation): see
     :func:`accumulated_value_and_grad`. They make one gradient, one all-reduce and one update.
+
+    ``sharding`` (with ``all_reduce``, and a flattened optimizer whose clipping and finite
+    checks sum over the group: :func:`seqfunc.runs.optimizer.make_optimizer`'s ``reduce``):
+    sharded optimizer state (:mod:`seqfunc.sharding`). The gradient vector is reduce-scattered,
+    the optimizer updates this process's slice of the parameters, its state holds only that
+    slice's moments (:func:`seqfunc.sharding.slice_state`), and the new parameters are
+    all-gathered.
     """
-    step = _make_step(loss_fn, optimizer, resolve_compile(compile, device), all_reduce, precision)
+    compiled = resolve_compile(compile, device)
+    step = _make_step(loss_fn, optimizer, compiled, all_reduce, precision, sharding)
     if trim is None:
         return step
     return lambda state, batch, key: step(state, trim(batch), key)
@@ -199,9 +210,12 @@ def _make_step(
     compiled: bool,
     all_reduce=None,
     precision="fp32",
+    sharding=None,
 ) -> Callable:
     if optimizer.flat_inner is not None:
-        return _flat_step(loss_fn, optimizer.flat_inner, compiled, all_reduce, precision)
+        return _flat_step(loss_fn, optimizer.flat_inner, compiled, all_reduce, precision, sharding)
+    if sharding is not None:
+        raise ValueError("make_step: sharded optimizer state needs a flattened optimizer")
     objective = scaled_objective(in_precision(loss_fn, precision))
     value_and_grad = accumulated_value_and_grad(_value_and_grad(objective, compiled))
 
@@ -228,6 +242,7 @@ def _flat_step(
     compiled: bool,
     all_reduce=None,
     precision="fp32",
+    sharding=None,
 ) -> Callable:
     """The step for a flattened optimizer (:func:`seqfunc.optim.flatten`).
 
@@ -249,7 +264,9 @@ def _flat_step(
         if state.params is not params_tree:
             flat, unravel = ravel_tree(state.params)
             if core is None or not core.fits(flat, unravel):
-                core = _FlatCore(loss_fn, inner, flat, unravel, compiled, all_reduce, precision)
+                core = _FlatCore(
+                    loss_fn, inner, flat, unravel, compiled, all_reduce, precision, sharding
+                )
         new_flat, opt_state, count, metrics = core(flat, state.opt_state, state.step, batch, key)
         params = core.unravel(new_flat)
         last = (params, new_flat)
@@ -263,7 +280,17 @@ class _FlatCore:
     layout, compiled or eager. :func:`ravel_tree` returns one ``unravel`` per tree layout
     (structure and leaf shapes), so that function and the vector's dtype and device name it."""
 
-    def __init__(self, loss_fn, inner, flat, unravel, compiled, all_reduce=None, precision="fp32"):
+    def __init__(
+        self,
+        loss_fn,
+        inner,
+        flat,
+        unravel,
+        compiled,
+        all_reduce=None,
+        precision="fp32",
+        sharding=None,
+    ):
         self.kind = (flat.dtype, flat.device)
         self.unravel = unravel  # also eagerly, each step: the tree of views of the new vector
         # the precision cast acts on the vector: one cast, not one per leaf
@@ -277,11 +304,22 @@ class _FlatCore:
         def core(flat, opt_state, count, batch, key):
             scale = current_scale(opt_state)
             grads, (loss, aux) = value_and_grad(flat, batch, key, scale)
+            if sharding is not None:
+                return sharded_update(flat, grads, loss, aux, opt_state, count, scale)
             if all_reduce is not None:
                 grads, loss, aux = reduced(all_reduce, grads, loss, aux)
             updates, opt_state = inner.update(grads, opt_state, flat)
             metrics = _metrics(scale, grads, loss, aux)
             return flat + updates, opt_state, count + 1, metrics
+
+        def sharded_update(flat, grads, loss, aux, opt_state, count, scale):
+            _, loss, aux = reduced(all_reduce, grads[:0], loss, aux)
+            grads = sharding.reduce_scatter(sharding.padded(grads))  # this process's slice
+            params = sharding.take(flat)
+            updates, opt_state = inner.update(grads, opt_state, params)
+            metrics = _metrics(scale, grads, loss, aux, all_reduce)
+            new_flat = sharding.gather(params + updates, flat.numel())
+            return new_flat, opt_state, count + 1, metrics
 
         self._run = compile_fn(core, dynamic=False) if compiled else core
 

@@ -69,6 +69,9 @@ class TrainConfig:
     lora_alpha: float = attrs.field(default=16.0, validator=positive)
     #: LoRA: the modules whose 2-D weights get adapters (the last parts of their names)
     lora_targets: tuple[str, ...] = ("q", "v")
+    #: with several processes (--nproc, torchrun): each keeps and updates only its slice of
+    #: the optimizer state (ZeRO-1); the same parameters to float rounding. One process: no-op
+    shard_optimizer: bool = False
 
 
 #: Fields a resumed run may change: the length of the run, and options that do not change
@@ -84,6 +87,7 @@ RESUMABLE_CHANGES = frozenset(
         "max_nonfinite",
         "final_eval_batches",
         "tensorboard",
+        "shard_optimizer",
     }
 )
 
@@ -107,12 +111,13 @@ def check_resume_config(saved: TrainConfig, requested: TrainConfig, where: str) 
 
 def refuse_for_members(cfg: TrainConfig, where: str) -> None:
     """Refuse the options the members' vmapped step does not take yet (precision,
-    accumulation) in one line naming them."""
-    if cfg.precision != "fp32" or cfg.accumulate != 1:
+    accumulation, sharded optimizer state) in one line naming them."""
+    if cfg.precision != "fp32" or cfg.accumulate != 1 or cfg.shard_optimizer:
         raise ConfigError(
-            f"{where}: precision={cfg.precision!r} and accumulate={cfg.accumulate} are for a "
-            "single run (seqfunc train); members of an ensemble or sweep train with "
-            "precision='fp32' and accumulate=1"
+            f"{where}: precision={cfg.precision!r}, accumulate={cfg.accumulate} and "
+            f"shard_optimizer={cfg.shard_optimizer} are for a single run (seqfunc train); "
+            "members of an ensemble or sweep train with precision='fp32', accumulate=1 and "
+            "shard_optimizer=false"
         )
 
 

@@ -24,6 +24,8 @@ import attrs
 import torch
 import torch.distributed as dist
 
+from seqfunc.sharding import Sharding
+
 #: Seconds a rank waits for the others in a collective before it fails (then it exits
 #: instead of hanging); evaluation runs on rank 0 alone while the others wait.
 TIMEOUT_ENV, BACKEND_ENV = "SEQFUNC_DIST_TIMEOUT_S", "SEQFUNC_DIST_BACKEND"
@@ -100,6 +102,41 @@ def all_reduce_sum(vector: torch.Tensor) -> torch.Tensor:
         return funcol.all_reduce(vector, "sum", dist.group.WORLD)
     dist.all_reduce(vector)
     return vector
+
+
+def _reduce_scatter_sum(vector: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """This rank's ``(size,)`` slice of ``vector`` (``(world * size,)``) summed over the group.
+    NCCL has a reduce-scatter; gloo's process group has none, so there (and under
+    ``torch.compile``) the whole vector is all-reduced and the slice taken: the same values,
+    each rank receiving the whole sum rather than its slice of it."""
+    size = vector.numel() // ranks.world
+    if dist.get_backend() == "nccl" and not torch.compiler.is_compiling():
+        part = vector.new_empty(size)
+        dist.reduce_scatter_tensor(part, vector)
+        return part
+    return all_reduce_sum(vector).narrow(0, ranks.rank * size, size)
+
+
+def _all_gather(part: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """Every rank's ``(size,)`` ``part`` concatenated in rank order: ``(world * size,)``."""
+    if torch.compiler.is_compiling():
+        import torch.distributed._functional_collectives as funcol
+
+        return funcol.all_gather_tensor(part, 0, dist.group.WORLD)
+    whole = part.new_empty(ranks.world * part.numel())
+    dist.all_gather(list(whole.chunk(ranks.world)), part)
+    return whole
+
+
+def sharding(ranks: Ranks) -> Sharding:
+    """The :class:`seqfunc.sharding.Sharding` of sharded optimizer state over the group: rank
+    ``r`` holds slice ``r``."""
+    return Sharding(
+        ranks.rank,
+        ranks.world,
+        lambda vector: _reduce_scatter_sum(vector, ranks),
+        lambda part: _all_gather(part, ranks),
+    )
 
 
 def shard_rows(rows: int, ranks: Ranks) -> tuple[int, int]:

@@ -198,7 +198,7 @@ def _train(
         return run.write_checkpoint(
             at.step,
             state.params,
-            state.opt_state,
+            trainer.whole_opt_state(state),
             {**at.to_json(), resume_checks.CONFIG_KEY: record},
             cfg.keep_checkpoints,
         )
@@ -243,10 +243,11 @@ def _train(
             signal.SIGINT,
         ) from None
     at.metrics_lines, at.elapsed_s = metrics[0].lines, clock()
+    opt_state = trainer.whole_opt_state(state)
     for i, (folder, member_metrics) in enumerate(zip(where.members, metrics)):
         folder.write_final(
             trainer.member_params(state.params, i),
-            trainer.member_opt_state(state.opt_state, i),
+            trainer.member_opt_state(opt_state, i),
             at.to_json(),
         )
         if folder.writer:  # members trained in memory have no folder
@@ -319,7 +320,8 @@ def _starting_state(run: RunFolder, trainer: Trainer, record: dict, resume: bool
     if not resume:
         return state, Progress()
     try:
-        found = run.latest_checkpoint(state.params, state.opt_state, device=trainer.device, log=log)
+        template = trainer.opt_state_template(state)
+        found = run.latest_checkpoint(state.params, template, device=trainer.device, log=log)
     except CheckpointMismatch as exc:
         raise resume_checks.mismatch(run, exc.folder, exc, record) from None
     if found is None:

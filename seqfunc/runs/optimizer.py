@@ -31,6 +31,7 @@ def make_optimizer(
     rows: bool = False,
     in_state: Iterable[str] = (),
     nonfinite_guard: bool = True,
+    reduce: optim.Reduce | None = None,
 ) -> optim.GradientTransformation:
     """The configs' optimizer, schedule and clipping, flattened; with ``nonfinite_guard`` an
     update that would make a parameter NaN or Inf is skipped
@@ -40,7 +41,9 @@ def make_optimizer(
     :data:`PER_MEMBER` and the seed). ``rows=True``: for the ``(members, n)`` matrix of
     :func:`seqfunc.members_step.make_members_step`; each member is clipped, checked and
     skipped on its own. ``in_state``: names of :data:`PER_MEMBER` to hold as tensors in the
-    state even where the members agree (one compiled step then serves any values)."""
+    state even where the members agree (one compiled step then serves any values).
+    ``reduce``: for sharded optimizer state (:mod:`seqfunc.sharding`), a sum over the
+    processes, so that clipping and the finite checks see the whole vector."""
     configs = [members] if isinstance(members, TrainConfig) else list(members)
     cfg = configs[0]
     if len(configs) > 1 and not rows:
@@ -55,7 +58,7 @@ def make_optimizer(
     floats = {name: getattr(cfg, name) for name in PER_MEMBER if name not in held}
 
     def factory(**tensors) -> optim.GradientTransformation:
-        return _transform(cfg, total_steps, {**floats, **tensors}, rows)
+        return _transform(cfg, total_steps, {**floats, **tensors}, rows, reduce)
 
     if held:
         values = {
@@ -68,13 +71,13 @@ def make_optimizer(
     else:
         inner = factory()
     if nonfinite_guard:
-        inner = optim.apply_if_finite(inner, rows=rows)
+        inner = optim.apply_if_finite(inner, rows=rows, reduce=reduce)
     if needs_loss_scale(cfg.precision):  # outermost: it unscales what the others see
-        inner = dynamic_loss_scale(inner)
+        inner = dynamic_loss_scale(inner, reduce=reduce)
     return optim.flatten(inner)
 
 
-def _transform(cfg: TrainConfig, total_steps: int, h: dict, rows: bool):
+def _transform(cfg: TrainConfig, total_steps: int, h: dict, rows: bool, reduce=None):
     """``cfg``'s optimizer with the hyperparameters ``h`` (floats or tensors)."""
     if cfg.schedule == "warmup_cosine":
         lr = optim.warmup_cosine(
@@ -91,5 +94,7 @@ def _transform(cfg: TrainConfig, total_steps: int, h: dict, rows: bool):
         "sgd": lambda: optim.sgd(lr, h["momentum"]),
     }[cfg.optimizer]()
     if cfg.clip_norm:
-        base = optim.chain(optim.clip_by_global_norm(h["clip_norm"], rows=rows), base)
+        base = optim.chain(
+            optim.clip_by_global_norm(h["clip_norm"], rows=rows, reduce=reduce), base
+        )
     return base

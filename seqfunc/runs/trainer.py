@@ -34,9 +34,10 @@ from seqfunc.runs.members import (
 )
 from seqfunc.runs.optimizer import make_optimizer
 from seqfunc.runs.state import Progress
+from seqfunc.sharding import gather_state, slice_state, whole_state_like
 from seqfunc.tasks.members import evaluate_each
 from seqfunc.train import TrainState, init_state, make_step, resolve_compile
-from seqfunc.tree import tree_map, tree_stack
+from seqfunc.tree import ravel_tree, tree_leaves, tree_map, tree_stack
 
 
 class Trainer:
@@ -65,6 +66,8 @@ class Trainer:
         if self.vmapped:
             refuse_for_members(cfg, "members of an ensemble or sweep")
             check_members(self.members, self.model, ranks)
+        # one process: nothing to shard, so the option is a no-op (a resume may change N)
+        self.sharding = distributed.sharding(ranks) if cfg.shard_optimizer and ranks else None
         # A group (or accumulation) trims the global batch before cutting it, so that every
         # shard keeps the global batch's width and with it the dropout masks of one process.
         trim = padding_trimmer(cfg, self.task)
@@ -74,7 +77,12 @@ class Trainer:
         self.total_steps = total_steps(cfg, self.steps_per_epoch)
         self.eval_every = cfg.eval_every or max(self.total_steps // 10, 1)
         self.checkpoint_every = cfg.checkpoint_every or self.eval_every
-        self.optimizer = make_optimizer(self.members, self.total_steps, rows=self.vmapped)
+        self.optimizer = make_optimizer(
+            self.members,
+            self.total_steps,
+            rows=self.vmapped,
+            reduce=distributed.all_reduce_sum if self.sharding else None,
+        )
         self.compiled = resolve_compile(cfg.compile, self.device)
         if self.vmapped:
             self.step_fn = self._members_step(trim)
@@ -91,6 +99,7 @@ class Trainer:
                 trim=None if cuts else trim,
                 all_reduce=distributed.all_reduce_sum if ranks else None,
                 precision=cfg.precision,
+                sharding=self.sharding,
             )
             self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
@@ -112,12 +121,32 @@ class Trainer:
             params = tree_stack([self.model.init(k) for k in self.k_init])
             return init_members_state(tree_map(lambda t: t.to(self.device), params), self.optimizer)
         params = tree_map(lambda t: t.to(self.device), self.model.init(self.k_init))
-        return init_state(params, self.optimizer)
+        if self.sharding is None:
+            return init_state(params, self.optimizer)
+        opt_state = self.optimizer.flat_inner.init(self.sharding.take(ravel_tree(params)[0]))
+        return TrainState(params, opt_state, torch.zeros((), dtype=torch.int64, device=self.device))
 
     def restored_state(self, params, opt_state, step: int) -> TrainState:
+        """The state from a checkpoint's parameters and whole optimizer state (sliced here
+        when this process keeps a slice of it)."""
+        if self.sharding is not None:
+            opt_state = slice_state(opt_state, _vector_length(params), self.sharding)
         return TrainState(
             params, opt_state, torch.tensor(step, dtype=torch.int64, device=self.device)
         )
+
+    def whole_opt_state(self, state: TrainState):
+        """The whole optimizer state, what a checkpoint stores: gathered from every process's
+        slice under sharded optimizer state (a collective: every rank calls it at once)."""
+        if self.sharding is None:
+            return state.opt_state
+        return gather_state(state.opt_state, _vector_length(state.params), self.sharding)
+
+    def opt_state_template(self, state: TrainState):
+        """The whole optimizer state's shapes, to read a checkpoint into (no collective)."""
+        if self.sharding is None:
+            return state.opt_state
+        return whole_state_like(state.opt_state, _vector_length(state.params), self.sharding)
 
     def step(self, state: TrainState, batch: dict, step: int, stop: bool = False):
         """``(state, metrics, stop)`` after the step numbered ``step`` (its key:
@@ -199,6 +228,11 @@ class Trainer:
         if not self.vmapped:
             return opt_state
         return tree_map(lambda x: x[i] if isinstance(x, torch.Tensor) and x.dim() else x, opt_state)
+
+
+def _vector_length(params) -> int:
+    """The length of the flat parameter vector."""
+    return sum(leaf.numel() for leaf in tree_leaves(params))
 
 
 def train_batches(dataset, batch_size: int, progress: Progress) -> Iterator[tuple[int, int, dict]]:
