@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from seqfunc.optim import GradientTransformation, Reduce, global_norm
+from seqfunc.optim import GradientTransformation, Reduce, global_norm, row_norms
 from seqfunc.tree import tree_flatten, tree_leaves, tree_unflatten
 
 PyTree = Any
@@ -53,32 +53,43 @@ def dynamic_loss_scale(
     initial_scale: float = INITIAL_SCALE,
     growth_interval: int = GROWTH_INTERVAL,
     min_scale: float = 1.0,
+    rows: bool = False,
     reduce: Reduce | None = None,
 ) -> GradientTransformation:
     """Unscale the gradients, skip and halve on overflow, double after ``growth_interval``
     finite steps (see the module docstring); the scale never drops below ``min_scale``.
-    ``reduce``: the gradients are slices of a vector sharded over processes, checked whole
-    (:func:`seqfunc.optim.global_norm`)."""
+
+    ``rows=True``: the parameters are the ``(members, n)`` matrix of a vmapped job
+    (:func:`seqfunc.members_step.make_members_step`); each member has its own scale, counts
+    and overflow decision, as a run alone would: ``scale``, ``good_steps`` and ``overflows``
+    are ``(members, 1)`` columns. ``reduce``: the gradients are slices of a vector sharded
+    over processes, checked whole (:func:`seqfunc.optim.global_norm`)."""
 
     def init(params):
-        device = tree_leaves(params)[0].device
-        count = torch.zeros((), dtype=torch.int64, device=device)
-        scale = torch.tensor(initial_scale, dtype=torch.float32, device=device)
+        first = tree_leaves(params)[0]
+        shape = (first.shape[0], 1) if rows else ()
+        count = torch.zeros(shape, dtype=torch.int64, device=first.device)
+        scale = torch.full(shape, initial_scale, dtype=torch.float32, device=first.device)
         return LossScaleState(inner.init(params), scale, count, count.clone())
 
     def update(updates, state, params=None):
         leaves, spec = tree_flatten(updates)
         unscaled = [leaf / state.scale for leaf in leaves]
-        finite = torch.isfinite(global_norm(unscaled, reduce))
+        if rows:
+            finite = torch.isfinite(row_norms(unscaled)).unsqueeze(1)  # (members, 1)
+            mask = lambda x: finite.view(-1, *([1] * (x.dim() - 1))) if x.dim() else finite.any()
+        else:
+            finite = torch.isfinite(global_norm(unscaled, reduce))
+            mask = lambda x: finite
         # an overflow's gradients are zeros for the inner transform, whose result is dropped
-        safe = [torch.where(finite, g, torch.zeros_like(g)) for g in unscaled]
+        safe = [torch.where(mask(g), g, torch.zeros_like(g)) for g in unscaled]
         new_updates, new_inner = inner.update(tree_unflatten(safe, spec), state.inner, params)
         new_updates = tree_unflatten(
-            [torch.where(finite, u, torch.zeros_like(u)) for u in tree_leaves(new_updates)],
+            [torch.where(mask(u), u, torch.zeros_like(u)) for u in tree_leaves(new_updates)],
             tree_flatten(new_updates)[1],
         )
         kept = [
-            torch.where(finite, new, old)
+            torch.where(mask(new), new, old)
             for new, old in zip(tree_leaves(new_inner), tree_leaves(state.inner))
         ]
         good = torch.where(finite, state.good_steps + 1, torch.zeros_like(state.good_steps))

@@ -30,7 +30,9 @@ from torch.func import grad_and_value, vmap
 
 from seqfunc import optim, rng
 from seqfunc.compiled import compile_fn
-from seqfunc.train import TrainState
+from seqfunc.loss_scale import current_scale
+from seqfunc.precision import in_precision
+from seqfunc.train import TrainState, accumulated_value_and_grad, scaled_objective
 from seqfunc.tree import ravel_tree, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 PyTree = Any
@@ -69,6 +71,7 @@ def make_members_step(
     *,
     compile: bool = False,
     member_values: dict[str, torch.Tensor] | None = None,
+    precision: str | torch.dtype = "fp32",
 ) -> Callable[[TrainState, dict, torch.Tensor], tuple[TrainState, dict]]:
     """``step(state, batch, keys) -> (state, metrics)`` over stacked params.
 
@@ -81,6 +84,12 @@ def make_members_step(
     ``member_values``: ``{name: (members,) tensor}``, each member's value of model fields
     that change no shape (:data:`seqfunc.config.MEMBER_VALUE`, e.g. a dropout rate). The loss
     is then ``loss_fn(params, batch, key, values)``, ``values`` one member's ``{name: 0-d}``.
+
+    ``precision``, a loss scale and accumulation work as in :func:`seqfunc.train.make_step`:
+    each member computes in ``precision`` from its float32 row; an optimizer with a
+    :func:`seqfunc.loss_scale.dynamic_loss_scale` built for rows gives each member its own
+    scale (a ``(members, 1)`` column; metrics ``loss_scale``); a batch given as a list of
+    micro-batches makes one gradient and one update.
 
     Eagerly, the forward pass is vmapped and the backward pass is plain autograd on the sum of
     the members' losses (each member's gradient is its own, as members share nothing): the
@@ -101,7 +110,7 @@ def make_members_step(
             flat, unravel_members = ravel_members(state.params)
             one = ravel_tree(tree_map(lambda leaf: leaf[0], state.params))[1]
             if layout is None or layout[0] is not one:
-                core = _members_core(loss_fn, inner, one, compile, member_values)
+                core = _members_core(loss_fn, inner, one, compile, member_values, precision)
                 layout = (one, core, unravel_members)
         _, core, unravel_members = layout
         new_flat, opt_state, metrics = core(flat, state.opt_state, batch, keys)
@@ -112,30 +121,50 @@ def make_members_step(
     return step
 
 
-def _members_core(loss_fn, inner, unravel_one, compiled: bool, member_values=None) -> Callable:
+def _members_core(
+    loss_fn, inner, unravel_one, compiled: bool, member_values=None, precision="fp32"
+) -> Callable:
     """``(flat (members, n), opt_state, batch, keys) -> (flat, opt_state, metrics)``."""
     values = member_values or {}
     with_values = loss_fn if values else (lambda params, batch, key, _: loss_fn(params, batch, key))
-    member_loss = lambda row, batch, key, values: with_values(unravel_one(row), batch, key, values)
-    in_dims = (0, None, 0, 0)
-    if compiled:
-        grads_of = vmap(grad_and_value(member_loss, has_aux=True), in_dims=in_dims)
-    else:
-        losses_of = vmap(member_loss, in_dims=in_dims)
+    member_loss = in_precision(
+        lambda row, batch, key, values: with_values(unravel_one(row), batch, key, values),
+        precision,
+    )
+    objective = scaled_objective(member_loss)  # (row, batch, key, scale, values)
 
-        def grads_of(flat, batch, keys, values):
+    def vmapped(fn, scale):
+        return vmap(fn, in_dims=(0, None, 0, None if scale is None else 0, 0))
+
+    if compiled:
+
+        def grads_of(flat, batch, keys, scale, values):
+            value_and_grad = grad_and_value(objective, has_aux=True)
+            return vmapped(value_and_grad, scale)(flat, batch, keys, scale, values)
+
+    else:
+
+        def grads_of(flat, batch, keys, scale, values):
             leaf = flat.detach().requires_grad_()
             with torch.enable_grad():
-                loss, aux = losses_of(leaf, batch, keys, values)
+                loss, aux = vmapped(objective, scale)(leaf, batch, keys, scale, values)
                 (grads,) = torch.autograd.grad(loss.sum(), [leaf])
             aux = tree_map(lambda x: x.detach() if isinstance(x, torch.Tensor) else x, aux)
             return grads, (loss.detach(), aux)
 
+    grads_of = accumulated_value_and_grad(grads_of)
+
     def core(flat, opt_state, batch, keys):
-        grads, (loss, aux) = grads_of(flat, batch, keys, values)
+        scale = current_scale(opt_state)  # (members, 1) or None
+        scale = None if scale is None else scale.reshape(-1)
+        grads, (loss, aux) = grads_of(flat, batch, keys, scale, values)
         norms = torch.linalg.vector_norm(grads, dim=1)
         updates, opt_state = inner.update(grads, opt_state, flat)
-        return flat + updates, opt_state, {"loss": loss, "grad_norm": norms, **aux}
+        if scale is None:
+            metrics = {"loss": loss, "grad_norm": norms, **aux}
+        else:
+            metrics = {"loss": loss / scale, "grad_norm": norms / scale, "loss_scale": scale, **aux}
+        return flat + updates, opt_state, metrics
 
     return compile_fn(core, dynamic=False) if compiled else core
 

@@ -236,7 +236,7 @@ def apply_if_finite(
     def update(updates, state, params=None):
         new_updates, new_inner = inner.update(updates, state.inner, params)
         if rows:
-            finite = torch.isfinite(_row_norms(updates)) & adds_finitely(
+            finite = torch.isfinite(row_norms(updates)) & adds_finitely(
                 params, new_updates, rows=True
             )  # (members,)
             mask = lambda x: finite.view(-1, *([1] * (x.dim() - 1))) if x.dim() else finite.any()
@@ -261,7 +261,7 @@ def apply_if_finite(
     return GradientTransformation(init, update)
 
 
-def _row_norms(tree: PyTree) -> torch.Tensor:
+def row_norms(tree: PyTree) -> torch.Tensor:
     """Each member's :func:`global_norm`: ``(members,)``, over every leaf's entries past the
     leading ``members`` axis."""
     leaves = _leaves(tree)
@@ -371,7 +371,7 @@ def clip_by_global_norm(
     def update(updates, state, params=None):
         leaves, spec = tree_flatten(updates)
         if rows:
-            scale = torch.clamp(max_norm / (_row_norms(leaves)[:, None] + 1e-6), max=1.0)
+            scale = torch.clamp(max_norm / (row_norms(leaves)[:, None] + 1e-6), max=1.0)
             per_leaf = lambda x: scale.view(-1, *([1] * (x.dim() - 1)))
             return tree_unflatten([x * per_leaf(x) for x in leaves], spec), state
         norm = global_norm(leaves, reduce)

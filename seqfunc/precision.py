@@ -49,13 +49,14 @@ def cast_floating(tree, dtype: torch.dtype):
 
 def in_precision(loss_fn: Callable, precision: str | torch.dtype) -> Callable:
     """``loss_fn`` run on its parameters cast to ``precision``'s dtype, its loss and aux
-    metrics returned in float32; ``loss_fn`` itself for fp32."""
+    metrics returned in float32; ``loss_fn`` itself for fp32. Arguments after ``key`` go to
+    ``loss_fn`` as they are."""
     dtype = compute_dtype(precision)
     if dtype == torch.float32:
         return loss_fn
 
-    def loss(params, batch, key):
-        value, aux = loss_fn(cast_floating(params, dtype), batch, key)
+    def loss(params, batch, key, *rest):
+        value, aux = loss_fn(cast_floating(params, dtype), batch, key, *rest)
         return value.float(), cast_floating(aux, torch.float32)
 
     return loss

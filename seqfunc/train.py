@@ -84,12 +84,13 @@ def _value_and_grad(loss_fn: LossFn, compiled: bool) -> Callable:
 
 
 def scaled_objective(loss_fn: LossFn) -> Callable:
-    """``(params, batch, key, scale) -> (loss * scale, aux)``: what the step differentiates;
-    ``scale`` is the loss scale of a :func:`seqfunc.loss_scale.dynamic_loss_scale` optimizer,
-    None without one (then the loss as it is)."""
+    """``(params, batch, key, scale, *rest) -> (loss * scale, aux)``: what the step
+    differentiates; ``scale`` is the loss scale of a
+    :func:`seqfunc.loss_scale.dynamic_loss_scale` optimizer, None without one (then the loss as
+    it is); ``rest`` goes to ``loss_fn(params, batch, key, *rest)``."""
 
-    def objective(params, batch, key, scale):
-        value, aux = loss_fn(params, batch, key)
+    def objective(params, batch, key, scale, *rest):
+        value, aux = loss_fn(params, batch, key, *rest)
         return (value if scale is None else value * scale), aux
 
     return objective

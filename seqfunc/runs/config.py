@@ -109,18 +109,6 @@ def check_resume_config(saved: TrainConfig, requested: TrainConfig, where: str) 
         )
 
 
-def refuse_for_members(cfg: TrainConfig, where: str) -> None:
-    """Refuse the options the members' vmapped step does not take yet (precision,
-    accumulation, sharded optimizer state) in one line naming them."""
-    if cfg.precision != "fp32" or cfg.accumulate != 1 or cfg.shard_optimizer:
-        raise ConfigError(
-            f"{where}: precision={cfg.precision!r}, accumulate={cfg.accumulate} and "
-            f"shard_optimizer={cfg.shard_optimizer} are for a single run (seqfunc train); "
-            "members of an ensemble or sweep train with precision='fp32', accumulate=1 and "
-            "shard_optimizer=false"
-        )
-
-
 def check_accumulate(cfg: TrainConfig, world: int = 1) -> None:
     """Refuse more micro-batches than a process's rows of a batch, before the run starts."""
     rows = cfg.batch_size // world

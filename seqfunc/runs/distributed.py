@@ -191,8 +191,8 @@ def sharded_loss(loss_fn: Callable) -> Callable:
     the batch has them: a 0-d count of ranks asking to stop (a signal), summed with the rest,
     so every rank stops at one step."""
 
-    def loss(params, batch, key):
-        value, aux = loss_fn(params, batch, key)
+    def loss(params, batch, key, *rest):
+        value, aux = loss_fn(params, batch, key, *rest)
         weight = batch["loss_weight"]
         weighted = {k: v * weight for k, v in aux.items()}
         if "stop_votes" in batch:

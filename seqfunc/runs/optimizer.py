@@ -73,7 +73,7 @@ def make_optimizer(
     if nonfinite_guard:
         inner = optim.apply_if_finite(inner, rows=rows, reduce=reduce)
     if needs_loss_scale(cfg.precision):  # outermost: it unscales what the others see
-        inner = dynamic_loss_scale(inner, reduce=reduce)
+        inner = dynamic_loss_scale(inner, rows=rows, reduce=reduce)
     return optim.flatten(inner)
 
 

@@ -24,7 +24,7 @@ from seqfunc.members_step import init_members_state, make_members_step, member_k
 from seqfunc.nn.dropout import global_rows
 from seqfunc.runs import distributed
 from seqfunc.runs.build import build, padding_trimmer, steps_per_epoch, total_steps
-from seqfunc.runs.config import TrainConfig, check_accumulate, refuse_for_members
+from seqfunc.runs.config import TrainConfig, check_accumulate
 from seqfunc.runs.folder import RunFolder
 from seqfunc.runs.members import (
     check_members,
@@ -64,9 +64,9 @@ class Trainer:
         check_accumulate(cfg, ranks.world if ranks else 1)
         self.dataset, self.model, self.task = built if built else build(cfg, artifacts)
         if self.vmapped:
-            refuse_for_members(cfg, "members of an ensemble or sweep")
             check_members(self.members, self.model, ranks)
-        # one process: nothing to shard, so the option is a no-op (a resume may change N)
+        # one process (members always): nothing to shard, so the option is a no-op (a resume
+        # may change N)
         self.sharding = distributed.sharding(ranks) if cfg.shard_optimizer and ranks else None
         # A group (or accumulation) trims the global batch before cutting it, so that every
         # shard keeps the global batch's width and with it the dropout masks of one process.
@@ -85,7 +85,7 @@ class Trainer:
         )
         self.compiled = resolve_compile(cfg.compile, self.device)
         if self.vmapped:
-            self.step_fn = self._members_step(trim)
+            self.step_fn = self._members_step(None if cuts else trim, cuts)
             self.k_init, k_train = member_keys([m.seed for m in self.members])
         else:
             loss_fn = self.task.loss_fn(self.model)
@@ -104,13 +104,15 @@ class Trainer:
             self.k_init, k_train = rng.split(rng.key(cfg.seed))
         self.k_train = k_train.to(self.device)
 
-    def _members_step(self, trim):
+    def _members_step(self, trim, cuts: bool):
         values = member_model_values(self.members, self.model, self.dataset)
+        loss_fn = member_loss(self.task, self.model) if values else self.task.loss_fn(self.model)
         step = make_members_step(
-            member_loss(self.task, self.model) if values else self.task.loss_fn(self.model),
+            distributed.sharded_loss(loss_fn) if cuts else loss_fn,
             self.optimizer,
             compile=self.compiled,
             member_values={k: v.to(self.device) for k, v in values.items()},
+            precision=self.cfg.precision,
         )
         if trim is None:
             return step
