@@ -2,13 +2,16 @@
 resume, a vmapped sweep of adapters, ``export --merge``, and each bad input as one line."""
 
 import json
+import shutil
 
+import attrs
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from seqfunc import rng
 from seqfunc.cli import main
+from seqfunc.inference.generate import generate
 from seqfunc.models.lora import LoRAModel
 from seqfunc.pretrained.architectures import architecture_for_model
 from seqfunc.pretrained.convert import params_from_hf
@@ -77,12 +80,22 @@ def test_lora_trains_the_adapters_only_and_resumes_bit_for_bit(base_run, tmp_pat
     opt_state = load_file(str(tmp_path / "whole" / "opt_state.safetensors"))
     n_adapter = sum(t.numel() for t in adapters.values())
     assert max(t.numel() for t in opt_state.values()) == n_adapter  # moments of adapters only
-    quiet_fit(
-        TrainConfig(**{**COMMON, "steps": 2}, init_from=str(base_run), **LORA), tmp_path / "cut"
-    )
-    quiet_fit(cfg, tmp_path / "cut", resume=True)
-    cut = params_of(tmp_path / "cut")
+    # the cut run and a copy of its base move together to another tree before the resume
+    shutil.copytree(base_run, tmp_path / "runs" / "base")
+    cut_cfg = TrainConfig(**{**COMMON, "steps": 2}, init_from=str(tmp_path / "runs" / "base"))
+    quiet_fit(attrs.evolve(cut_cfg, **LORA), tmp_path / "runs" / "cut")
+    (tmp_path / "elsewhere").mkdir()
+    moved = (tmp_path / "runs").rename(tmp_path / "elsewhere" / "runs") / "cut"
+    assert json.loads((moved / "config.json").read_text())["train"]["init_from"] == "../base"
+    assert main(["train", "--resume", str(moved), "--steps", "4", "--no-progress"]) == 0
+    cut = params_of(moved)
     assert all(torch.equal(adapters[k], cut[k]) for k in adapters)
+    lora = load_run(moved)
+    assert generate(lora.model, lora.params, torch.tensor([[1]]), 3, key=rng.key(0)).shape == (1, 4)
+    # an older run's config.json holds the absolute path: it reads as it is
+    config = json.loads((tmp_path / "whole" / "config.json").read_text())
+    config["train"]["init_from"] = str(base_run.resolve())
+    (tmp_path / "whole" / "config.json").write_text(json.dumps(config))
     run = load_run(tmp_path / "whole")
     assert isinstance(run.model, LoRAModel)
     tokens = torch.randint(0, 8, (2, 8), generator=torch.Generator().manual_seed(0))

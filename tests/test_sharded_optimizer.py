@@ -93,6 +93,32 @@ def test_sharded_state_matches_plain_data_parallelism_with_half_the_bytes(tmp_pa
         assert torch.equal(value, ranks[1]["sharded"]["params"][name])
 
 
+def test_fp16_sharded_ranks_scale_skip_and_end_as_plain_data_parallelism(tmp_path):
+    """fp16 with the dynamic loss scale, 2 ranks: sharded, the parameters after 4 steps equal
+    plain data parallelism's as in fp32 (above); every rank, sharded or not, holds the same
+    scale after every step, and the last step, forced to overflow, is skipped and halves the
+    scale on both ranks alike (the finite check sums the ranks' slices)."""
+    from sharded_worker import OVERFLOWING_SCALE
+
+    code, _, err = torchrun(
+        ["--standalone", "--nproc-per-node", "2"], [str(WORKER), str(tmp_path), "fp16"]
+    )
+    assert code == 0, err[-3000:]
+    ranks = [torch.load(tmp_path / f"rank-{r}.pt") for r in range(2)]
+    expected = ranks[0]["plain"]
+    assert expected["scales"][-1] == OVERFLOWING_SCALE / 2 and expected["overflows"][-1] == 1
+    assert expected["overflows"][-2] == 0  # the steps before trained
+    for got in ranks:
+        for run in (got["plain"], got["sharded"]):
+            assert run["scales"] == expected["scales"]
+            assert run["overflows"] == expected["overflows"]
+        assert_same_params(
+            got["sharded"]["params"], got["plain"]["params"], CONFIG.lr * STEPS, atol=1e-6
+        )
+    for name, value in ranks[0]["sharded"]["params"].items():
+        assert torch.equal(value, ranks[1]["sharded"]["params"][name])
+
+
 XOR = [
     "train",
     "xor",

@@ -88,4 +88,8 @@ def read_config_file(path: str | Path) -> tuple[dict, bool]:
         if isinstance(data.get(options_field), dict):
             fields[options_field] = {**fields.get(options_field, {}), **data.pop(options_field)}
     fields.update(data)
+    if complete:  # a run's config.json: its init_from is relative to the run folder
+        from seqfunc.runs.init_from import resolved_init_from
+
+        fields["init_from"] = resolved_init_from(fields.get("init_from"), Path(path).parent)
     return typed_fields(TrainConfig, fields, where=str(path)), complete

@@ -156,7 +156,7 @@ class GPT:
                 f"GPT: {t} tokens exceed the learned position table ({self.config.context})"
             )
         positions = torch.arange(t, device=tokens.device)
-        return self._forward(params, tokens, positions, key, train)[0]
+        return self._forward(params, tokens, positions, key, train)
 
     def head(self, params: dict, features: torch.Tensor) -> torch.Tensor:
         """The output layer: ``features (..., d_model)`` -> logits ``(..., vocab)`` (through the
@@ -189,17 +189,14 @@ class GPT:
         the whole sequence. ``donate``: write into ``cache``'s buffers (which ``cache'``
         shares) instead of copies; ``cache`` must not be used again
         (:func:`seqfunc.nn.kv_cache.write`)."""
-        pos, t = cache["pos"], tokens.shape[1]
-        window = kv_cache.visible_window(pos, t, kv_cache.capacity(cache))
-        positions = pos + torch.arange(t, device=tokens.device)
-        features, cache = self._forward(
-            params, tokens, positions, None, False, cached=(cache, window, donate)
-        )
-        return self.head(params, features), cache
+        step = kv_cache.Extension(cache, tokens.shape[1], donate=donate)
+        features = self._forward(params, tokens, step.positions, None, False, cached=step)
+        return self.head(params, features), step.cache()
 
     def _forward(self, params, tokens, positions, key, train, cached=None):
-        """``(features (b, t, d_model), cache' or None)``. ``cached``: None (plain causal
-        attention over ``tokens``) or ``(cache, window, donate)`` for :meth:`extend`."""
+        """``features (b, t, d_model)``. ``cached``: None (plain causal attention over
+        ``tokens``) or the :class:`~seqfunc.nn.kv_cache.Extension` of :meth:`extend`, which
+        each layer writes."""
         c = self.config
         x = nn.embedding(params["embed"], tokens)
         if c.positions == "learned":
@@ -213,7 +210,6 @@ class GPT:
         keyed = key is not None and nn.dropout_active(drop, train)
         keys = list(rng.split(key, n_keys)) if keyed else [None] * n_keys
         x = nn.dropout(x, drop, key=keys[-1], train=train)
-        new_k, new_v = [], []
         # recompute each block's activations in the backward (training without a cache only)
         recompute = c.remat and train and cached is None
         for i, layer in enumerate(params["layers"]):
@@ -224,17 +220,9 @@ class GPT:
                     if cached is None:
                         out = _DOT.apply({}, q, k, v, causal=True)
                     else:
-                        cache, window, donate = cached
-                        new_k.append(kv_cache.write(cache["k"][i], k, cache["pos"], donate=donate))
-                        new_v.append(kv_cache.write(cache["v"][i], v, cache["pos"], donate=donate))
-                        out = _DOT.apply(
-                            {},
-                            q,
-                            window.read(new_k[i]),
-                            window.read(new_v[i]),
-                            window.mask,
-                            causal=window.causal,
-                        )
+                        keys, values = cached.layer(i, k, v)
+                        window = cached.window
+                        out = _DOT.apply({}, q, keys, values, window.mask, causal=window.causal)
                     return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
 
                 def ff(h):
@@ -253,9 +241,7 @@ class GPT:
             x = nn.remat(block, recompute)(x, layer, *keys[3 * i : 3 * i + 3])
         if c.norm_first:
             x = nn.layer_norm(params["norm"], x, eps=self.norm_eps)
-        if cached is None:
-            return x, None
-        return x, {"k": new_k, "v": new_v, "pos": cached[0]["pos"] + tokens.shape[1]}
+        return x
 
     def _residual(self, x, norm, sublayer, rate, key, train):
         eps = self.norm_eps

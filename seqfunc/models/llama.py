@@ -174,7 +174,7 @@ class Llama:
     ) -> torch.Tensor:
         """``tokens (b, t)`` -> the final norm's outputs ``(b, t, d_model)``."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self._forward(params, tokens, positions)[0]
+        return self._forward(params, tokens, positions)
 
     def head(self, params: dict, features: torch.Tensor) -> torch.Tensor:
         """``features (..., d_model)`` -> logits ``(..., vocab)`` (through the token
@@ -201,11 +201,9 @@ class Llama:
         ``(logits (b, t, vocab), cache')``, the last ``t`` rows of :meth:`apply` on the whole
         sequence. ``donate``: write into ``cache``'s buffers (see
         :func:`seqfunc.nn.kv_cache.write`)."""
-        pos, t = cache["pos"], tokens.shape[1]
-        window = kv_cache.visible_window(pos, t, kv_cache.capacity(cache))
-        positions = pos + torch.arange(t, device=tokens.device)
-        features, cache = self._forward(params, tokens, positions, cached=(cache, window, donate))
-        return self.head(params, features), cache
+        step = kv_cache.Extension(cache, tokens.shape[1], donate=donate)
+        features = self._forward(params, tokens, step.positions, step)
+        return self.head(params, features), step.cache()
 
     def rotary_frequencies(self, device=None) -> torch.Tensor:
         """The ``(head_dim / 2,)`` rotary frequencies of this config."""
@@ -222,12 +220,12 @@ class Llama:
         )
 
     def _forward(self, params, tokens, positions, cached=None):
-        """``(features (b, t, d_model), cache' or None)``. ``cached``: None (causal attention
-        over ``tokens``) or ``(cache, window, donate)`` for :meth:`extend`."""
+        """``features (b, t, d_model)``. ``cached``: None (causal attention over ``tokens``) or
+        the :class:`~seqfunc.nn.kv_cache.Extension` of :meth:`extend`, which each layer
+        writes."""
         c = self.config
         x = nn.embedding(params["embed"], tokens)
         cos, sin = rotary_angles(positions, self.rotary_frequencies(x.device), dtype=x.dtype)
-        new_k, new_v = [], []
         for i, layer in enumerate(params["layers"]):
             h = rms_norm(layer["attn_norm"], x, eps=c.norm_eps)
             q, k, v = project_grouped(layer["attn"], h, heads=c.heads, kv_heads=self.kv_heads)
@@ -235,19 +233,9 @@ class Llama:
             if cached is None:
                 mixed = grouped_attention_mix(q, k, v, causal=True)
             else:
-                cache, window, donate = cached
-                new_k.append(kv_cache.write(cache["k"][i], k, cache["pos"], donate=donate))
-                new_v.append(kv_cache.write(cache["v"][i], v, cache["pos"], donate=donate))
-                mixed = grouped_attention_mix(
-                    q,
-                    window.read(new_k[i]),
-                    window.read(new_v[i]),
-                    window.mask,
-                    causal=window.causal,
-                )
+                keys, values = cached.layer(i, k, v)
+                window = cached.window
+                mixed = grouped_attention_mix(q, keys, values, window.mask, causal=window.causal)
             x = x + nn.linear(layer["attn"]["out"], mixed)
             x = x + swiglu(layer["ff"], rms_norm(layer["ff_norm"], x, eps=c.norm_eps))
-        x = rms_norm(params["norm"], x, eps=c.norm_eps)
-        if cached is None:
-            return x, None
-        return x, {"k": new_k, "v": new_v, "pos": cached[0]["pos"] + tokens.shape[1]}
+        return rms_norm(params["norm"], x, eps=c.norm_eps)

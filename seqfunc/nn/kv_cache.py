@@ -4,9 +4,10 @@ Fixed-size, preallocated buffers plus a position index, so every decoding step h
 tensor shapes and a compiled step never recompiles::
 
     cache = init_kv_cache(layers=4, batch=1, heads=4, max_len=576, head_dim=32)
-    view = visible_window(cache["pos"], q_len, capacity(cache))
-    # per layer: k_all = write(cache["k"][i], k_new, cache["pos"]); the same for v
-    #            attend(q, view.read(k_all), view.read(v_all), view.mask, causal=view.causal)
+    step = Extension(cache, q_len)        # step.positions: the new tokens' positions
+    # per layer i: keys, values = step.layer(i, k_new, v_new)
+    #              attend(q, keys, values, step.window.mask, causal=step.window.causal)
+    cache = step.cache()
 
 A write is pure by default (a new buffer; the argument is left untouched). ``donate=True``
 writes into the buffer itself, as a donated buffer in JAX: one position costs one position
@@ -92,3 +93,35 @@ def visible_window(pos: torch.Tensor, q_len: int, max_len: int) -> Window:
 def capacity(cache: dict) -> int:
     """How many positions the buffers hold."""
     return cache["k"][0].shape[2] if cache["k"] else 0
+
+
+class Extension:
+    """One extension of ``cache`` by ``q_len`` new tokens, the mechanism of a model's
+    ``extend``: each layer writes its new keys and values (:meth:`layer`) and reads the
+    :func:`visible_window`; :meth:`cache` is the cache afterwards. ``donate``: write into
+    ``cache``'s buffers (:func:`write`)."""
+
+    def __init__(self, cache: dict, q_len: int, *, donate: bool = False):
+        self._before = cache
+        self._donate = donate
+        self._k: list[torch.Tensor] = []
+        self._v: list[torch.Tensor] = []
+        pos = cache["pos"]
+        self.q_len = q_len
+        #: ``(q_len,)`` int64: the absolute positions of the new tokens
+        self.positions = pos + torch.arange(q_len, device=pos.device)
+        self.window = visible_window(pos, q_len, capacity(cache))
+
+    def layer(
+        self, index: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write layer ``index``'s new ``k, v (b, h, q_len, d)`` (layers in order):
+        the ``(b, h, window.length, d)`` keys and values its queries read."""
+        pos = self._before["pos"]
+        self._k.append(write(self._before["k"][index], k, pos, donate=self._donate))
+        self._v.append(write(self._before["v"][index], v, pos, donate=self._donate))
+        return self.window.read(self._k[-1]), self.window.read(self._v[-1])
+
+    def cache(self) -> dict:
+        """The cache holding the new tokens too, once every layer has written."""
+        return {"k": self._k, "v": self._v, "pos": self._before["pos"] + self.q_len}

@@ -21,6 +21,7 @@ from seqfunc.config import from_dict, to_dict
 from seqfunc.errors import CheckpointError, CheckpointMismatch
 from seqfunc.runs import checkpoint, files
 from seqfunc.runs.config import TrainConfig
+from seqfunc.runs.init_from import resolved_init_from, stored_init_from
 from seqfunc.runs.jsonl import strict_line
 from seqfunc.serialization import read_json, save_params, save_tree, write_json
 
@@ -45,7 +46,9 @@ class RunFolder:
         data = read_json(self.path / files.CONFIG)
         if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
             raise CheckpointError(f'{self.path / files.CONFIG}: no "train" section')
-        return from_dict(TrainConfig, data["train"], where=f"{self.path / files.CONFIG} train")
+        train = dict(data["train"])
+        train["init_from"] = resolved_init_from(train.get("init_from"), self.path)
+        return from_dict(TrainConfig, train, where=f"{self.path / files.CONFIG} train")
 
     def refuse_overwrite(self) -> None:
         if self.writer and (self.path / files.CONFIG).exists():
@@ -54,11 +57,12 @@ class RunFolder:
                 f"`seqfunc train --resume {self.path}` or choose another --out"
             )
 
-    @staticmethod
-    def config_record(cfg: TrainConfig, dataset, model) -> dict:
-        """What ``config.json`` holds for this config, dataset and model."""
+    def config_record(self, cfg: TrainConfig, dataset, model) -> dict:
+        """What this folder's ``config.json`` holds for this config, dataset and model
+        (``init_from`` relative to the folder: runs/init_from.py)."""
+        train = {**to_dict(cfg), "init_from": stored_init_from(cfg.init_from, self.path)}
         return {
-            "train": to_dict(cfg),
+            "train": train,
             "dataset": {"name": cfg.dataset, "config": to_dict(dataset.config)},
             "model": {"name": cfg.model, "config": to_dict(model.config)},
         }

@@ -7,10 +7,17 @@ and anything that would change a shape is refused. The model that :func:`startin
 returns is an ordinary model whose ``init`` gives the starting parameters (full fine-tuning)
 or a fresh adapter tree (LoRA), so the step, the loop, members and checkpoints are those of
 any run. A LoRA run's folder holds the adapters; its base stays referenced by ``init_from``.
+
+In memory ``init_from`` is a path as the process sees it; a run's ``config.json`` stores it
+relative to the run folder (:func:`stored_init_from`), so that the run and its base moved
+together (a ``runs/`` tree copied elsewhere) still find each other, and reading resolves it
+against the folder (:func:`resolved_init_from`). An absolute path, as older runs stored it,
+reads as it is.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import attrs
@@ -22,6 +29,26 @@ from seqfunc.errors import CheckpointError, ConfigError
 from seqfunc.models.lora import LoRAModel
 from seqfunc.serialization import read_json
 from seqfunc.tree import flatten_dict, tree_map
+
+
+def stored_init_from(init_from: str | None, folder: str | os.PathLike) -> str | None:
+    """``init_from`` as the ``config.json`` in ``folder`` stores it: relative to ``folder``
+    (absolute only where no relative path exists, e.g. another drive on Windows)."""
+    if init_from is None:
+        return None
+    target, base = Path(init_from).resolve(), Path(folder).resolve()
+    try:
+        return Path(os.path.relpath(target, base)).as_posix()
+    except ValueError:
+        return str(target)
+
+
+def resolved_init_from(stored: str | None, folder: str | os.PathLike) -> str | None:
+    """The ``init_from`` a ``config.json`` in ``folder`` stores, as a path this process
+    opens: relative ones against ``folder``, absolute ones (older runs) as they are."""
+    if stored is None:
+        return None
+    return str((Path(folder) / stored).resolve())
 
 
 class InitializedModel:
@@ -116,12 +143,12 @@ def _check_vocabulary(model, model_cls, dataset, dataset_name: str, path: Path) 
         )
 
 
-def lora_run_model(train: dict, model, device=None):
-    """The model of a LoRA run folder: ``model`` (built from the folder's config) adapted
-    over the parameters of the folder's ``init_from``; ``train``: its config's "train"."""
+def lora_run_model(train: dict, model, folder: str | os.PathLike, device=None):
+    """The model of the LoRA run ``folder``: ``model`` (built from its config) adapted over
+    the parameters of its ``init_from``; ``train``: its config's "train"."""
     from seqfunc.runs.load import load_run
 
-    base = load_run(train["init_from"], device=device or "cpu")
+    base = load_run(resolved_init_from(train["init_from"], folder), device=device or "cpu")
     params = base.params
     if isinstance(base.model, LoRAModel):
         params = base.model.merged(params)

@@ -75,7 +75,7 @@ def load_run(
     if train.get("lora_rank") is not None and train.get("init_from"):  # adapters over a base
         from seqfunc.runs.init_from import lora_run_model
 
-        model = lora_run_model(train, model, device)
+        model = lora_run_model(train, model, path, device)
     params = load_run_params(path, parameter_template(model), device=device)
     return Run(path, config, dataset, model, params)
 

@@ -271,13 +271,13 @@ def _setup(where: _Folders, make_trainer, resume: bool, ranks, log):
         trainer = make_trainer()
         if trainer.cfg.tensorboard and run.writer:
             tensorboard.require()  # before anything is written
-        records = trainer.config_records()
+        records = trainer.config_records(where.members)
         record = (
             records[0]
             if not trainer.vmapped
             else {f"member {i:03d}": r for i, r in enumerate(records)}
         )
-        start = _starting_state(run, trainer, record, resume, log)
+        start = _starting_state(where, trainer, record, resume, log)
     except SeqfuncError as exc:
         failure = exc
     except BaseException:
@@ -313,9 +313,10 @@ def _run_config(run: RunFolder, cfg: TrainConfig | None, resume: bool) -> TrainC
     return cfg
 
 
-def _starting_state(run: RunFolder, trainer: Trainer, record: dict, resume: bool, log):
+def _starting_state(where: _Folders, trainer: Trainer, record: dict, resume: bool, log):
     """A fresh state at step 0, or the newest complete checkpoint's with its Progress, checked
     to fit this run (:mod:`seqfunc.runs.resume`)."""
+    run = where.run
     state = trainer.initial_state()
     if not resume:
         return state, Progress()
@@ -329,7 +330,8 @@ def _starting_state(run: RunFolder, trainer: Trainer, record: dict, resume: bool
         return state, Progress()
     folder, params, opt_state, saved = found
     if isinstance(saved.get(resume_checks.CONFIG_KEY), dict):
-        resume_checks.check_config(run, record, folder, saved[resume_checks.CONFIG_KEY])
+        saved_record = saved[resume_checks.CONFIG_KEY]
+        resume_checks.check_config(run, record, folder, saved_record, where.members)
     at = Progress.from_json(saved, where=str(folder / files.STATE))
     resume_checks.check_length(run, at, trainer.total_steps, folder)
     log(f"resuming {run} from {folder.name}")

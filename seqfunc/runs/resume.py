@@ -10,6 +10,7 @@ from pathlib import Path
 from seqfunc.errors import CheckpointMismatch, ConfigError
 from seqfunc.runs import checkpoint
 from seqfunc.runs.config import RESUMABLE_CHANGES
+from seqfunc.runs.init_from import stored_init_from
 from seqfunc.runs.state import Progress
 
 #: The key of a checkpoint's state.json that records the run's config.json as it was written.
@@ -37,10 +38,11 @@ def changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def check_config(run, record: dict, found_in: Path, saved: dict) -> None:
+def check_config(run, record: dict, found_in: Path, saved: dict, folders) -> None:
     """Refuse when the config this resume builds (``record``, laid out as config.json)
-    differs from the one the checkpoint ``found_in`` was written with (``saved``)."""
-    differing = changes(_normalised(saved), _normalised(record))
+    differs from the one the checkpoint ``found_in`` was written with (``saved``);
+    ``folders``: each member's run folder, where its record's ``init_from`` is relative to."""
+    differing = changes(_normalised(stored_init_froms(saved, folders)), _normalised(record))
     if differing:
         raise CheckpointMismatch(
             f"--resume {run}: config.json differs from the config {found_in.name} was written "
@@ -73,6 +75,28 @@ def check_length(run, at: Progress, total_steps: int, found_in: Path) -> None:
             f"{total_steps} steps would end before it: give --steps {at.step} or more (nothing "
             "was changed)"
         )
+
+
+def stored_init_froms(record: dict, folders) -> dict:
+    """``record`` (one run's, or ``{"member NNN": record}``) with each member's ``init_from``
+    as its folder's config.json stores it now: an older checkpoint's absolute path becomes
+    relative (runs/init_from.py), so that it compares equal to the record built now."""
+    if "train" in record or len(folders) == 1:
+        return _stored_init_from(record, folders[0])
+    return {
+        key: _stored_init_from(value, folder)
+        for (key, value), folder in zip(record.items(), folders)
+    }
+
+
+def _stored_init_from(record, folder) -> dict:
+    train = record.get("train") if isinstance(record, dict) else None
+    if not isinstance(train, dict) or not isinstance(train.get("init_from"), str):
+        return record
+    if not Path(train["init_from"]).is_absolute():
+        return record
+    stored = stored_init_from(train["init_from"], folder.path)
+    return {**record, "train": {**train, "init_from": stored}}
 
 
 def _normalised(record) -> dict:

@@ -214,11 +214,12 @@ class Trainer:
             return [self.model]
         return [member_model(m, self.model, self.dataset) for m in self.members]
 
-    def config_records(self) -> list[dict]:
-        """Each member's ``config.json`` record (:meth:`RunFolder.config_record`)."""
+    def config_records(self, folders: Sequence[RunFolder]) -> list[dict]:
+        """Each member's ``config.json`` record in its run folder (``folders``, one per
+        member; :meth:`RunFolder.config_record`)."""
         return [
-            RunFolder.config_record(m, self.dataset, model)
-            for m, model in zip(self.members, self.member_models())
+            folder.config_record(m, self.dataset, model)
+            for folder, m, model in zip(folders, self.members, self.member_models(), strict=True)
         ]
 
     def member_params(self, params, i: int):
