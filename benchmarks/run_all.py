@@ -262,6 +262,40 @@ JOBS: tuple[Job, ...] = (
         goal="chunked, linear, window: memory exponent <= 1",
     ),
     Job(
+        "precision",
+        "GPT step (6 x 384, context 256) in bf16 vs fp32",
+        (PY, "benchmarks/precision.py"),
+        120,
+        lambda r: (
+            f"bf16 **{r['speedup']:.2f}x** fp32 ({r['bf16_tokens_per_s']:.0f} vs "
+            f"{r['fp32_tokens_per_s']:.0f} tokens/s), avx512_bf16 {str(r['avx512_bf16']).lower()}"
+        ),
+        goal=">= 1.8x on AVX512-BF16",
+    ),
+    Job(
+        "memory",
+        "peak memory of a GPT step (8 x 256, context 1024): recomputation, accumulation",
+        (PY, "benchmarks/memory.py"),
+        240,
+        lambda r: (
+            f"remat keeps **{r['remat_activation_fraction']:.2f}** of the activations at "
+            f"**{r['remat_time_ratio']:.2f}x** the time; accumulate=8 peak "
+            f"**{r['accumulate_peak_ratio']:.2f}x** the B/8 step's"
+        ),
+        goal="remat <= 0.33 at <= 1.4x; accumulation <= 1.1x",
+    ),
+    Job(
+        "precision-recipe",
+        "Tiny Shakespeare's recipe in bf16 vs fp32, 3 seeds a side",
+        (PY, "benchmarks/precision_recipe.py"),
+        1800,
+        lambda r: (
+            f"bf16 **{r['bf16_mean']:.4f}** vs fp32 **{r['fp32_mean']:.4f}** nats/char "
+            f"(t = {r['t']:+.2f}: {'within' if r['within_noise'] else 'outside'} the noise)"
+        ),
+        goal="bf16 within the seeds' noise of fp32",
+    ),
+    Job(
         "shakespeare",
         "Tiny Shakespeare, character model",
         ("seqfunc", "train", "shakespeare", "--no-progress", "--out", "{out}"),
