@@ -9,17 +9,22 @@ bf16 is "within the noise of fp32" when the difference of the two means is at mo
 standard error (Welch: ``sqrt(s_fp32^2 / n + s_bf16^2 / n)``, ``s`` the sample standard
 deviation over seeds), that is ``|t| <= 2``.
 
-    python benchmarks/precision_recipe.py [--seeds 0 1 2] [--steps N] [--out DIR]
+    python benchmarks/precision_recipe.py [--seeds 0 1 2] [--threads 1] [--steps N] [--out DIR]
+
+``--threads N`` runs each training with N threads (``OMP_NUM_THREADS``; default: torch's own
+choice). The thread count changes the order of float sums and with it a run's last digits,
+so a fixed count makes the losses the same on any machine.
 
 ``--steps`` shortens the recipe (a smoke test; the figures are then not the recipe's).
 Last line: JSON {fp32_losses, bf16_losses, fp32_mean, bf16_mean, difference, t,
-within_noise, fp32_seconds, bf16_seconds, steps, avx512_bf16}.
+within_noise, fp32_seconds, bf16_seconds, steps, threads, avx512_bf16}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,15 +43,18 @@ def last_validation_loss(folder: Path) -> float:
     return float([r for r in records if r.get("split") == "val"][-1]["loss"])
 
 
-def train(precision: str, seed: int, steps: int | None, out: Path) -> tuple[float, float]:
+def train(
+    precision: str, seed: int, steps: int | None, threads: int | None, out: Path
+) -> tuple[float, float]:
     """``(final validation loss, wall seconds)`` of one run of the recipe."""
     folder = out / f"{precision}-seed{seed}"
     argv = [sys.executable, "-m", "seqfunc", "train", "shakespeare", "--no-progress"]
     argv += ["--seed", str(seed), "-t", f"precision={precision}", "--out", str(folder)]
     if steps is not None:
         argv += ["--steps", str(steps)]
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
     return last_validation_loss(folder), time.perf_counter() - start
 
 
@@ -61,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="keep the run folders here")
     args = parser.parse_args()
     if len(args.seeds) < 2:
@@ -73,7 +82,7 @@ def main() -> None:
         print(f"{'seed':>4}  {'precision':>9}  {'val loss':>9}  {'seconds':>8}")
         for seed in args.seeds:
             for precision in PRECISIONS:
-                loss, wall = train(precision, seed, args.steps, out)
+                loss, wall = train(precision, seed, args.steps, args.threads, out)
                 losses[precision].append(loss)
                 seconds[precision].append(wall)
                 print(f"{seed:>4}  {precision:>9}  {loss:>9.4f}  {wall:>8.0f}", flush=True)
@@ -98,6 +107,7 @@ def main() -> None:
         "fp32_seconds": statistics.median(seconds["fp32"]),
         "bf16_seconds": statistics.median(seconds["bf16"]),
         "steps": args.steps,
+        "threads": args.threads,
         "avx512_bf16": "avx512_bf16" in cpu_flags(),
     }
     print(json.dumps(result))

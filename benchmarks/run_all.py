@@ -287,7 +287,7 @@ JOBS: tuple[Job, ...] = (
     Job(
         "precision-recipe",
         "Tiny Shakespeare's recipe in bf16 vs fp32, 3 seeds a side",
-        (PY, "benchmarks/precision_recipe.py"),
+        (PY, "benchmarks/precision_recipe.py", "--threads", "1"),
         1800,
         lambda r: (
             f"bf16 **{r['bf16_mean']:.4f}** vs fp32 **{r['fp32_mean']:.4f}** nats/char "
