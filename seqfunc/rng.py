@@ -157,13 +157,6 @@ def normal(
     return (std * radius * torch.cos(2.0 * math.pi * u2)).to(dtype)
 
 
-#: Eagerly, :func:`bernoulli` hashes at most this many elements at a time (the pieces joined
-#: are the whole draw, bit for bit): the hash's two int32 temporaries, each four times the
-#: mask's bytes, stay 4 MiB. Compiled, the hash is one fused loop without temporaries, and the
-#: draw is whole.
-BERNOULLI_CHUNK = 2**20
-
-
 def bernoulli(
     key: KeyArray, p: float | torch.Tensor, shape: Sequence[int], *, offset: int = 0
 ) -> torch.Tensor:
@@ -182,16 +175,6 @@ def bernoulli(
         threshold = int(round(p * 2**32))
         if threshold >= 2**32:
             return torch.ones(tuple(shape), dtype=torch.bool, device=key.device)
-    signed_threshold = threshold - 2**31
-
-    def draw(start: int, n: int) -> torch.Tensor:
-        # bits < threshold as unsigned words: flip the sign bit of both sides, compare signed
-        # (a tensor threshold is int64: p = 1 gives 2**31, above every int32)
-        return _bits32(key, (n,), offset + start).bitwise_xor_(_SIGN_I32) < signed_threshold
-
-    total = math.prod(shape)
-    chunk = total if torch.compiler.is_compiling() else BERNOULLI_CHUNK
-    if total <= chunk:
-        return draw(0, total).reshape(tuple(shape))
-    parts = [draw(start, min(chunk, total - start)) for start in range(0, total, chunk)]
-    return torch.cat(parts).reshape(tuple(shape))
+    # bits < threshold as unsigned words: flip the sign bit of both sides, compare signed
+    # (a tensor threshold is int64: p = 1 gives 2**31, above every int32)
+    return _bits32(key, shape, offset).bitwise_xor_(_SIGN_I32) < threshold - 2**31

@@ -200,25 +200,3 @@ def test_bernoulli_offset_wraps_like_the_counter():
     assert torch.equal(
         rng.bernoulli(k, 0.5, (64,), offset=2**32 + 5), rng.bernoulli(k, 0.5, (64,), offset=5)
     )
-
-
-@pytest.mark.parametrize("offset", [0, 5])
-def test_bernoulli_in_chunks_is_the_whole_draw(monkeypatch, offset):
-    """Eagerly a long draw is hashed in pieces (rng.BERNOULLI_CHUNK elements): the same mask,
-    for one key, a stack of keys under vmap, and a member's tensor rate."""
-    keys = torch.stack([rng.key(3), rng.key(4)])
-    rates = torch.tensor([0.3, 0.7], dtype=torch.float64)
-
-    def draws():
-        return (
-            rng.bernoulli(rng.key(3), 0.3, (6, 17), offset=offset),
-            vmap(lambda k, p: rng.bernoulli(k, p, (6, 17), offset=offset))(keys, rates),
-        )
-
-    whole = draws()
-    monkeypatch.setattr(rng, "BERNOULLI_CHUNK", 10)
-    chunked = draws()
-    for got, expected in zip(chunked, whole):
-        assert got.shape == expected.shape
-        assert torch.equal(got, expected)
-    assert 0 < int(whole[0].sum()) < whole[0].numel()  # a mask, not all one value
