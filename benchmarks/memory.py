@@ -18,10 +18,10 @@ keeps of freed blocks (see below), whose layout varies from process to process. 
 run moves the activation fraction by several hundredths, more than the goal's margin; the
 median of three keeps one odd process from deciding it. The table shows each case's range.
 
-What the resident set holds: glibc keeps the pages of freed heap blocks, and it maps the
-optimizer's vector-sized temporaries afresh (they are above its mmap threshold), so a step's
-peak is about the high-water mark of the forward and backward's heap plus the optimizer's
-temporaries. :mod:`memory_breakdown` shows the live tensor bytes behind it.
+What the resident set holds: glibc's heap keeps the pages of freed blocks, and the
+optimizer's vectors do not fit in the holes the freed activations leave, so a step's peak is
+about the heap's high-water mark in the forward and backward plus the optimizer's vectors,
+not the live tensor bytes (:mod:`memory_breakdown` counts those; docs/performance.md).
 
 * ``remat_activation_fraction``: activation memory with ``remat=true`` over that without
   (goal <= 1/3), at batch 4;

@@ -9,9 +9,8 @@ peak, grouped by size and by the code that allocated them.
     python benchmarks/memory_breakdown.py [--case remat] [--batch 4] [--top 8]
 
 It uses torch's private ``torch.profiler._memory_profiler`` (torch 2.13). The resident set
-:mod:`memory` measures is larger: glibc keeps freed heap pages, so a step's peak RSS is
-about the heap's high-water mark of the backward plus the optimizer's temporaries, which it
-maps afresh (see docs/performance.md).
+:mod:`memory` measures is larger: glibc's heap keeps freed pages, and the optimizer's vectors
+do not fit in the holes the freed activations leave (see docs/performance.md).
 """
 
 from __future__ import annotations
