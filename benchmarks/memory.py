@@ -11,6 +11,18 @@ figure is the difference, the memory the step itself added at its peak. Activati
 is that figure less a floor case's (one row of 16 tokens: the gradient and the optimizer's
 temporaries, with next to no activations).
 
+Each case runs ``--repeats`` times (a fresh subprocess each) and its figure is the median.
+One run is not reproducible: the same case, same code, reads 445 and 491 MiB (remat) or 210
+and 250 MiB (floor) in consecutive runs, because the figure is mostly what glibc's heap
+keeps of freed blocks (see below), whose layout varies from process to process. A single
+run moves the activation fraction by several hundredths, more than the goal's margin; the
+median of three keeps one odd process from deciding it. The table shows each case's range.
+
+What the resident set holds: glibc's heap keeps the pages of freed blocks, and the
+optimizer's vectors do not fit in the holes the freed activations leave, so a step's peak is
+about the heap's high-water mark in the forward and backward plus the optimizer's vectors,
+not the live tensor bytes (:mod:`memory_breakdown` counts those; docs/performance.md).
+
 * ``remat_activation_fraction``: activation memory with ``remat=true`` over that without
   (goal <= 1/3), at batch 4;
 * ``remat_time_ratio``: seconds a step with ``remat=true`` over without (goal <= 1.4),
@@ -18,10 +30,10 @@ temporaries, with next to no activations).
 * ``accumulate_peak_ratio``: the step of 8 rows accumulated in 8 micro-batches over the step
   of one row (goal <= 1.1).
 
-    python benchmarks/memory.py [--batch 4] [--rounds 3]
+    python benchmarks/memory.py [--batch 4] [--rounds 3] [--repeats 3]
 
 Last line: JSON {remat_activation_fraction, remat_time_ratio, accumulate_peak_ratio, and
-each case's MiB}.
+each case's MiB (median) and range}.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 
@@ -89,6 +102,7 @@ def measure(case: str, batch: int) -> None:
 
 
 def case_mib(case: str, batch: int) -> float:
+    """One run of ``case`` in a fresh subprocess: the step's added peak in MiB."""
     out = subprocess.run(
         [sys.executable, __file__, "--case", case, "--batch", str(batch)],
         capture_output=True,
@@ -102,12 +116,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="subprocesses per case")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         return measure(args.case, args.batch)
 
-    mib = {case: case_mib(case, args.batch) for case in CASES}
+    runs = {case: [case_mib(case, args.batch) for _ in range(args.repeats)] for case in CASES}
+    mib = {case: statistics.median(values) for case, values in runs.items()}
     activations = {k: mib[k] - mib["floor"] for k in ("plain", "remat")}
     fraction = activations["remat"] / activations["plain"]
     accumulate_ratio = mib["accumulate_8"] / mib["one_row"]
@@ -121,9 +137,9 @@ def main() -> None:
 
     print(
         f"GPT {SHAPE['layers']}x{SHAPE['d_model']}, context {SHAPE['context']}, eager; "
-        "peak RSS added by one step, a subprocess per case"
+        f"peak RSS added by one step, median of {args.repeats} subprocesses per case"
     )
-    print(f"{'case':<34}{'MiB':>10}")
+    print(f"{'case':<34}{'MiB':>10}{'range':>18}")
     names = {
         "floor": "floor (1 x 16 tokens)",
         "plain": f"batch {args.batch}",
@@ -132,7 +148,8 @@ def main() -> None:
         "accumulate_8": "8 rows, accumulate=8",
     }
     for case, label in names.items():
-        print(f"{label:<34}{mib[case]:>10.1f}")
+        spread = f"{min(runs[case]):.0f} - {max(runs[case]):.0f}"
+        print(f"{label:<34}{mib[case]:>10.1f}{spread:>18}")
     print(
         f"activations: {activations['plain']:.1f} MiB plain, {activations['remat']:.1f} MiB "
         f"remat ({fraction:.2f}); remat step time {time_ratio:.2f}x (median of "
@@ -146,6 +163,7 @@ def main() -> None:
                 "remat_time_ratio": round(time_ratio, 3),
                 "accumulate_peak_ratio": round(accumulate_ratio, 3),
                 "mib": {k: round(v, 1) for k, v in mib.items()},
+                "mib_range": {k: [round(min(v), 1), round(max(v), 1)] for k, v in runs.items()},
             }
         )
     )

@@ -76,11 +76,13 @@ _SIGN_I32 = _i32(1 << 31)
 def _bits32(key: KeyArray, shape: Sequence[int], offset: int = 0) -> torch.Tensor:
     """``_hash(key, offset + arange(numel))`` reshaped to ``shape``, as int32 bit patterns.
 
-    After the first op every step updates a fresh temporary in place (no allocations).
+    After the first op every step updates a fresh temporary in place, and the counter is not
+    kept: at most two tensors of ``shape`` are alive at once (the result and one shift).
     """
     k0, k1 = key.to(torch.int32).unbind(-1)
-    counter = torch.arange(math.prod(shape), dtype=torch.int32, device=key.device)
-    x = torch.add(counter, k1 + _i32(offset)) if offset else torch.add(counter, k1)
+    start = k1 + _i32(offset) if offset else k1
+    # out of place: under vmap the key is batched and the counter is not
+    x = torch.arange(math.prod(shape), dtype=torch.int32, device=key.device).add(start)
     x.mul_(_GOLDEN_I32).bitwise_xor_(k0)
     x.bitwise_xor_(x.bitwise_right_shift(16).bitwise_and_(0xFFFF)).mul_(_MUL1_I32)
     x.bitwise_xor_(x.bitwise_right_shift(15).bitwise_and_(0x1FFFF)).mul_(_MUL2_I32)

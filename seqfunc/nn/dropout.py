@@ -75,4 +75,5 @@ def dropout(
     keep = 1.0 - rate
     if isinstance(keep, torch.Tensor):
         keep = keep.to(x.dtype)
-    return (x / keep).masked_fill(drop, 0.0)
+    # in place on the quotient, which no backward reads: one tensor of x's size, not two
+    return (x / keep).masked_fill_(drop, 0.0)
