@@ -6,7 +6,12 @@ replays them and reports, above what was alive before the step, the peak before 
 (forward and backward) and the peak of the whole step, then the tensors alive at the first
 peak, grouped by size and by the code that allocated them.
 
-    python benchmarks/memory_breakdown.py [--case remat] [--batch 4] [--top 8]
+    python benchmarks/memory_breakdown.py [--cases floor plain remat] [--batch 4] [--top 8]
+
+With ``floor``, ``plain`` and ``remat`` among the cases it also gives recomputation's share
+of the activation memory in live bytes: ``(remat - floor) / (plain - floor)`` of the peaks
+before the optimizer (the forward and the backward, where the activations live).
+Last line: JSON {each case: {before_optimizer_mib, step_mib}, remat_live_activation_fraction}.
 
 It uses torch's private ``torch.profiler._memory_profiler`` (torch 2.13). The resident set
 :mod:`memory` measures is larger: glibc's heap keeps freed pages, and the optimizer's vectors
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import json
 
 import torch
 from memory import CASES
@@ -59,7 +65,9 @@ def where(spans, starts, t: int) -> str:
     return " > ".join(ours[-3:]) or "(outside seqfunc)"
 
 
-def breakdown(case: str, batch: int, top: int) -> None:
+def breakdown(case: str, batch: int, top: int) -> tuple[float, float]:
+    """Print what holds ``case``'s memory; ``(peak before the optimizer, peak of the step)``
+    in MiB above what was alive before the step."""
     prof = profiled_step(case, batch)
     spans = op_spans(prof)
     starts = [s for s, _, _ in spans]
@@ -90,15 +98,31 @@ def breakdown(case: str, batch: int, top: int) -> None:
         print(f"  {size / MIB:9.3f} x {origins.total():<3}")
         for origin, count in origins.most_common(3):
             print(f"      {count:3d}  {origin}")
+    return peak / MIB, step_peak / MIB
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=sorted(CASES), default="remat")
+    parser.add_argument(
+        "--cases", nargs="+", choices=sorted(CASES), default=["floor", "plain", "remat"]
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
-    breakdown(args.case, args.batch, args.top)
+    peaks = {case: breakdown(case, args.batch, args.top) for case in args.cases}
+    print(f"\n{'case':>10}  {'before optimizer':>16}  {'step':>8}  (live MiB)")
+    for case, (before, step) in peaks.items():
+        print(f"{case:>10}  {before:>16.1f}  {step:>8.1f}")
+    result = {
+        case: {"before_optimizer_mib": round(before, 1), "step_mib": round(step, 1)}
+        for case, (before, step) in peaks.items()
+    }
+    if {"floor", "plain", "remat"} <= peaks.keys():
+        floor = peaks["floor"][0]
+        fraction = (peaks["remat"][0] - floor) / (peaks["plain"][0] - floor)
+        print(f"recomputation keeps {fraction:.2f} of the activations' live bytes")
+        result["remat_live_activation_fraction"] = round(fraction, 3)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
