@@ -285,6 +285,19 @@ JOBS: tuple[Job, ...] = (
         goal="remat <= 0.33 at <= 1.4x; accumulation <= 1.1x",
     ),
     Job(
+        "memory-live",
+        "live tensor bytes of a GPT step (8 x 256, context 1024) before the optimizer",
+        (PY, "benchmarks/memory_breakdown.py", "--top", "3"),
+        60,
+        lambda r: (
+            f"remat keeps **{r['remat_live_activation_fraction']:.2f}** of the activations' "
+            f"live bytes (floor {r['floor']['before_optimizer_mib']:.0f}, plain "
+            f"{r['plain']['before_optimizer_mib']:.0f}, remat "
+            f"{r['remat']['before_optimizer_mib']:.0f} MiB)"
+        ),
+        goal="remat <= 0.33",
+    ),
+    Job(
         "precision-recipe",
         "Tiny Shakespeare's recipe in bf16 vs fp32, 3 seeds a side",
         (PY, "benchmarks/precision_recipe.py", "--threads", "1"),
