@@ -271,6 +271,13 @@ def wait_for(predicate, timeout_s: float, what: str) -> None:
         time.sleep(0.005)
 
 
+def sigint_as_in_a_terminal() -> None:
+    """In the child before it runs: SIGINT at its default, as a command started in a terminal
+    has it. A test run started in the background (``pytest &``) ignores SIGINT, its children
+    inherit that, and seqfunc leaves an ignored SIGINT ignored while it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def loading_torch(pid: int) -> bool:
     """Has the process started loading torch's libraries (so it runs seqfunc's imports)?"""
     try:
@@ -296,7 +303,13 @@ def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback(tmp_path,
         str(tmp_path / "run"),
         "--no-progress",
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_in_a_terminal,
+    )
     try:
         wait_for(lambda: loading_torch(proc.pid) or proc.poll() is not None, 60, "torch to load")
         time.sleep(delay_s)
