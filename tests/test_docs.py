@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-TEST_COMMAND = "HYPOTHESIS_PROFILE=ci python -m pytest -q"
+TEST_COMMAND = "HYPOTHESIS_PROFILE=ci python -m pytest -q -n auto --dist loadfile"
 
 
 def fenced_blocks(text: str, languages: tuple[str, ...]) -> list[str]:
