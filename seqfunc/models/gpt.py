@@ -220,9 +220,9 @@ class GPT:
                     if cached is None:
                         out = _DOT.apply({}, q, k, v, causal=True)
                     else:
-                        keys, values = cached.layer(i, k, v)
+                        seen_k, seen_v = cached.layer(i, k, v)
                         window = cached.window
-                        out = _DOT.apply({}, q, keys, values, window.mask, causal=window.causal)
+                        out = _DOT.apply({}, q, seen_k, seen_v, window.mask, causal=window.causal)
                     return nn.linear(layer["attn"]["out"], rearrange(out, "b h t d -> b t (h d)"))
 
                 def ff(h):

@@ -233,9 +233,9 @@ class Llama:
             if cached is None:
                 mixed = grouped_attention_mix(q, k, v, causal=True)
             else:
-                keys, values = cached.layer(i, k, v)
+                seen_k, seen_v = cached.layer(i, k, v)
                 window = cached.window
-                mixed = grouped_attention_mix(q, keys, values, window.mask, causal=window.causal)
+                mixed = grouped_attention_mix(q, seen_k, seen_v, window.mask, causal=window.causal)
             x = x + nn.linear(layer["attn"]["out"], mixed)
             x = x + swiglu(layer["ff"], rms_norm(layer["ff_norm"], x, eps=c.norm_eps))
         return rms_norm(params["norm"], x, eps=c.norm_eps)
